@@ -1,0 +1,74 @@
+"""Seeded generator of small, georeferenced PAN + MS GeoTIFF pairs for the tests.
+
+The scene is synthetic but physically shaped: a high-resolution multiband field (smooth
+random texture plus sharp-edged "buildings"), whose band mean is the PAN and whose
+block average over ratio x ratio pixels is the MS, so PAN and MS agree like a real pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal, osr
+
+gdal.UseExceptions()
+
+GDAL_TYPES = {"uint8": gdal.GDT_Byte, "uint16": gdal.GDT_UInt16, "int16": gdal.GDT_Int16,
+              "float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64}
+
+
+def synthetic_scene(ms_shape: tuple[int, int], bands: int, ratio: int, seed: int = 0,
+                    max_value: float = 2047.0) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(pan (1, H, W), ms (bands, h, w))`` float64 in [0, max_value]."""
+    rng = np.random.default_rng(seed)
+    h, w = ms_shape
+    H, W = h * ratio, w * ratio
+    yy, xx = np.mgrid[0:H, 0:W] / max(H, W)
+    hr = np.empty((bands, H, W))
+    for b in range(bands):
+        f = sum(rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * (rng.uniform(1, 6) * xx + rng.uniform(1, 6) * yy)
+                                             + rng.uniform(0, 6.3)) for _ in range(3))
+        hr[b] = 0.5 + 0.12 * f
+    for _ in range(max(2, H * W // 1500)):  # sharp rectangles: the detail PAN must bring
+        y0, x0 = rng.integers(0, H - 4), rng.integers(0, W - 4)
+        dy, dx = rng.integers(2, max(3, H // 6)), rng.integers(2, max(3, W // 6))
+        hr[:, y0:y0 + dy, x0:x0 + dx] = rng.uniform(0.1, 0.95, size=(bands, 1, 1))
+    hr = np.clip(hr, 0, 1) * max_value
+    pan = hr.mean(axis=0, keepdims=True)
+    ms = hr.reshape(bands, h, ratio, w, ratio).mean(axis=(2, 4))
+    return pan, ms
+
+
+def write_geotiff(path: Path, data: np.ndarray, origin: tuple[float, float], pixel: float,
+                  epsg: int | None = 32631, dtype: str = "uint16", nodata: float | None = None) -> Path:
+    """Write ``data`` (C, H, W) as a north-up GeoTIFF with top-left corner ``origin``."""
+    path = Path(path)
+    c, h, w = data.shape
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, c, GDAL_TYPES[dtype])
+    ds.SetGeoTransform((origin[0], pixel, 0.0, origin[1], 0.0, -pixel))
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+        ds.SetProjection(srs.ExportToWkt())
+    for b in range(c):
+        band = ds.GetRasterBand(b + 1)
+        arr = data[b]
+        if np.dtype(dtype).kind in "iu":
+            arr = np.rint(arr)
+        band.WriteArray(arr.astype(dtype))
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+    ds = None
+    return path
+
+
+def make_pair(folder: Path, *, ms_shape: tuple[int, int] = (40, 48), bands: int = 4, ratio: int = 4,
+              pan_pixel: float = 0.5, dtype: str = "uint16", seed: int = 0, epsg: int | None = 32631,
+              origin: tuple[float, float] = (500000.0, 5700000.0), name: str = "scene") -> tuple[Path, Path]:
+    """Write ``<name>_pan.tif`` and ``<name>_ms.tif`` (same footprint) into ``folder``."""
+    pan, ms = synthetic_scene(ms_shape, bands, ratio, seed)
+    folder = Path(folder)
+    pan_path = write_geotiff(folder / f"{name}_pan.tif", pan, origin, pan_pixel, epsg, dtype)
+    ms_path = write_geotiff(folder / f"{name}_ms.tif", ms, origin, pan_pixel * ratio, epsg, dtype)
+    return pan_path, ms_path
