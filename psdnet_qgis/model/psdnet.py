@@ -1,0 +1,573 @@
+"""PSDNet: multipatch progressive pansharpening network (Gong et al., TGRS 2023).
+
+Written from the design facts in ``PSDNET.md``; no code of the authors is used.
+
+Three stages, each predicting a residual on top of the bicubic ``lms``:
+
+1. Four overlapping MS sub-patches (2 x 2 grid, overlap 8 MS px): stem
+   (MS transposed conv + PAN convs -> concat -> conv -> CAB -> SAB) and three
+   DBPN sub-blocks (down, up, down, up projections, densely concatenated). After sub-block 1 the
+   left/right pieces are stitched, so sub-blocks 2 and 3 run on the two halves
+   (top/bottom). The HR (PAN-level) and LR (MS-level) maps of the three
+   sub-blocks are concatenated and fused by 1x1 convs; the fused HR map feeds
+   the stage-1 head, both feed the stage-2 TransBlocks.
+2. Two halves: the same stem on (stage-1 half image, PAN half), a three-level
+   UNet encoder (w, 2w, 3w channels; PAN, 1/2, 1/4) with TransBlocks injecting
+   the stage-1 HR features at PAN level and the LR features at 1/4 level. The
+   encoder levels of the two halves are stitched top/bottom and one decoder runs
+   on the whole patch (the "2 -> 1" merge; bilinear x2 + 1x1 conv, skips
+   through a ResBlock). Decoder output = ``f2``.
+3. The whole patch: stem on (stage-2 image, PAN) + TransBlocks of the stage-2
+   encoder level 1 and of ``f2``, then three OFBs in series. OFB-chain output =
+   ``f3``.
+
+Overlapping pieces (images and feature maps) are merged with half-Hann ramps:
+over an overlap of ``N`` rows the first piece has weight
+``w(i) = 0.5 + 0.5 cos(pi i / N)`` and the second ``1 - w(i)``; ``N`` = 8 MS px
+times the scale of the level (``8 r`` at PAN level, ``4 r`` at UNet level 2,
+``2 r`` at level 3, 8 at MS level).
+
+Design decisions not fixed by the paper (documented here, measured elsewhere):
+
+* DBPN kernels follow the ratio: kernel ``r + 4``, stride ``r``, padding 2.
+  Then ``conv`` maps ``n * r -> n`` and ``conv_transpose`` maps ``n -> n * r``
+  exactly for every ``r`` (r=4 -> k8 s4 p2 as in DBPN; r=2 -> k6 s2 p2;
+  r=3 -> k7 s3 p2).
+* The UNet 1/4 level equals the MS level only at r = 4; for r = 2 or 3 the
+  stage-1 LR features are resized bilinearly to the 1/4-level grid.
+* Inputs of any size ``h, w >= 8`` MS px: the tile is reflect-padded at the
+  bottom/right to a multiple of 8 MS px (so halves, quarters and all UNet levels
+  align on whole pixels for r in {2, 3, 4}), every output is cropped back. The
+  stage outputs are ``lms + tanh(residual)`` with ``lms`` computed from the
+  *unpadded* MS, so a zero residual gives exactly ``lms``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psdnet_qgis.errors import PSDNetInputError
+
+#: Overlap between neighbouring sub-patches, in MS pixels (PSDNET.md).
+OVERLAP_MS = 8
+#: Internal padding granularity, in MS pixels.
+PAD_MULTIPLE = 8
+#: Smallest accepted MS tile side.
+MIN_SIDE = 8
+
+
+class PSDNetOutput(NamedTuple):
+    """Outputs of :class:`PSDNet`, all cropped to the input PAN size ``(H, W)``.
+
+    Attributes:
+        out1: stage-1 image ``(B, C, H, W)``.
+        out2: stage-2 image ``(B, C, H, W)``.
+        out3: stage-3 (final, fused) image ``(B, C, H, W)``.
+        f2: stage-2 decoder output features ``(B, width, H, W)``.
+        f3: stage-3 OFB-chain output features ``(B, width, H, W)``.
+    """
+
+    out1: torch.Tensor
+    out2: torch.Tensor
+    out3: torch.Tensor
+    f2: torch.Tensor
+    f3: torch.Tensor
+
+
+# --------------------------------------------------------------------------- #
+# Stitching helpers
+# --------------------------------------------------------------------------- #
+def _ramp(n: int, ref: torch.Tensor) -> torch.Tensor:
+    """Half-Hann ramp ``w(i) = 0.5 + 0.5 cos(pi i / n)``, ``(n,)`` on ref's device/dtype."""
+    i = torch.arange(n, device=ref.device, dtype=torch.float64)
+    return (0.5 + 0.5 * torch.cos(math.pi * i / n)).to(ref.dtype)
+
+
+def stitch(a: torch.Tensor, b: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
+    """Merge two overlapping pieces along ``dim`` with a half-Hann ramp.
+
+    ``a`` covers the start, ``b`` the end of the merged axis; both have the same
+    length ``P`` along ``dim`` and share ``overlap`` rows/columns, so the result
+    has length ``2 P - overlap``.
+
+    Args:
+        a: first piece ``(B, C, ..)``.
+        b: second piece, same shape as ``a``.
+        dim: axis to merge (2 = rows, 3 = columns).
+        overlap: number of shared rows/columns ``N`` (``0 < N <= P``).
+
+    Returns:
+        Merged tensor with ``2 P - overlap`` entries along ``dim``.
+    """
+    p = a.shape[dim]
+    w = _ramp(overlap, a)
+    shape = [1] * a.dim()
+    shape[dim] = overlap
+    w = w.view(shape)
+    a_head = a.narrow(dim, 0, p - overlap)
+    a_ov = a.narrow(dim, p - overlap, overlap)
+    b_ov = b.narrow(dim, 0, overlap)
+    b_tail = b.narrow(dim, overlap, p - overlap)
+    # b + w (a - b) == w a + (1 - w) b, one multiply fewer.
+    mid = b_ov + w * (a_ov - b_ov)
+    return torch.cat([a_head, mid, b_tail], dim=dim)
+
+
+def _split(x: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
+    """Split ``x`` into two overlapping pieces along ``dim``, stacked on the batch axis.
+
+    Args:
+        x: ``(B, C, H, W)``; its length ``L`` along ``dim`` must have the same
+            parity as ``overlap``.
+        dim: 2 (top/bottom) or 3 (left/right).
+        overlap: shared rows/columns.
+
+    Returns:
+        ``(2 B, C, ..)``: first pieces (top/left) then second pieces.
+    """
+    n = x.shape[dim]
+    p = (n + overlap) // 2
+    return torch.cat([x.narrow(dim, 0, p), x.narrow(dim, n - p, p)], dim=0)
+
+
+def _merge(x: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
+    """Inverse of :func:`_split`: stitch the two batch halves of ``x`` along ``dim``."""
+    b = x.shape[0] // 2
+    return stitch(x[:b], x[b:], dim, overlap)
+
+
+# --------------------------------------------------------------------------- #
+# Building blocks
+# --------------------------------------------------------------------------- #
+def conv3(cin: int, cout: int) -> nn.Conv2d:
+    """3x3 convolution with 'same' zero padding."""
+    return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+def conv1(cin: int, cout: int) -> nn.Conv2d:
+    """1x1 convolution."""
+    return nn.Conv2d(cin, cout, 1)
+
+
+class CAB(nn.Module):
+    """Channel attention block: two 3x3 convs, (avg + max)-pool squeeze 4x, sigmoid gate, residual."""
+
+    def __init__(self, width: int, reduction: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(width, width), nn.PReLU(), conv3(width, width))
+        mid = max(1, width // reduction)
+        self.mlp = nn.Sequential(conv1(width, mid), nn.PReLU(), conv1(mid, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, w, H, W) -> (B, w, H, W)``."""
+        y = self.body(x)
+        att = self.mlp(F.adaptive_avg_pool2d(y, 1)) + self.mlp(F.adaptive_max_pool2d(y, 1))
+        return x + y * torch.sigmoid(att)
+
+
+class SAB(nn.Module):
+    """Spatial attention block: channel mean/max maps -> 3x3 conv to ``width`` -> sigmoid gate, residual."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv = conv3(2, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, w, H, W) -> (B, w, H, W)``."""
+        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x + x * torch.sigmoid(self.conv(stats))
+
+
+class ResBlock(nn.Module):
+    """conv3x3 -> PReLU -> conv3x3, plus input."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(width, width), nn.PReLU(), conv3(width, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, w, H, W) -> (B, w, H, W)``."""
+        return x + self.body(x)
+
+
+class TransBlock(nn.Module):
+    """Carries features between stages: 3x3 conv -> PReLU -> 1x1 conv -> PReLU."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv3(cin, cout), nn.PReLU(), conv1(cout, cout), nn.PReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, cin, H, W) -> (B, cout, H, W)``."""
+        return self.body(x)
+
+
+class Head(nn.Module):
+    """conv3x3 + PReLU, conv3x3 to ``bands``; the caller applies tanh and adds ``lms``."""
+
+    def __init__(self, width: int, bands: int) -> None:
+        super().__init__()
+        self.conv = conv3(width, width)
+        self.act = nn.PReLU()
+        self.last = conv3(width, bands)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, w, H, W) -> (B, C, H, W)`` residual (before tanh)."""
+        return self.last(self.act(self.conv(x)))
+
+
+class Stem(nn.Module):
+    """Image branch + PAN branch -> concat -> conv -> CAB -> SAB.
+
+    Args:
+        image_branch: maps the image input to ``width`` channels at PAN resolution.
+        width: feature channels.
+    """
+
+    def __init__(self, image_branch: nn.Module, width: int) -> None:
+        super().__init__()
+        self.image = image_branch
+        self.pan = nn.Sequential(conv3(1, width), nn.PReLU(), conv3(width, width), nn.PReLU())
+        self.fuse = nn.Sequential(conv3(2 * width, width), nn.PReLU())
+        self.cab = CAB(width)
+        self.sab = SAB(width)
+
+    def forward(self, img: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+        """``img`` (B, C, h', w') and ``pan`` (B, 1, H, W) -> ``(B, w, H, W)``."""
+        x = self.fuse(torch.cat([self.image(img), self.pan(pan)], dim=1))
+        return self.sab(self.cab(x))
+
+
+class DownProjection(nn.Module):
+    """DBPN down-projection unit: HR ``(n r)`` -> LR ``(n)`` with error feedback."""
+
+    def __init__(self, width: int, ratio: int) -> None:
+        super().__init__()
+        k, s, p = ratio + 4, ratio, 2
+        self.down1 = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
+        self.down2 = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """``(B, w, n r, m r) -> (B, w, n, m)``."""
+        l0 = self.down1(h)
+        h0 = self.up(l0)
+        return l0 + self.down2(h0 - h)
+
+
+class UpProjection(nn.Module):
+    """DBPN up-projection unit: LR ``(n)`` -> HR ``(n r)`` with error feedback."""
+
+    def __init__(self, width: int, ratio: int) -> None:
+        super().__init__()
+        k, s, p = ratio + 4, ratio, 2
+        self.up1 = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
+        self.down = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
+        self.up2 = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
+
+    def forward(self, lr: torch.Tensor) -> torch.Tensor:
+        """``(B, w, n, m) -> (B, w, n r, m r)``."""
+        h0 = self.up1(lr)
+        l0 = self.down(h0)
+        return h0 + self.up2(l0 - lr)
+
+
+class DBPNBlock(nn.Module):
+    """One DBPN sub-block: alternating down/up projections with dense concatenation.
+
+    ``l1 = D1(h)``, ``h1 = U1(l1)``, ``l2 = D2(1x1[h, h1])``, ``h2 = U2(1x1[l1, l2])``;
+    the sub-block concatenates its HR maps ``[h1, h2]`` and its LR maps
+    ``[l1, l2]`` and fuses each back to ``width`` channels with a 1x1 conv.
+    """
+
+    def __init__(self, width: int, ratio: int) -> None:
+        super().__init__()
+        self.down1 = DownProjection(width, ratio)
+        self.up1 = UpProjection(width, ratio)
+        self.cat_h = nn.Sequential(conv1(2 * width, width), nn.PReLU())
+        self.down2 = DownProjection(width, ratio)
+        self.cat_l = nn.Sequential(conv1(2 * width, width), nn.PReLU())
+        self.up2 = UpProjection(width, ratio)
+        self.out_h = nn.Sequential(conv1(2 * width, width), nn.PReLU())
+        self.out_l = nn.Sequential(conv1(2 * width, width), nn.PReLU())
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, w, n r, m r) -> ((B, w, n r, m r), (B, w, n, m))``."""
+        l1 = self.down1(h)
+        h1 = self.up1(l1)
+        l2 = self.down2(self.cat_h(torch.cat([h, h1], dim=1)))
+        h2 = self.up2(self.cat_l(torch.cat([l1, l2], dim=1)))
+        return self.out_h(torch.cat([h1, h2], dim=1)), self.out_l(torch.cat([l1, l2], dim=1))
+
+
+class OFB(nn.Module):
+    """Original-resolution feature block: [CAB -> SAB -> conv -> PReLU] x 3 (shared weights) + input."""
+
+    def __init__(self, width: int, repeats: int = 3) -> None:
+        super().__init__()
+        self.cab = CAB(width)
+        self.sab = SAB(width)
+        self.conv = conv3(width, width)
+        self.act = nn.PReLU()
+        self.repeats = repeats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, w, H, W) -> (B, w, H, W)``."""
+        y = x
+        for _ in range(self.repeats):
+            y = self.act(self.conv(self.sab(self.cab(y))))
+        return x + y
+
+
+def _down(cin: int, cout: int) -> nn.Module:
+    return conv1(cin, cout)
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (align_corners=False); identity when the size already matches."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+# --------------------------------------------------------------------------- #
+# The network
+# --------------------------------------------------------------------------- #
+class PSDNet(nn.Module):
+    """PSDNet pansharpening network.
+
+    Args:
+        bands: number of MS bands ``C`` (>= 1).
+        ratio: PAN/MS resolution ratio ``r`` (2, 3 or 4).
+        width: feature channels ``w`` (UNet levels w / 2w / 3w); 28 in the paper.
+        teacher: when True, ``forward`` needs ``gt`` and uses its top/bottom
+            halves as the stage-2 image input (knowledge-distillation teacher).
+    """
+
+    def __init__(self, bands: int, ratio: int, width: int = 28, teacher: bool = False) -> None:
+        super().__init__()
+        if int(bands) < 1:
+            raise PSDNetInputError(f"PSDNet bands: got {bands}, need at least 1 band.")
+        if int(ratio) not in (2, 3, 4):
+            raise PSDNetInputError(f"PSDNet ratio: got {ratio}, supported ratios are 2, 3 and 4.")
+        if int(width) < 4:
+            raise PSDNetInputError(f"PSDNet width: got {width}, use at least 4 (28 in the paper).")
+        self.bands = int(bands)
+        self.ratio = int(ratio)
+        self.width = int(width)
+        self.teacher = bool(teacher)
+        c, r, w = self.bands, self.ratio, self.width
+
+        # Stage 1: multipatch DBPN.
+        ms_branch = nn.Sequential(
+            nn.ConvTranspose2d(c, w, kernel_size=r, stride=r), nn.PReLU(), conv3(w, w), nn.PReLU()
+        )
+        self.stem1 = Stem(ms_branch, w)
+        self.dbpn = nn.ModuleList([DBPNBlock(w, r) for _ in range(3)])
+        self.fuse1_hr = nn.Sequential(conv1(3 * w, w), nn.PReLU())
+        self.fuse1_lr = nn.Sequential(conv1(3 * w, w), nn.PReLU())
+        self.head1 = Head(w, c)
+
+        # Stage 2: UNet on halves, decoder on the whole.
+        self.stem2 = Stem(nn.Sequential(conv3(c, w), nn.PReLU()), w)
+        self.tb2_hr = TransBlock(w, w)
+        self.tb2_lr = TransBlock(w, 3 * w)
+        self.enc1 = nn.Sequential(ResBlock(w), ResBlock(w))
+        self.down1 = _down(w, 2 * w)
+        self.enc2 = nn.Sequential(ResBlock(2 * w), ResBlock(2 * w))
+        self.down2 = _down(2 * w, 3 * w)
+        self.enc3 = nn.Sequential(ResBlock(3 * w), ResBlock(3 * w))
+        self.up2 = conv1(3 * w, 2 * w)
+        self.skip2 = ResBlock(2 * w)
+        self.dec2 = nn.Sequential(ResBlock(2 * w), ResBlock(2 * w))
+        self.up1 = conv1(2 * w, w)
+        self.skip1 = ResBlock(w)
+        self.dec1 = nn.Sequential(ResBlock(w), ResBlock(w))
+        self.head2 = Head(w, c)
+
+        # Stage 3: OFBs on the whole patch.
+        self.stem3 = Stem(nn.Sequential(conv3(c, w), nn.PReLU()), w)
+        self.tb3_enc = TransBlock(w, w)
+        self.tb3_dec = TransBlock(w, w)
+        self.ofbs = nn.Sequential(OFB(w), OFB(w), OFB(w))
+        self.head3 = Head(w, c)
+
+    # ------------------------------------------------------------------ #
+    def arch_kwargs(self) -> dict:
+        """Constructor arguments that define the architecture (stored with weights)."""
+        return {"bands": self.bands, "ratio": self.ratio, "width": self.width}
+
+    @torch.no_grad()
+    def zero_residual_(self) -> "PSDNet":
+        """Zero the last conv of every head so each stage output equals ``lms`` exactly."""
+        for head in (self.head1, self.head2, self.head3):
+            head.last.weight.zero_()
+            head.last.bias.zero_()
+        return self
+
+    # ------------------------------------------------------------------ #
+    def _check(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor]) -> None:
+        if ms.dim() != 4 or ms.shape[1] != self.bands:
+            raise PSDNetInputError(
+                f"PSDNet ms: expected shape (B, {self.bands}, h, w), got {tuple(ms.shape)}; "
+                f"use a model trained for {ms.shape[1] if ms.dim() == 4 else '?'} bands or select matching bands."
+            )
+        h, w = ms.shape[-2:]
+        if h < MIN_SIDE or w < MIN_SIDE:
+            raise PSDNetInputError(
+                f"PSDNet ms: tile of {h} x {w} MS px is too small; use at least {MIN_SIDE} x {MIN_SIDE}."
+            )
+        r = self.ratio
+        if pan.dim() != 4 or pan.shape[1] != 1 or pan.shape[0] != ms.shape[0] or tuple(pan.shape[-2:]) != (h * r, w * r):
+            raise PSDNetInputError(
+                f"PSDNet pan: expected shape ({ms.shape[0]}, 1, {h * r}, {w * r}) for ratio {r}, "
+                f"got {tuple(pan.shape)}; crop PAN to exactly ratio x the MS tile."
+            )
+        if self.teacher:
+            if gt is None or tuple(gt.shape) != (ms.shape[0], self.bands, h * r, w * r):
+                got = None if gt is None else tuple(gt.shape)
+                raise PSDNetInputError(
+                    f"PSDNet gt: a teacher model needs gt of shape ({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
+                )
+
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor] = None) -> PSDNetOutput:
+        """Pansharpen a batch of tiles.
+
+        Args:
+            ms: normalised MS ``(B, C, h, w)``, ``h, w >= 8``.
+            pan: normalised PAN ``(B, 1, h r, w r)``.
+            gt: reference ``(B, C, h r, w r)``; required when ``teacher=True``,
+                ignored otherwise.
+
+        Returns:
+            :class:`PSDNetOutput` cropped to ``(h r, w r)``.
+        """
+        self._check(ms, pan, gt)
+        r = self.ratio
+        h, w = ms.shape[-2:]
+        H, W = h * r, w * r
+        lms = F.interpolate(ms, scale_factor=r, mode="bicubic", align_corners=False)
+
+        ph = (-h) % PAD_MULTIPLE
+        pw = (-w) % PAD_MULTIPLE
+        if ph or pw:
+            # Reflect padding needs pad < size: pad <= 7 < 8 <= h, w.
+            ms = F.pad(ms, (0, pw, 0, ph), mode="reflect")
+            pan = F.pad(pan, (0, pw * r, 0, ph * r), mode="reflect")
+            # Pad lms itself (not bicubic of the padded ms) so the padded and the
+            # unpadded grids agree on every original pixel.
+            lms_p = F.pad(lms, (0, pw * r, 0, ph * r), mode="reflect")
+            if gt is not None and self.teacher:
+                gt = F.pad(gt, (0, pw * r, 0, ph * r), mode="reflect")
+        else:
+            lms_p = lms
+
+        res1, res2, res3, f2, f3 = self._forward_padded(ms, pan, lms_p, gt if self.teacher else None)
+        crop = (slice(None), slice(None), slice(0, H), slice(0, W))
+        return PSDNetOutput(
+            out1=lms + res1[crop],
+            out2=lms + res2[crop],
+            out3=lms + res3[crop],
+            f2=f2[crop],
+            f3=f3[crop],
+        )
+
+    def _forward_padded(
+        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: Optional[torch.Tensor]
+    ) -> tuple[torch.Tensor, ...]:
+        """Network body on a padded tile (sides multiples of 8 MS px).
+
+        Returns:
+            ``(res1, res2, res3, f2, f3)``: tanh residuals ``(B, C, H, W)`` and
+            features ``(B, w, H, W)`` on the padded PAN grid.
+        """
+        r = self.ratio
+        ov_ms = OVERLAP_MS
+        ov_pan = OVERLAP_MS * r
+
+        # ---- Stage 1: 4 sub-patches (quarters), batched as (4B, ...).
+        # Order on the batch axis: [top-left, bottom-left, top-right, bottom-right]
+        # (split rows first, then columns), so merging columns gives [top, bottom].
+        ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
+        pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
+        x = self.stem1(ms_q, pan_q)
+        hr1, lr1 = self.dbpn[0](x)
+        # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
+        hr1 = _merge(hr1, 3, ov_pan)
+        lr1 = _merge(lr1, 3, ov_ms)
+        hr2, lr2 = self.dbpn[1](hr1)
+        hr3, lr3 = self.dbpn[2](hr2)
+        feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
+        feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
+        res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)
+        res1 = _merge(res1_h, 2, ov_pan)
+
+        # ---- Stage 2: UNet encoder on the two halves.
+        pan_h = _split(pan, 2, ov_pan)
+        if gt is not None:
+            img_h = _split(gt, 2, ov_pan)
+        else:
+            img_h = _split(lms, 2, ov_pan) + res1_h
+        x = self.stem2(img_h, pan_h) + self.tb2_hr(feat_hr)
+        e1 = self.enc1(x)
+        size2 = (e1.shape[-2] // 2, e1.shape[-1] // 2)
+        e2 = self.enc2(self.down1(_resize(e1, size2)))
+        size3 = (size2[0] // 2, size2[1] // 2)
+        e3 = self.enc3(self.down2(_resize(e2, size3)) + self.tb2_lr(_resize(feat_lr, size3)))
+        # Stitch encoder levels top/bottom (overlap 8 MS px at each level's scale).
+        e1 = _merge(e1, 2, ov_pan)
+        e2 = _merge(e2, 2, ov_pan // 2)
+        e3 = _merge(e3, 2, ov_pan // 4)
+        # Decoder on the whole patch.
+        d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
+        f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
+        res2 = torch.tanh(self.head2(f2))
+        out2 = lms + res2
+
+        # ---- Stage 3: OFBs on the whole patch.
+        x = self.stem3(out2, pan) + self.tb3_enc(e1) + self.tb3_dec(f2)
+        f3 = self.ofbs(x)
+        res3 = torch.tanh(self.head3(f3))
+        return res1, res2, res3, f2, f3
+
+
+def distillation_loss(
+    student_out: PSDNetOutput,
+    teacher_out: Optional[PSDNetOutput],
+    gt: torch.Tensor,
+    lam: float,
+) -> torch.Tensor:
+    """Student loss with knowledge distillation.
+
+    ``L = sum_s L1(out_s, gt) + lam * (MSE(f2_s, f2_t) + MSE(f3_s, f3_t))``; the
+    teacher features are detached. With ``teacher_out=None`` or ``lam == 0`` it
+    is the plain three-stage L1 loss.
+
+    Args:
+        student_out: student outputs.
+        teacher_out: frozen teacher outputs on the same batch (or None).
+        gt: reference ``(B, C, H, W)``.
+        lam: weight of the feature term.
+
+    Returns:
+        Scalar loss tensor.
+    """
+    loss = (
+        F.l1_loss(student_out.out1, gt) + F.l1_loss(student_out.out2, gt) + F.l1_loss(student_out.out3, gt)
+    )
+    if teacher_out is not None and lam:
+        loss = loss + lam * (
+            F.mse_loss(student_out.f2, teacher_out.f2.detach())
+            + F.mse_loss(student_out.f3, teacher_out.f3.detach())
+        )
+    return loss
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
