@@ -1,0 +1,58 @@
+# psdnet-qgis — every target installs what it needs when it is missing (Debian 12, root or sudo).
+#   make demo                 fuse the embedded Landsat 8 demo scene (or PAN=... MS=... OUT=...)
+#   make test                 the whole test suite on real QGIS 3.40 (CI runs this)
+#   make package              plugin zip for QGIS's "Install from ZIP"
+#   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
+#   make bench / bench-speed  quality and speed tables
+SHELL := /bin/bash
+PYTHON_SYS ?= /usr/bin/python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Override for a CUDA build, e.g. TORCH_SPEC="torch==2.13.0" (pulls CUDA wheels from PyPI).
+TORCH_SPEC ?= torch==2.13.0+cpu
+DATA ?= ../shared/data
+MODEL ?= landsat3
+MINUTES ?= 60
+DEMO_DIR ?= build/demo
+export QT_QPA_PLATFORM ?= offscreen
+export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)
+
+STAMP := $(VENV)/.psdnet-deps
+
+.PHONY: deps system demo test package train bench bench-speed clean
+
+system:
+	@bash scripts/install_system.sh
+
+$(STAMP): scripts/install_system.sh constraints.txt Makefile
+	@bash scripts/install_system.sh
+	@test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q -c constraints.txt "$(TORCH_SPEC)" tqdm pytest "pytest-qgis==5.0.2"
+	@$(PY) -c "import torch, numpy, osgeo.gdal, rasterio, qgis.core; print('environment ok: torch', torch.__version__, 'QGIS', qgis.core.Qgis.version())"
+	@touch $@
+
+deps: $(STAMP)
+
+$(XDG_RUNTIME_DIR):
+	@mkdir -p -m 0700 $@
+
+demo: deps | $(XDG_RUNTIME_DIR)
+	$(PY) scripts/demo.py --out-dir $(DEMO_DIR) $(if $(PAN),--pan $(PAN)) $(if $(MS),--ms $(MS)) $(if $(OUT),--out $(OUT))
+
+test: deps | $(XDG_RUNTIME_DIR)
+	$(PY) -m pytest tests -ra -p no:cacheprovider
+
+package:
+	$(PYTHON_SYS) scripts/package.py --out dist
+
+train: deps
+	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --minutes $(MINUTES) --resume
+
+bench: deps | $(XDG_RUNTIME_DIR)
+	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench
+
+bench-speed: deps
+	$(PY) scripts/bench_speed.py
+
+clean:
+	rm -rf build dist runs/bench

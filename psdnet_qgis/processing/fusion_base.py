@@ -1,0 +1,199 @@
+"""Shared parameters and run logic of the fusion algorithms (PSDNet and classical).
+
+Both go through the one numeric path ``engine.run.pansharpen``; this class only turns
+Processing parameters into its arguments, maps its errors to ``QgsProcessingException``
+and styles the output layer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsMultiBandColorRenderer,
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..errors import PSDNetCanceled, PSDNetInputError
+from .feedback import ProcessingFeedback
+from .provider import icon
+
+
+class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
+    """Renders the fused layer as true colour with a 2-98 % cumulative-cut stretch.
+
+    Processing calls this on the main thread after the layer is loaded. The instance
+    must outlive the algorithm run, hence the class-level reference.
+    """
+
+    _instance: "TrueColourStyler | None" = None
+
+    def __init__(self, rgb: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.rgb = rgb
+
+    @classmethod
+    def create(cls, rgb: tuple[int, int, int]) -> "TrueColourStyler":
+        cls._instance = cls(rgb)
+        return cls._instance
+
+    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+        if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
+            return
+        provider = layer.dataProvider()
+        if provider.bandCount() < 3:
+            return
+        r, g, b = (i + 1 for i in self.rgb)  # renderer bands are 1-based
+        renderer = QgsMultiBandColorRenderer(provider, r, g, b)
+        for band, setter in ((r, renderer.setRedContrastEnhancement),
+                             (g, renderer.setGreenContrastEnhancement),
+                             (b, renderer.setBlueContrastEnhancement)):
+            lo, hi = provider.cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
+            ce = QgsContrastEnhancement(provider.dataType(band))
+            ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+            ce.setMinimumValue(lo)
+            ce.setMaximumValue(hi)
+            setter(ce)
+        layer.setRenderer(renderer)
+        layer.triggerRepaint()
+
+
+class FusionAlgorithmBase(QgsProcessingAlgorithm):
+    """Inputs, validation and run shared by ``psdnet:pansharpen`` and ``psdnet:classical``."""
+
+    PAN = "PAN"
+    PAN_BAND = "PAN_BAND"
+    MS = "MS"
+    TILE = "TILE"
+    OVERLAP = "OVERLAP"
+    FLOAT32 = "FLOAT32"
+    OUTPUT = "OUTPUT"
+
+    # -- hooks for subclasses -------------------------------------------------------------
+    def addExtraParameters(self) -> None:  # noqa: N802
+        """Method-specific parameters, added after the layers."""
+
+    def engineArguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:  # noqa: N802
+        """Method-specific keyword arguments of ``engine.run.pansharpen``."""
+        return {}
+
+    def checkExtra(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:  # noqa: N802
+        """Method-specific pre-run check; returns an error message or None."""
+        return None
+
+    # -- QgsProcessingAlgorithm --------------------------------------------------------------
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("psdnet", text)
+
+    def icon(self):
+        return icon()
+
+    def group(self) -> str:
+        return ""
+
+    def groupId(self) -> str:  # noqa: N802
+        return ""
+
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, self.tr("Panchromatic (PAN) layer")))
+        self.addParameter(QgsProcessingParameterBand(
+            self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"),
+            None, self.PAN, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
+        self.addExtraParameters()
+        for name, label, maximum in (
+            (self.TILE, "Tile size in MS pixels (0 = automatic)", 4096),
+            (self.OVERLAP, "Tile overlap in MS pixels (0 = automatic)", 2048),
+        ):
+            p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
+                                             0, optional=True, minValue=0, maxValue=maximum)
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        p = QgsProcessingParameterBoolean(self.FLOAT32, self.tr("Write float32 (default: the MS data type)"), False)
+        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(p)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Pansharpened")))
+
+    def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
+        if parameters.get(self.PAN_BAND) in (None, "", 0):
+            return None
+        band = self.parameterAsInt(parameters, self.PAN_BAND, context)
+        return band if band > 0 else None
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
+        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        problem = self._layer_problem(pan, "PAN") or self._layer_problem(ms, "MS")
+        if problem:
+            return False, problem
+        if pan.bandCount() > 1 and self._pan_band(parameters, context) is None:
+            return False, self.tr(
+                f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
+                "in 'PAN band', or pick a single-band PAN layer.")
+        if ms.bandCount() < 2:
+            return False, self.tr(
+                f"MS layer '{ms.name()}' has a single band, but pansharpening needs the multispectral "
+                "image with all its bands. If the bands are separate files, stack them first "
+                "(Raster > Miscellaneous > Build Virtual Raster, 'Place each input file into a separate band').")
+        extra = self.checkExtra(parameters, context)
+        if extra:
+            return False, extra
+        return True, ""
+
+    def _layer_problem(self, layer: QgsRasterLayer | None, role: str) -> str | None:
+        if layer is None or not layer.isValid():
+            return self.tr(f"The {role} layer is missing or invalid: choose a readable raster layer.")
+        if layer.providerType() != "gdal":
+            return self.tr(
+                f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this algorithm "
+                "reads files through GDAL. Save it as a GeoTIFF first (right-click > Export > Save As).")
+        return None
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        ok, msg = self.checkParameterValues(parameters, context)
+        if not ok:  # qgis_process and processing.run check too, but be safe for direct callers
+            raise QgsProcessingException(msg)
+        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
+        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        tile = self.parameterAsInt(parameters, self.TILE, context) or None
+        overlap = self.parameterAsInt(parameters, self.OVERLAP, context) or None
+        as_float = self.parameterAsBoolean(parameters, self.FLOAT32, context)
+        kwargs = self.engineArguments(parameters, context)
+
+        from ..engine.run import pansharpen  # GDAL (and torch, for PSDNet) only when running
+
+        try:
+            report = pansharpen(
+                pan.source(), ms.source(), out,
+                pan_band=self._pan_band(parameters, context) or 1,
+                tile=tile, overlap=overlap,
+                out_dtype="float32" if as_float else None,
+                feedback=ProcessingFeedback(feedback),
+                **kwargs,
+            )
+        except PSDNetInputError as err:
+            raise QgsProcessingException(str(err)) from None
+        except PSDNetCanceled:
+            raise QgsProcessingException(self.tr("Cancelled by the user; no output was written.")) from None
+        rgb = report.get("rgb") if isinstance(report, dict) else None
+        if rgb is not None and context.willLoadLayerOnCompletion(out):
+            context.layerToLoadOnCompletionDetails(out).setPostProcessor(TrueColourStyler.create(tuple(rgb)))
+        return {self.OUTPUT: out}

@@ -1,0 +1,43 @@
+"""Processing provider ``psdnet``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def resources_dir() -> Path:
+    """``resources/`` inside the installed plugin folder, else the repository's top-level one."""
+    inside = PACKAGE_DIR / "resources"
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / "resources"
+
+
+def icon() -> QIcon:
+    return QIcon(str(resources_dir() / "icon.svg"))
+
+
+class PSDNetProvider(QgsProcessingProvider):
+    """Holds the PSDNet algorithms; algorithms import torch only when they run."""
+
+    def id(self) -> str:  # noqa: A003
+        return "psdnet"
+
+    def name(self) -> str:
+        return "PSDNet"
+
+    def longName(self) -> str:  # noqa: N802
+        return "PSDNet pansharpening"
+
+    def icon(self) -> QIcon:
+        return icon()
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        from .classical_algorithm import ClassicalAlgorithm
+        from .pansharpen_algorithm import PansharpenAlgorithm
+
+        self.addAlgorithm(PansharpenAlgorithm())
+        self.addAlgorithm(ClassicalAlgorithm())

@@ -1,0 +1,69 @@
+"""The plugin from the command line: ``qgis_process run psdnet:pansharpen`` (a separate QGIS process)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from tests.conftest import ROOT
+
+QGIS_PROCESS = shutil.which("qgis_process")
+pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not installed")
+
+
+@pytest.fixture(scope="module")
+def qgis_env(tmp_path_factory) -> dict:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from package import stage_plugin
+
+    plugins = tmp_path_factory.mktemp("plugins")
+    stage_plugin(plugins)
+    env = dict(os.environ)
+    env.update({
+        "QGIS_PLUGINPATH": str(plugins),
+        "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path_factory.mktemp("qgis_profile")),
+        # qgis_process embeds Debian's Python, not the venv: make the venv's torch importable.
+        "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], env.get("PYTHONPATH", "")]),
+        "QT_QPA_PLATFORM": "offscreen",
+    })
+    res = subprocess.run([QGIS_PROCESS, "plugins", "enable", "psdnet_qgis"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return env
+
+
+def test_qgis_process_lists_and_runs(qgis_env, tmp_path, zero_weights):
+    from tests.rasters import make_pair
+
+    pan, ms = make_pair(tmp_path)
+    res = subprocess.run([QGIS_PROCESS, "list"], env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert "psdnet:pansharpen" in res.stdout, res.stdout[-2000:] + res.stderr[-2000:]
+    out = tmp_path / "cli.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--",
+                          f"PAN={pan}", f"MS={ms}", f"MODEL_FILE={zero_weights}", f"OUTPUT={out}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ds = gdal.Open(str(out))
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (192, 160, 4)
+    assert np.isfinite(ds.ReadAsArray()).all()
+
+
+def test_qgis_process_bad_input_message(qgis_env, tmp_path):
+    from tests.rasters import make_pair
+
+    pan, ms = make_pair(tmp_path)
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--",
+                          f"PAN={pan}", f"MS={pan}", f"OUTPUT={tmp_path / 'x.tif'}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert "single band" in (res.stdout + res.stderr)
+    assert "Traceback" not in (res.stdout + res.stderr)
+    assert not (tmp_path / "x.tif").exists()
