@@ -1,0 +1,140 @@
+"""PSDNet network: shapes, exact zero residual, teacher mode, gradients, stitching."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.model.psdnet import PSDNet, PSDNetOutput, count_parameters, distillation_loss, stitch
+
+torch.set_num_threads(1)
+
+SIZES = [(8, 8), (9, 13), (16, 24), (12, 8)]
+
+
+def _inputs(b: int, c: int, r: int, h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, c, h, w, generator=g), torch.rand(b, 1, h * r, w * r, generator=g)
+
+
+@pytest.mark.parametrize("bands", [1, 3, 4, 8])
+@pytest.mark.parametrize("ratio", [2, 3, 4])
+def test_output_shapes(bands: int, ratio: int) -> None:
+    torch.manual_seed(0)
+    net = PSDNet(bands, ratio, width=8).eval()
+    for h, w in SIZES:
+        ms, pan = _inputs(1, bands, ratio, h, w)
+        with torch.inference_mode():
+            out = net(ms, pan)
+        assert isinstance(out, PSDNetOutput)
+        H, W = h * ratio, w * ratio
+        for img in (out.out1, out.out2, out.out3):
+            assert img.shape == (1, bands, H, W)
+            assert torch.isfinite(img).all()
+        assert out.f2.shape == (1, 8, H, W)
+        assert out.f3.shape == (1, 8, H, W)
+
+
+@pytest.mark.parametrize("ratio", [2, 3, 4])
+@pytest.mark.parametrize("size", [(8, 8), (13, 10)])
+def test_zero_residual_gives_exact_lms(ratio: int, size: tuple[int, int]) -> None:
+    net = PSDNet(4, ratio, width=8).zero_residual_().eval()
+    ms, pan = _inputs(2, 4, ratio, *size)
+    lms = F.interpolate(ms, scale_factor=ratio, mode="bicubic", align_corners=False)
+    with torch.inference_mode():
+        out = net(ms, pan)
+    for img in (out.out1, out.out2, out.out3):
+        assert torch.equal(img, lms)
+
+
+def test_channels_last_matches() -> None:
+    torch.manual_seed(1)
+    net = PSDNet(4, 4, width=8).eval()
+    ms, pan = _inputs(1, 4, 4, 16, 16)
+    with torch.inference_mode():
+        ref = net(ms, pan).out3
+        net_cl = net.to(memory_format=torch.channels_last)
+        got = net_cl(ms.contiguous(memory_format=torch.channels_last), pan.contiguous(memory_format=torch.channels_last)).out3
+    assert torch.allclose(ref, got, atol=1e-5)
+
+
+def test_teacher_student_shapes_and_loss() -> None:
+    torch.manual_seed(2)
+    student = PSDNet(3, 4, width=8)
+    teacher = PSDNet(3, 4, width=8, teacher=True)
+    ms, pan = _inputs(2, 3, 4, 16, 12)
+    gt = torch.rand(2, 3, 64, 48)
+    s = student(ms, pan)
+    with torch.no_grad():
+        t = teacher(ms, pan, gt)
+    assert s.f2.shape == t.f2.shape and s.f3.shape == t.f3.shape
+    loss0 = distillation_loss(s, None, gt, 0.0)
+    loss1 = distillation_loss(s, t, gt, 1.0)
+    assert loss1 > loss0
+    expected = sum(F.l1_loss(o, gt) for o in (s.out1, s.out2, s.out3)) + F.mse_loss(s.f2, t.f2) + F.mse_loss(s.f3, t.f3)
+    assert torch.allclose(loss1, expected)
+
+
+def test_teacher_uses_gt() -> None:
+    torch.manual_seed(3)
+    teacher = PSDNet(2, 2, width=8, teacher=True).eval()
+    ms, pan = _inputs(1, 2, 2, 16, 16)
+    gt = torch.rand(1, 2, 32, 32)
+    with torch.inference_mode():
+        a = teacher(ms, pan, gt)
+        b = teacher(ms, pan, gt + 0.5)
+    assert torch.equal(a.out1, b.out1)  # stage 1 does not see gt
+    assert not torch.allclose(a.out2, b.out2)
+    with pytest.raises(PSDNetInputError, match="gt"):
+        teacher(ms, pan)
+
+
+def test_gradient_flows_to_every_parameter() -> None:
+    torch.manual_seed(4)
+    net = PSDNet(4, 3, width=8)
+    ms, pan = _inputs(1, 4, 3, 9, 11)
+    gt = torch.rand(1, 4, 27, 33)
+    distillation_loss(net(ms, pan), None, gt, 0.0).backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    # A PReLU slope can legitimately get a zero gradient when all its inputs are
+    # positive (tiny width-8 attention MLPs), so require almost every tensor.
+    nonzero = sum(int((p.grad != 0).any()) for p in net.parameters())
+    assert nonzero >= 0.97 * len(list(net.parameters()))
+    for stage in ("stem1", "dbpn", "head1", "enc3", "dec1", "head2", "ofbs", "head3"):
+        assert any((p.grad != 0).any() for p in getattr(net, stage).parameters()), stage
+
+
+def test_bad_inputs_are_rejected() -> None:
+    net = PSDNet(4, 4, width=8)
+    with pytest.raises(PSDNetInputError, match="too small"):
+        net(torch.rand(1, 4, 7, 8), torch.rand(1, 1, 28, 32))
+    with pytest.raises(PSDNetInputError, match="pan"):
+        net(torch.rand(1, 4, 8, 8), torch.rand(1, 1, 30, 32))
+    with pytest.raises(PSDNetInputError, match="ms"):
+        net(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 32, 32))
+    with pytest.raises(PSDNetInputError, match="ratio"):
+        PSDNet(4, 5)
+
+
+def test_stitch_is_half_hann_partition_of_unity() -> None:
+    a = torch.ones(1, 1, 10, 3)
+    b = torch.zeros(1, 1, 10, 3)
+    out = stitch(a, b, dim=2, overlap=4)
+    assert out.shape == (1, 1, 16, 3)
+    w = [0.5 + 0.5 * math.cos(math.pi * i / 4) for i in range(4)]
+    assert torch.allclose(out[0, 0, 6:10, 0], torch.tensor(w))
+    assert torch.equal(out[0, 0, :6], torch.ones(6, 3))
+    assert torch.equal(out[0, 0, 10:], torch.zeros(6, 3))
+    c = torch.full((1, 2, 3, 10), 0.7)
+    assert torch.allclose(stitch(c, c, dim=3, overlap=8), torch.full((1, 2, 3, 12), 0.7))
+
+
+def test_parameter_count_close_to_paper() -> None:
+    n = count_parameters(PSDNet(4, 4, width=28))
+    assert 2.5e6 < n < 3.0e6
