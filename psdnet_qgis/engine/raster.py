@@ -1,0 +1,673 @@
+"""Raster grid and I/O for the tiled engine (GDAL + numpy; never torch, never qgis).
+
+What this module decides:
+
+* **Output grid** = the PAN pixel grid, restricted to the intersection of the PAN and MS
+  footprints, trimmed to a whole number of MS working pixels (``ratio`` PAN px a side).
+* **MS working grid** = pixel size ``ratio * pan_px``, origin = output origin, so MS
+  working pixel (i, j) covers output PAN pixels [i*r, (i+1)*r) x [j*r, (j+1)*r)
+  (the ARCHITECTURE.md "area" convention).
+* **MS read by georeference**: when the MS raster's own pixels coincide with the working
+  grid (same CRS, pixel size ``ratio * pan_px``, corners on PAN pixel corners) windows are
+  read straight from it; otherwise (Landsat: PAN half a PAN pixel off the MS grid; another
+  CRS; rotated MS) it is read through an in-memory GDAL warped VRT (cubic) onto the working
+  grid, with an alpha band giving validity.
+* **Ratio** = MS pixel size / PAN pixel size, rounded when within 2 %, an error otherwise.
+
+Every problem with the inputs raises :class:`~psdnet_qgis.errors.PSDNetInputError` naming
+the input and the fix, before any pixel is processed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Iterator, Sequence
+
+import numpy as np
+from osgeo import gdal, osr
+
+from psdnet_qgis.errors import PSDNetInputError
+
+#: Largest relative distance of the MS/PAN pixel-size ratio to an integer that is accepted.
+RATIO_TOLERANCE = 0.02
+#: Misregistration (in PAN px, over the whole raster) below which the MS is read directly.
+ALIGN_TOLERANCE_PX = 0.05
+#: Smallest usable intersection, in MS working pixels a side.
+MIN_MS_PIXELS = 4
+#: Output GeoTIFF block size (PAN px); strips are written in multiples of it.
+OUT_BLOCK = 256
+
+
+@contextlib.contextmanager
+def gdal_errors(cache_bytes: int | None = 64 * 2**20) -> Iterator[None]:
+    """Run a block with GDAL exceptions on and a bounded block cache; restore both after.
+
+    GDAL's default cache is 5 % of RAM and grows with the raster being written; bounding it
+    keeps the engine's peak memory independent of the raster size. Both settings are global,
+    so they are restored for the host application (QGIS).
+    """
+    prev_exc = gdal.GetUseExceptions()
+    prev_cache = gdal.GetCacheMax()
+    gdal.UseExceptions()
+    if cache_bytes is not None:
+        gdal.SetCacheMax(int(cache_bytes))
+    try:
+        yield
+    finally:
+        if cache_bytes is not None:
+            gdal.SetCacheMax(prev_cache)
+        if not prev_exc:
+            gdal.DontUseExceptions()
+
+
+def _open(path: str, name: str) -> gdal.Dataset:
+    """Open ``path`` read-only or raise a PSDNetInputError naming ``name``."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise PSDNetInputError(f"{name} input: no file given; choose a raster file.")
+    path = os.fspath(path)
+    if not os.path.exists(path) and not path.startswith("/vsi"):
+        raise PSDNetInputError(f"{name} input '{path}' does not exist: check the path.")
+    try:
+        ds = gdal.Open(path, gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise PSDNetInputError(
+            f"{name} input '{path}' cannot be opened as a raster (corrupt, truncated or "
+            f"unsupported format: {_first_line(exc)}); re-export it as GeoTIFF."
+        ) from None
+    if ds is None or ds.RasterCount == 0:
+        raise PSDNetInputError(
+            f"{name} input '{path}' holds no raster band; choose an image file."
+        )
+    return ds
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_dtype(ds: gdal.Dataset, name: str, path: str) -> None:
+    dt = ds.GetRasterBand(1).DataType
+    if gdal.DataTypeIsComplex(dt):
+        raise PSDNetInputError(
+            f"{name} input '{path}' has complex pixels ({gdal.GetDataTypeName(dt)}); "
+            "pansharpening needs real-valued radiance/reflectance: convert it to a real type "
+            "(e.g. gdal_translate -ot Float32 of the amplitude)."
+        )
+
+
+def _check_readable(ds: gdal.Dataset, name: str, path: str, bands: Sequence[int]) -> None:
+    """Read the first and last row of each band: catches truncated files before any work."""
+    w, h = ds.RasterXSize, ds.RasterYSize
+    try:
+        for b in bands:
+            band = ds.GetRasterBand(b)
+            band.ReadAsArray(0, 0, w, 1)
+            band.ReadAsArray(0, h - 1, w, 1)
+    except (RuntimeError, ValueError, AttributeError) as exc:
+        raise PSDNetInputError(
+            f"{name} input '{path}' cannot be read ({_first_line(exc)}): the file is "
+            "truncated or corrupt; copy or download it again."
+        ) from None
+
+
+def _srs(ds: gdal.Dataset) -> osr.SpatialReference | None:
+    srs = ds.GetSpatialRef()
+    if srs is None:
+        return None
+    srs = srs.Clone()
+    srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return srs
+
+
+def _nodata(band: gdal.Band) -> float | None:
+    v = band.GetNoDataValue()
+    return None if v is None else float(v)
+
+
+@dataclass
+class RasterInputs:
+    """Validated, opened inputs and the grids derived from them.
+
+    Attributes (PAN px unless stated):
+        pan_path, ms_path: the input paths.
+        ratio: integer MS/PAN resolution ratio.
+        pan_band: 1-based PAN band used.
+        pan_xoff, pan_yoff: output window origin inside the PAN raster.
+        width, height: output size (multiples of ``ratio``).
+        ms_width, ms_height: MS working grid size (MS px) = width / ratio, height / ratio.
+        ms_xoff, ms_yoff: working grid origin inside the MS source (MS px; 0 when warped).
+        bands: number of MS bands (C).
+        geotransform, crs_wkt: output georeference (PAN grid).
+        ms_warped: True when the MS is read through a warped VRT.
+        warp_reason: why it is warped (for the feedback line).
+        ms_dtype: GDAL data type of the MS (default output type).
+        pan_nodata, ms_nodata: nodata values (None when unset).
+        descriptions: MS band descriptions (may be empty strings).
+    """
+
+    pan_path: str
+    ms_path: str
+    pan_ds: gdal.Dataset
+    ms_ds: gdal.Dataset
+    ratio: int
+    pan_band: int
+    pan_xoff: int
+    pan_yoff: int
+    width: int
+    height: int
+    ms_width: int
+    ms_height: int
+    ms_xoff: int
+    ms_yoff: int
+    bands: int
+    geotransform: tuple[float, ...]
+    crs_wkt: str
+    ms_warped: bool
+    warp_reason: str
+    ms_dtype: int
+    pan_nodata: float | None
+    ms_nodata: float | None
+    descriptions: list[str] = field(default_factory=list)
+    ms_src: gdal.Dataset | None = None  # the MS dataset actually read (VRT when warped)
+    ms_alpha: int = 0  # alpha band index in ms_src (0 = none)
+
+    # ------------------------------------------------------------------ reads
+    def _ms_window(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read working-grid MS pixels [row0, row0+rows) x [col0, col0+cols) (inside the grid).
+
+        Returns:
+            ms (C, rows, cols) float32 and valid (rows, cols) bool (all bands valid).
+        """
+        src = self.ms_src
+        assert src is not None
+        x, y = self.ms_xoff + col0, self.ms_yoff + row0
+        arr = src.ReadAsArray(x, y, cols, rows, band_list=list(range(1, self.bands + 1)))
+        arr = np.asarray(arr, dtype=np.float32).reshape(self.bands, rows, cols)
+        valid = np.isfinite(arr).all(axis=0)
+        if self.ms_nodata is not None:
+            valid &= ~(arr == np.float32(self.ms_nodata)).any(axis=0)
+        if self.ms_alpha:
+            alpha = src.GetRasterBand(self.ms_alpha).ReadAsArray(x, y, cols, rows)
+            valid &= alpha >= 128
+        return arr, valid
+
+    def _pan_window(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """Read output-grid PAN pixels (inside the grid). Returns (1, rows, cols), valid (rows, cols)."""
+        band = self.pan_ds.GetRasterBand(self.pan_band)
+        arr = band.ReadAsArray(self.pan_xoff + col0, self.pan_yoff + row0, cols, rows)
+        arr = np.asarray(arr, dtype=np.float32)[None]
+        valid = np.isfinite(arr[0])
+        if self.pan_nodata is not None:
+            valid &= arr[0] != np.float32(self.pan_nodata)
+        return arr, valid
+
+    def read_ms(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """MS working-grid window that may reach past the grid: reflection-padded there.
+
+        Args:
+            row0, col0: window origin in MS working px (may be negative).
+            rows, cols: window size in MS px.
+
+        Returns:
+            ms (C, rows, cols) float32, valid (rows, cols) bool.
+        """
+        return _padded_read(self._ms_window, self.ms_height, self.ms_width, row0, col0, rows, cols)
+
+    def read_pan(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        """PAN window on the output grid, reflection-padded past it. Returns (1, rows, cols), valid."""
+        return _padded_read(self._pan_window, self.height, self.width, row0, col0, rows, cols)
+
+    def valid_rows(self, row0: int, rows: int) -> np.ndarray | None:
+        """Output validity for PAN rows [row0, row0+rows): (rows, width) bool, None if all valid.
+
+        A pixel is invalid when its PAN pixel or the MS working pixel covering it is
+        nodata/NaN in any band (or outside the warped MS footprint).
+        """
+        if not self.has_nodata:
+            return None
+        r = self.ratio
+        _, pv = self._pan_window(row0, 0, rows, self.width)
+        m0, m1 = row0 // r, (row0 + rows - 1) // r + 1
+        _, mv = self._ms_window(m0, 0, m1 - m0, self.ms_width)
+        mv = np.repeat(np.repeat(mv, r, axis=0), r, axis=1)[row0 - m0 * r: row0 - m0 * r + rows]
+        return pv & mv
+
+    @property
+    def has_nodata(self) -> bool:
+        """True when any output pixel may be invalid (nodata set, float data, warped MS)."""
+        float_types = (gdal.GDT_Float32, gdal.GDT_Float64)
+        return (
+            self.pan_nodata is not None
+            or self.ms_nodata is not None
+            or bool(self.ms_alpha)
+            or self.pan_ds.GetRasterBand(self.pan_band).DataType in float_types
+            or self.ms_dtype in float_types
+        )
+
+    def read_sample(self, max_side: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Decimated read of the whole intersection for global statistics.
+
+        GDAL picks overviews when present, else nearest-neighbour subsampling; the buffer is
+        at most ``max_side`` a side, so memory stays bounded whatever the raster size.
+
+        Returns:
+            ms (C, hs, ws), pan (1, Hs, Ws) float32 and their validity masks (hs, ws), (Hs, Ws).
+        """
+        def buf(w: int, h: int) -> tuple[int, int]:
+            s = min(1.0, max_side / max(w, h))
+            return max(1, int(round(w * s))), max(1, int(round(h * s)))
+
+        src = self.ms_src
+        assert src is not None
+        bw, bh = buf(self.ms_width, self.ms_height)
+        ms = np.asarray(src.ReadAsArray(self.ms_xoff, self.ms_yoff, self.ms_width, self.ms_height,
+                                        buf_xsize=bw, buf_ysize=bh,
+                                        band_list=list(range(1, self.bands + 1))), dtype=np.float32)
+        ms = ms.reshape(self.bands, bh, bw)
+        ms_valid = np.isfinite(ms).all(axis=0)
+        if self.ms_nodata is not None:
+            ms_valid &= ~(ms == np.float32(self.ms_nodata)).any(axis=0)
+        if self.ms_alpha:
+            a = src.GetRasterBand(self.ms_alpha).ReadAsArray(
+                self.ms_xoff, self.ms_yoff, self.ms_width, self.ms_height, buf_xsize=bw, buf_ysize=bh)
+            ms_valid &= a >= 128
+        pw, ph = buf(self.width, self.height)
+        pan = self.pan_ds.GetRasterBand(self.pan_band).ReadAsArray(
+            self.pan_xoff, self.pan_yoff, self.width, self.height, buf_xsize=pw, buf_ysize=ph)
+        pan = np.asarray(pan, dtype=np.float32)[None]
+        pan_valid = np.isfinite(pan[0])
+        if self.pan_nodata is not None:
+            pan_valid &= pan[0] != np.float32(self.pan_nodata)
+        return ms, pan, ms_valid, pan_valid
+
+    def close(self) -> None:
+        """Drop GDAL handles (idempotent)."""
+        self.ms_src = None
+        self.pan_ds = None  # type: ignore[assignment]
+        self.ms_ds = None  # type: ignore[assignment]
+
+
+def _padded_read(reader, height: int, width: int, row0: int, col0: int, rows: int, cols: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Read the in-grid part of a window and reflection-pad the rest (``numpy.pad`` reflect)."""
+    r0, r1 = max(row0, 0), min(row0 + rows, height)
+    c0, c1 = max(col0, 0), min(col0 + cols, width)
+    arr, valid = reader(r0, c0, r1 - r0, c1 - c0)
+    pads = ((r0 - row0, row0 + rows - r1), (c0 - col0, col0 + cols - c1))
+    if any(p for pair in pads for p in pair):
+        # reflect needs >= 2 samples on an axis; a 1-pixel axis is replicated instead
+        mode = "reflect" if min(arr.shape[-2:]) > 1 else "edge"
+        arr = np.pad(arr, ((0, 0),) + pads, mode=mode)
+        valid = np.pad(valid, pads, mode=mode)
+    return arr, valid
+
+
+def _ratio(ms_px: float, pan_px: float, axis: str, ms_path: str, pan_path: str) -> int:
+    raw = ms_px / pan_px
+    if raw < 1.0 - RATIO_TOLERANCE:
+        raise PSDNetInputError(
+            f"MS input '{ms_path}' has smaller pixels ({ms_px:.6g}) than PAN input "
+            f"'{pan_path}' ({pan_px:.6g}) along {axis}: the inputs look swapped; give the "
+            "panchromatic image as PAN and the multispectral image as MS."
+        )
+    r = int(round(raw))
+    if r < 2 or abs(raw - r) > RATIO_TOLERANCE * r:
+        raise PSDNetInputError(
+            f"MS input '{ms_path}': pixel size ratio MS/PAN along {axis} is {raw:.4f}, not an "
+            f"integer >= 2 within {RATIO_TOLERANCE:.0%}; resample the MS to an integer multiple "
+            "of the PAN pixel size (e.g. gdalwarp -tr) or check that PAN and MS belong together."
+        )
+    return r
+
+
+def _footprint(ds: gdal.Dataset, to_srs: osr.SpatialReference | None,
+               from_srs: osr.SpatialReference | None) -> tuple[float, float, float, float]:
+    """Bounding box (xmin, ymin, xmax, ymax) of ``ds`` in ``to_srs`` (edges densified)."""
+    gt = ds.GetGeoTransform()
+    w, h = ds.RasterXSize, ds.RasterYSize
+    n = 21
+    t = np.linspace(0.0, 1.0, n)
+    px = np.concatenate([t * w, np.full(n, w), t[::-1] * w, np.zeros(n)])
+    py = np.concatenate([np.zeros(n), t * h, np.full(n, h), t[::-1] * h])
+    x = gt[0] + px * gt[1] + py * gt[2]
+    y = gt[3] + px * gt[4] + py * gt[5]
+    if to_srs is not None and from_srs is not None and not to_srs.IsSame(from_srs):
+        ct = osr.CoordinateTransformation(from_srs, to_srs)
+        pts = ct.TransformPoints(list(zip(x.tolist(), y.tolist())))
+        arr = np.array([p[:2] for p in pts], dtype=np.float64)
+        arr = arr[np.isfinite(arr).all(axis=1)]
+        x, y = arr[:, 0], arr[:, 1]
+    return float(x.min()), float(y.min()), float(x.max()), float(y.max())
+
+
+def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
+    """Open and validate PAN and MS, derive the ratio, output grid and MS access.
+
+    Args:
+        pan: path of the panchromatic raster (one band, or several with ``pan_band``).
+        ms: path of the multispectral raster (>= 2 bands).
+        pan_band: 1-based band of ``pan`` to use.
+
+    Returns:
+        A :class:`RasterInputs`; must be used inside :func:`gdal_errors`.
+
+    Raises:
+        PSDNetInputError: any problem with the inputs (message names the input and the fix).
+    """
+    pan, ms = os.fspath(pan), os.fspath(ms)
+    pan_ds = _open(pan, "PAN")
+    ms_ds = _open(ms, "MS")
+    if os.path.abspath(pan) == os.path.abspath(ms):
+        raise PSDNetInputError(
+            f"PAN and MS inputs are the same file '{pan}': choose the panchromatic image as PAN "
+            "and the multispectral image as MS."
+        )
+    _check_dtype(pan_ds, "PAN", pan)
+    _check_dtype(ms_ds, "MS", ms)
+    if ms_ds.RasterCount < 2:
+        raise PSDNetInputError(
+            f"MS input '{ms}' has 1 band: pansharpening needs a multispectral image with "
+            ">= 2 bands (stack single-band files with gdalbuildvrt -separate; were PAN and MS "
+            "swapped?)."
+        )
+    if not isinstance(pan_band, (int, np.integer)) or not 1 <= int(pan_band) <= pan_ds.RasterCount:
+        raise PSDNetInputError(
+            f"PAN input '{pan}' has {pan_ds.RasterCount} band(s) but pan_band={pan_band} was "
+            f"asked: choose a band between 1 and {pan_ds.RasterCount}."
+        )
+    pan_band = int(pan_band)
+    _check_readable(pan_ds, "PAN", pan, [pan_band])
+    _check_readable(ms_ds, "MS", ms, range(1, ms_ds.RasterCount + 1))
+
+    pan_gt = pan_ds.GetGeoTransform(can_return_null=True)
+    ms_gt = ms_ds.GetGeoTransform(can_return_null=True)
+    for gt, name, path in ((pan_gt, "PAN", pan), (ms_gt, "MS", ms)):
+        if gt is None:
+            raise PSDNetInputError(
+                f"{name} input '{path}' has no georeferencing (geotransform): the engine places "
+                "MS on PAN by coordinates; georeference it (e.g. gdal_translate -a_ullr -a_srs)."
+            )
+    pan_srs, ms_srs = _srs(pan_ds), _srs(ms_ds)
+    if (pan_srs is None) != (ms_srs is None):
+        name, path = ("PAN", pan) if pan_srs is None else ("MS", ms)
+        raise PSDNetInputError(
+            f"{name} input '{path}' has no coordinate reference system while the other input "
+            "has one: assign it (gdal_edit.py -a_srs EPSG:xxxx) so both can be matched."
+        )
+    if pan_gt[2] != 0.0 or pan_gt[4] != 0.0 or pan_gt[1] <= 0 or pan_gt[5] >= 0:
+        raise PSDNetInputError(
+            f"PAN input '{pan}' is not on a north-up grid (rotated or flipped geotransform): "
+            "warp it to north-up first (gdalwarp)."
+        )
+    same_crs = pan_srs is None or pan_srs.IsSame(ms_srs)
+    ms_north_up = ms_gt[2] == 0.0 and ms_gt[4] == 0.0 and ms_gt[1] > 0 and ms_gt[5] < 0
+    pan_px, pan_py = pan_gt[1], -pan_gt[5]
+
+    # MS footprint and pixel size expressed in the PAN CRS
+    mb = _footprint(ms_ds, pan_srs, ms_srs)
+    if same_crs and ms_north_up:
+        ms_px, ms_py = ms_gt[1], -ms_gt[5]
+    else:
+        ms_px = (mb[2] - mb[0]) / ms_ds.RasterXSize
+        ms_py = (mb[3] - mb[1]) / ms_ds.RasterYSize
+    rx = _ratio(ms_px, pan_px, "x", ms, pan)
+    ry = _ratio(ms_py, pan_py, "y", ms, pan)
+    if rx != ry:
+        raise PSDNetInputError(
+            f"MS input '{ms}': resolution ratio differs between x ({rx}) and y ({ry}); resample "
+            "the MS to square pixels matching the PAN."
+        )
+    r = rx
+
+    pb = _footprint(pan_ds, None, None)
+    ix0, iy0 = max(pb[0], mb[0]), max(pb[1], mb[1])
+    ix1, iy1 = min(pb[2], mb[2]), min(pb[3], mb[3])
+    if ix1 <= ix0 or iy1 <= iy0:
+        raise PSDNetInputError(
+            f"PAN input '{pan}' and MS input '{ms}' do not overlap (footprints do not "
+            "intersect): choose PAN and MS of the same scene."
+        )
+
+    # Is the MS raster's own grid the working grid (direct windowed reads)?
+    warp_reason = ""
+    if not same_crs:
+        warp_reason = "MS is in another CRS than PAN"
+    elif not ms_north_up:
+        warp_reason = "MS grid is rotated/flipped"
+    else:
+        ox = (ms_gt[0] - pan_gt[0]) / pan_px  # MS origin in PAN px
+        oy = (ms_gt[3] - pan_gt[3]) / -pan_py
+        drift_x = abs(ms_gt[1] - r * pan_px) * ms_ds.RasterXSize / pan_px
+        drift_y = abs(-ms_gt[5] - r * pan_py) * ms_ds.RasterYSize / pan_py
+        off_x, off_y = abs(ox - round(ox)), abs(oy - round(oy))
+        if max(off_x, off_y) > ALIGN_TOLERANCE_PX:
+            warp_reason = (f"MS grid is offset from the PAN grid by ({off_x:.2f}, {off_y:.2f}) PAN px "
+                           "(x, y)")
+        elif max(drift_x, drift_y) > ALIGN_TOLERANCE_PX:
+            warp_reason = (f"MS pixel size is {ms_px / pan_px:.4f} x the PAN pixel size, not "
+                           f"exactly {r}")
+
+    pan_w, pan_h = pan_ds.RasterXSize, pan_ds.RasterYSize
+    if not warp_reason:
+        ox, oy = int(round(ox)), int(round(oy))
+
+        def axis(o: int, n_pan: int, n_ms: int) -> tuple[int, int, int]:
+            # whole MS pixels k0..k1-1 whose PAN footprint [o+k*r, o+(k+1)*r) is inside PAN
+            k0 = max(0, -(o // r))
+            k1 = min(n_ms, (n_pan - o) // r)
+            return k0, k1, o + k0 * r
+
+        k0x, k1x, pan_xoff = axis(ox, pan_w, ms_ds.RasterXSize)
+        k0y, k1y, pan_yoff = axis(oy, pan_h, ms_ds.RasterYSize)
+        ms_w, ms_h = k1x - k0x, k1y - k0y
+        ms_xoff, ms_yoff = k0x, k0y
+    else:
+        eps = 1e-6
+        c0 = max(0, math.ceil((ix0 - pan_gt[0]) / pan_px - eps))
+        c1 = min(pan_w, math.floor((ix1 - pan_gt[0]) / pan_px + eps))
+        r0 = max(0, math.ceil((pan_gt[3] - iy1) / pan_py - eps))
+        r1 = min(pan_h, math.floor((pan_gt[3] - iy0) / pan_py + eps))
+        ms_w, ms_h = max(0, (c1 - c0) // r), max(0, (r1 - r0) // r)
+        pan_xoff, pan_yoff, ms_xoff, ms_yoff = c0, r0, 0, 0
+
+    if ms_w < MIN_MS_PIXELS or ms_h < MIN_MS_PIXELS:
+        raise PSDNetInputError(
+            f"PAN input '{pan}' and MS input '{ms}' overlap on only {max(ms_w, 0)} x "
+            f"{max(ms_h, 0)} MS pixels (at least {MIN_MS_PIXELS} x {MIN_MS_PIXELS} needed): "
+            "choose inputs covering the same area."
+        )
+    width, height = ms_w * r, ms_h * r
+    out_x0 = pan_gt[0] + pan_xoff * pan_px
+    out_y0 = pan_gt[3] - pan_yoff * pan_py
+    out_gt = (out_x0, pan_px, 0.0, out_y0, 0.0, -pan_py)
+
+    ms_band1 = ms_ds.GetRasterBand(1)
+    inputs = RasterInputs(
+        pan_path=pan, ms_path=ms, pan_ds=pan_ds, ms_ds=ms_ds, ratio=r, pan_band=pan_band,
+        pan_xoff=pan_xoff, pan_yoff=pan_yoff, width=width, height=height,
+        ms_width=ms_w, ms_height=ms_h, ms_xoff=ms_xoff, ms_yoff=ms_yoff,
+        bands=ms_ds.RasterCount, geotransform=out_gt, crs_wkt=pan_ds.GetProjection() or "",
+        ms_warped=bool(warp_reason), warp_reason=warp_reason, ms_dtype=ms_band1.DataType,
+        pan_nodata=_nodata(pan_ds.GetRasterBand(pan_band)), ms_nodata=_nodata(ms_band1),
+        descriptions=[ms_ds.GetRasterBand(b).GetDescription() for b in range(1, ms_ds.RasterCount + 1)],
+    )
+    if warp_reason:
+        opts: dict = dict(
+            format="VRT", outputBounds=(out_x0, out_y0 - ms_h * r * pan_py,
+                                        out_x0 + ms_w * r * pan_px, out_y0),
+            width=ms_w, height=ms_h, resampleAlg="cubic", dstAlpha=True,
+            outputType=gdal.GDT_Float32,
+        )
+        if pan_srs is not None:
+            opts["dstSRS"] = pan_srs.ExportToWkt()
+        if inputs.ms_nodata is not None:
+            opts["srcNodata"] = inputs.ms_nodata
+            opts["dstNodata"] = inputs.ms_nodata
+        try:
+            vrt = gdal.Warp("", ms_ds, options=gdal.WarpOptions(**opts))
+        except RuntimeError as exc:
+            raise PSDNetInputError(
+                f"MS input '{ms}' cannot be warped onto the PAN grid ({_first_line(exc)}); "
+                "check its georeferencing."
+            ) from None
+        inputs.ms_src = vrt
+        inputs.ms_alpha = vrt.RasterCount
+    else:
+        inputs.ms_src = ms_ds
+    return inputs
+
+
+def check_output(out: str, inputs: Sequence[str]) -> str:
+    """Validate the output path: folder exists and is writable, not one of the inputs.
+
+    Returns:
+        The absolute output path.
+    """
+    if not out:
+        raise PSDNetInputError("Output: no file given; choose an output .tif path.")
+    out = os.path.abspath(os.fspath(out))
+    folder = os.path.dirname(out)
+    if not os.path.isdir(folder):
+        raise PSDNetInputError(
+            f"Output '{out}': folder '{folder}' does not exist; create it or choose another folder."
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PSDNetInputError(
+            f"Output '{out}': folder '{folder}' is not writable; choose a folder you can write to."
+        )
+    if os.path.isdir(out):
+        raise PSDNetInputError(f"Output '{out}' is a folder; give a file name ending in .tif.")
+    for p in inputs:
+        if os.path.abspath(p) == out:
+            raise PSDNetInputError(
+                f"Output '{out}' is also an input; choose another output file name."
+            )
+    if os.path.exists(out) and not os.access(out, os.W_OK):
+        raise PSDNetInputError(f"Output '{out}' exists and is read-only; choose another name.")
+    return out
+
+
+def output_paths(out: str) -> list[str]:
+    """The output file and the side-cars GDAL/QGIS may create beside it."""
+    return [out, out + ".aux.xml", out + ".ovr", out + ".msk"]
+
+
+def remove_output(out: str) -> None:
+    """Delete a (partial) output and its side-cars; never raises."""
+    for p in output_paths(out):
+        with contextlib.suppress(OSError):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | None) -> gdal.Dataset:
+    """Create the tiled, DEFLATE-compressed output GeoTIFF on the PAN grid.
+
+    Args:
+        out: output path (validated by :func:`check_output`).
+        inputs: the validated inputs (grid, band descriptions).
+        dtype: GDAL data type of the output.
+        nodata: nodata value set on every band (None: none).
+    """
+    remove_output(out)
+    is_float = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
+    opts = [
+        "TILED=YES", f"BLOCKXSIZE={OUT_BLOCK}", f"BLOCKYSIZE={OUT_BLOCK}", "COMPRESS=DEFLATE",
+        f"PREDICTOR={3 if is_float else 2}", "BIGTIFF=IF_SAFER",
+        "INTERLEAVE=PIXEL",
+    ]
+    drv = gdal.GetDriverByName("GTiff")
+    ds = drv.Create(out, inputs.width, inputs.height, inputs.bands, dtype, options=opts)
+    ds.SetGeoTransform(inputs.geotransform)
+    if inputs.crs_wkt:
+        ds.SetProjection(inputs.crs_wkt)
+    for b in range(inputs.bands):
+        band = ds.GetRasterBand(b + 1)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        if inputs.descriptions and inputs.descriptions[b]:
+            band.SetDescription(inputs.descriptions[b])
+    return ds
+
+
+def dtype_range(dtype: int) -> tuple[float, float] | None:
+    """(min, max) representable by an integer GDAL type, None for floats."""
+    np_type = gdal.GetDataTypeName(dtype).lower()
+    table = {"byte": np.uint8, "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32,
+             "int32": np.int32, "int8": np.int8, "uint64": np.uint64, "int64": np.int64}
+    if np_type in table:
+        info = np.iinfo(table[np_type])
+        return float(info.min), float(info.max)
+    return None
+
+
+def numpy_dtype(dtype: int) -> np.dtype:
+    """numpy dtype of a GDAL data type."""
+    from osgeo import gdal_array
+
+    return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(dtype))
+
+
+class StripWriter:
+    """Writes finished output rows, buffering them to whole block rows.
+
+    Strip heights follow the tile stride, block rows are :data:`OUT_BLOCK` tall; writing only
+    whole block rows (except the last) means every compressed block is written exactly once,
+    so the file does not grow with rewritten blocks and the GDAL cache stays small.
+    """
+
+    def __init__(self, ds: gdal.Dataset, dtype: int, nodata: float | None) -> None:
+        self.ds = ds
+        self.dtype = dtype
+        self.nodata = nodata
+        self.np_dtype = numpy_dtype(dtype)
+        self.range = dtype_range(dtype)
+        self.row = 0  # next output row to write
+        self._pending: list[np.ndarray] = []
+        self._pending_rows = 0
+
+    def convert(self, phys: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+        """Physical float values (C, n, W) -> output dtype with clipping/rounding/nodata."""
+        if self.range is not None:
+            lo, hi = self.range
+            if self.nodata is not None:
+                # keep valid pixels off the nodata value so they are not masked by readers
+                if self.nodata <= lo:
+                    lo = self.nodata + 1
+                elif self.nodata >= hi:
+                    hi = self.nodata - 1
+            arr = np.clip(np.rint(phys), lo, hi)
+        else:
+            arr = phys
+        arr = arr.astype(self.np_dtype, copy=False)
+        if valid is not None and self.nodata is not None:
+            arr[:, ~valid] = self.np_dtype.type(self.nodata)
+        return arr
+
+    def add(self, arr: np.ndarray) -> None:
+        """Queue converted rows (C, n, W); writes every complete block row."""
+        self._pending.append(arr)
+        self._pending_rows += arr.shape[1]
+        if self._pending_rows >= OUT_BLOCK:
+            self._flush(final=False)
+
+    def _flush(self, final: bool) -> None:
+        if not self._pending:
+            return
+        data = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
+        n = data.shape[1] if final else (data.shape[1] // OUT_BLOCK) * OUT_BLOCK
+        if n > 0:
+            self.ds.WriteArray(data[:, :n], 0, self.row)
+            self.row += n
+        rest = data[:, n:]
+        self._pending = [rest] if rest.shape[1] else []
+        self._pending_rows = rest.shape[1]
+
+    def close(self) -> None:
+        """Write what is left and flush GDAL's cache (raises on write errors, e.g. full disk)."""
+        self._flush(final=True)
+        self.ds.FlushCache()

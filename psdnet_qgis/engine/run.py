@@ -1,0 +1,407 @@
+"""The tiled pansharpening runner: the one numeric path for every entry point.
+
+QGIS Processing, the CLI (``python -m psdnet_qgis``), benchmarks and scripts all call
+:func:`pansharpen`. The flow:
+
+1. validate inputs and output (``engine.raster``), choose the model/method — every bad
+   input raises :class:`PSDNetInputError` before any pixel is processed;
+2. global normalisation statistics from one decimated read of each input (never per tile:
+   per-tile statistics would make neighbouring tiles disagree and show seams);
+3. tiles of the MS working grid (``core.tiling.plan_tiles``), each read with a context
+   margin (reflection-padded past the grid edge), run in batches through the predictor,
+   margin cropped, blended with ``core.tiling.tile_weights`` into a row-strip accumulator;
+4. finished rows converted (clip/round/nodata) and written block-row by block-row to a
+   tiled, DEFLATE-compressed GeoTIFF; on error or cancellation the partial output is removed.
+
+Memory is bounded by one strip of tiles (``tile * ratio`` PAN rows x output width) plus
+one batch of model activations, whatever the raster size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from psdnet_qgis.engine import raster
+from psdnet_qgis.engine.feedback import Feedback, as_feedback
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+
+logger = logging.getLogger("psdnet_qgis.engine")
+
+METHODS = ("psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm")
+#: Tile side target in PAN px: bigger tiles waste less compute on overlap and margin.
+DEFAULT_TILE_PAN = 512
+#: Context margin around every tile, in MS px (>= 4; the MTF filter of mtf_glp_hpm needs 6).
+CONTEXT_MARGIN = 8
+
+
+def default_tile(ratio: int) -> tuple[int, int]:
+    """Default (tile, overlap) in MS px for a ratio: 512 PAN px tiles, 1/8 overlap.
+
+    Measured on the 2-core CPU (see scripts/bench_speed.py): 128 MS px at r = 4 with
+    overlap 16.
+    """
+    tile = max(32, DEFAULT_TILE_PAN // ratio)
+    return tile, max(2, tile // 8)
+
+
+class ClassicalPredictor:
+    """Predictor-like adapter around a ``core.classical`` method.
+
+    Takes and returns normalised arrays like ``TorchPredictor.predict`` so classical methods
+    run through exactly the same tiling, padding, blending and writing as the network.
+    """
+
+    def __init__(self, method: str, normalizer: Any, ratio: int, sensor_max: float | None = None) -> None:
+        from psdnet_qgis.core import classical
+
+        self.method = method
+        self.fn: Callable[..., np.ndarray] = getattr(classical, method)
+        self.normalizer = normalizer
+        self.ratio = ratio
+        self.device_report = "cpu (numpy)"
+        self.batch_size = 1
+
+    def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""
+        out = []
+        for b in range(ms.shape[0]):
+            ms_p = self.normalizer.denorm_ms(ms[b])
+            pan_p = self.normalizer.denorm_pan(pan[b])
+            fused = self.fn(ms_p, pan_p, self.ratio)
+            out.append(self.normalizer.norm_ms(np.asarray(fused, dtype=np.float32)))
+        return np.stack(out)
+
+
+def _resolve_dtype(out_dtype: Any, ms_dtype: int) -> int:
+    from osgeo import gdal
+
+    if out_dtype is None:
+        return ms_dtype
+    name = str(np.dtype(out_dtype).name) if not isinstance(out_dtype, str) else out_dtype.lower()
+    table = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64, "uint16": gdal.GDT_UInt16,
+             "uint8": gdal.GDT_Byte, "byte": gdal.GDT_Byte, "int16": gdal.GDT_Int16,
+             "uint32": gdal.GDT_UInt32, "int32": gdal.GDT_Int32}
+    if name not in table:
+        raise PSDNetInputError(
+            f"out_dtype {out_dtype!r} is not supported; use None (same as MS) or one of "
+            f"{sorted(table)}."
+        )
+    return table[name]
+
+
+def _output_nodata(inputs: raster.RasterInputs, dtype: int) -> float | None:
+    """MS nodata, else PAN nodata if representable, else the type minimum/NaN when needed."""
+    if not inputs.has_nodata:
+        return None
+    rng = raster.dtype_range(dtype)
+    for v in (inputs.ms_nodata, inputs.pan_nodata):
+        if v is None or not np.isfinite(v):
+            continue
+        if rng is None or rng[0] <= v <= rng[1]:
+            return float(v)
+    return float(rng[0]) if rng is not None else float("nan")
+
+
+def _load_model(model: Any, bands: int, ratio: int, inputs: raster.RasterInputs) -> tuple[Any, dict]:
+    """Resolve ``model`` ("auto" | name | path | nn.Module) -> (module, meta).
+
+    Registry lookup (no torch) first, so "no bundled model for 4 bands at ratio 2" is reported
+    before torch is even imported.
+    """
+    if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
+        meta = {"name": getattr(model, "name", type(model).__name__), "bands": getattr(model, "bands", bands),
+                "ratio": getattr(model, "ratio", ratio)}
+        mod = model
+    else:
+        from psdnet_qgis.core import registry
+
+        if model in (None, "", "auto"):
+            info = registry.auto_select(bands, ratio)  # raises PSDNetInputError with the fix
+            target = getattr(info, "path", None) or info.name
+        else:
+            target = os.fspath(model)
+        from psdnet_qgis.model.weights import load_model
+
+        mod, meta = load_model(target)
+        meta = dict(meta) if isinstance(meta, dict) else dict(vars(meta))
+    m_bands, m_ratio = meta.get("bands"), meta.get("ratio")
+    if m_bands is not None and int(m_bands) != bands:
+        raise PSDNetInputError(
+            f"Model '{meta.get('name')}' was trained for {m_bands} bands but MS input "
+            f"'{inputs.ms_path}' has {bands}: choose a model for {bands} bands (see "
+            "`python -m psdnet_qgis models`) or a classical method."
+        )
+    if m_ratio is not None and int(m_ratio) != ratio:
+        raise PSDNetInputError(
+            f"Model '{meta.get('name')}' was trained for ratio {m_ratio} but the inputs have "
+            f"ratio {ratio}: choose a model for ratio {ratio} or a classical method."
+        )
+    return mod, meta
+
+
+def _threads() -> int:
+    try:
+        import torch
+
+        return int(torch.get_num_threads())
+    except Exception:  # noqa: BLE001 - reporting only
+        return int(os.environ.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+
+
+def pansharpen(
+    pan: str,
+    ms: str,
+    out: str,
+    *,
+    method: str = "psdnet",
+    model: Any = "auto",
+    device: str = "auto",
+    tile: int | None = None,
+    overlap: int | None = None,
+    pan_band: int = 1,
+    out_dtype: Any = None,
+    feedback: Any = None,
+    batch_size: int | None = None,
+    margin: int | None = None,
+) -> dict:
+    """Pansharpen ``ms`` with ``pan`` into the GeoTIFF ``out`` on the PAN grid.
+
+    Args:
+        pan: panchromatic raster path (1 band, or several with ``pan_band``).
+        ms: multispectral raster path (C >= 2 bands), any grid/CRS overlapping ``pan``.
+        out: output GeoTIFF path (C bands, PAN pixel size, PAN/MS footprint intersection).
+        method: "psdnet" or a classical method: "exp", "brovey", "gsa", "mtf_glp_hpm".
+        model: "auto" (bundled model for the band count and ratio), a bundled model name,
+            a weights path, or a ``torch.nn.Module`` taking normalised (ms, pan).
+        device: "auto" | "cpu" | "cuda" (PSDNet only).
+        tile, overlap: tile side and overlap in MS px (default :func:`default_tile`).
+        pan_band: 1-based band of ``pan`` used as PAN.
+        out_dtype: None (same as the MS, clipped and rounded) or e.g. "float32".
+        feedback: object with ``info(str)``, ``progress(percent)``, ``is_canceled()``
+            (and optionally ``warning(str)``), see :mod:`psdnet_qgis.engine.feedback`.
+        batch_size: tiles per predictor call (default: predictor's choice; 1 for classical).
+        margin: context margin in MS px around each tile (default :data:`CONTEXT_MARGIN`).
+
+    Returns:
+        Report dict: out, method, model, device, ratio, tiles, tile, overlap, margin,
+        batch_size, threads, width, height, bands, dtype, ms_warped, seconds, mpx_per_s, rgb.
+
+    Raises:
+        PSDNetInputError: bad input/output/model (before any work), or a write failure.
+        PSDNetCanceled: ``feedback.is_canceled()`` became true; nothing is left on disk.
+    """
+    from osgeo import gdal
+
+    from psdnet_qgis.core.radiometry import Normalizer
+    from psdnet_qgis.core.tiling import plan_tiles, tile_weights
+
+    fb: Feedback = as_feedback(feedback)
+    t_start = time.perf_counter()
+    if method not in METHODS:
+        raise PSDNetInputError(f"method {method!r} is unknown; use one of {', '.join(METHODS)}.")
+
+    with raster.gdal_errors():
+        inputs = raster.open_inputs(pan, ms, pan_band)
+        try:
+            out_abs = raster.check_output(out, [inputs.pan_path, inputs.ms_path])
+            dtype = _resolve_dtype(out_dtype, inputs.ms_dtype)
+            r, C = inputs.ratio, inputs.bands
+            d_tile, d_overlap = default_tile(r)
+            tile = int(tile) if tile else d_tile
+            overlap = d_overlap if overlap is None else int(overlap)
+            if tile < 8:
+                raise PSDNetInputError(f"tile={tile} MS px is too small; use a tile of at least 8 MS px.")
+            if not 0 <= overlap <= tile // 2:
+                raise PSDNetInputError(
+                    f"overlap={overlap} MS px must be between 0 and tile // 2 = {tile // 2}; "
+                    f"use e.g. {tile // 8}."
+                )
+            margin = CONTEXT_MARGIN if margin is None else int(margin)
+            if margin < 4:
+                raise PSDNetInputError(f"margin={margin} MS px is too small; use at least 4.")
+
+            meta: dict = {}
+            net = None
+            if method == "psdnet":
+                net, meta = _load_model(model, C, r, inputs)
+
+            # Global statistics, once per raster, from a decimated read.
+            try:
+                s_ms, s_pan, s_mv, s_pv = inputs.read_sample()
+            except RuntimeError as exc:
+                raise PSDNetInputError(
+                    f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}' cannot be read "
+                    f"({raster._first_line(exc)}): truncated or corrupt file; copy it again."
+                ) from None
+            if not s_pv.any():
+                raise PSDNetInputError(
+                    f"PAN input '{inputs.pan_path}' is entirely nodata over the area shared with "
+                    "the MS: check its nodata value or choose another PAN."
+                )
+            if not s_mv.any():
+                raise PSDNetInputError(
+                    f"MS input '{inputs.ms_path}' is entirely nodata over the area shared with "
+                    "the PAN: check its nodata value or choose another MS."
+                )
+            normalizer = Normalizer.from_arrays(s_ms, s_pan, s_mv, s_pv)
+            del s_ms, s_pan, s_mv, s_pv
+
+            if method == "psdnet":
+                from psdnet_qgis.model.predictor import TorchPredictor
+
+                predictor = TorchPredictor(net, meta, device=device, batch_size=batch_size)
+                bs = int(getattr(predictor, "batch_size", None) or batch_size or 1)
+                model_name = str(meta.get("name", "custom"))
+            else:
+                predictor = ClassicalPredictor(method, normalizer, r)
+                bs = int(batch_size or 1)
+                model_name = method
+            device_report = str(getattr(predictor, "device_report", device))
+        except BaseException:
+            inputs.close()
+            raise
+
+        tiles = sorted(plan_tiles(inputs.ms_height, inputs.ms_width, tile, overlap),
+                       key=lambda t: (t.row, t.col))
+        n_tiles = len(tiles)
+        threads = _threads() if method == "psdnet" else 1
+        fb.info(f"Inputs: PAN {inputs.pan_path} (band {inputs.pan_band}), MS {inputs.ms_path} "
+                f"({C} bands), ratio {r}.")
+        if inputs.ms_warped:
+            fb.info(f"MS read through a GDAL warped VRT (cubic) onto the PAN-derived grid: "
+                    f"{inputs.warp_reason}.")
+        fb.info(f"Output: {inputs.width} x {inputs.height} px, {C} bands, "
+                f"{gdal.GetDataTypeName(dtype)} -> {out_abs}")
+        fb.info(f"Method: {method}; model: {model_name}; device: {device_report}; threads: {threads}")
+        fb.info(f"Tile plan: {n_tiles} tiles of {min(tile, inputs.ms_height)} x "
+                f"{min(tile, inputs.ms_width)} MS px, overlap {overlap}, context margin {margin}, "
+                f"batch {bs}")
+        fb.progress(2.0)
+
+        nodata = _output_nodata(inputs, dtype)
+        ds = None
+        writer = None
+        try:
+            try:
+                ds = raster.create_output(out_abs, inputs, dtype, nodata)
+            except RuntimeError as exc:
+                raise PSDNetInputError(
+                    f"Output '{out_abs}' cannot be created ({raster._first_line(exc)}); check the "
+                    "folder permissions and free disk space."
+                ) from None
+            writer = raster.StripWriter(ds, dtype, nodata)
+            _run_tiles(inputs, tiles, predictor, normalizer, tile_weights, writer, fb, bs, margin)
+            try:
+                writer.close()
+                ds.FlushCache()
+            except RuntimeError as exc:
+                raise _write_error(out_abs, exc) from None
+            ds = None
+            writer = None
+        except BaseException:
+            writer = None
+            ds = None
+            raster.remove_output(out_abs)
+            raise
+        finally:
+            inputs.close()
+
+    seconds = time.perf_counter() - t_start
+    mpx = inputs.width * inputs.height / 1e6
+    fb.progress(100.0)
+    report = {
+        "out": out_abs, "method": method, "model": model_name,
+        "model_version": meta.get("version"), "device": device_report, "ratio": r,
+        "tiles": n_tiles, "tile": tile, "overlap": overlap, "margin": margin, "batch_size": bs,
+        "threads": threads, "width": inputs.width, "height": inputs.height, "bands": C,
+        "dtype": gdal.GetDataTypeName(dtype), "nodata": nodata, "ms_warped": inputs.ms_warped,
+        "seconds": round(seconds, 3), "mpx_per_s": round(mpx / seconds, 4) if seconds > 0 else None,
+        "rgb": meta.get("rgb"), "normalizer": normalizer.to_dict(),
+    }
+    fb.info(f"Done in {seconds:.1f} s ({mpx:.2f} MPx, {report['mpx_per_s']} MPx/s).")
+    return report
+
+
+def _write_error(out: str, exc: BaseException) -> PSDNetInputError:
+    msg = raster._first_line(exc)
+    hint = "the disk is probably full" if ("space" in msg.lower() or "write" in msg.lower()) else "write failed"
+    return PSDNetInputError(
+        f"Output '{out}' could not be written ({msg}): {hint}; free disk space or choose "
+        "another output folder. The partial file was removed."
+    )
+
+
+def _run_tiles(inputs: raster.RasterInputs, tiles: Sequence[Any], predictor: Any, normalizer: Any,
+               tile_weights: Callable[..., np.ndarray], writer: raster.StripWriter, fb: Feedback,
+               batch_size: int, margin: int) -> None:
+    """Predict every tile, blend into a row-strip accumulator, write finished rows.
+
+    Tiles come row-major; once every tile starting above MS row ``k`` is done, output rows
+    above ``k * r`` receive no further contribution (weights of a plan sum to 1) and are
+    written and dropped from the accumulator.
+    """
+    r, C, W, H = inputs.ratio, inputs.bands, inputs.width, inputs.height
+    m, mp = margin, margin * r
+    fill_ms = normalizer.ms_mean.astype(np.float32)[:, None]
+    fill_pan = np.float32(normalizer.pan_mean)
+    acc = np.zeros((C, 0, W), dtype=np.float32)
+    acc0 = 0  # output row of acc[:, 0]
+    n = len(tiles)
+    done = 0
+    weights_cache: dict[Any, np.ndarray] = {}
+
+    def emit(until: int) -> None:
+        nonlocal acc, acc0
+        k = until - acc0
+        if k <= 0:
+            return
+        rows = acc[:, :k]
+        valid = inputs.valid_rows(acc0, k)
+        data = writer.convert(rows, valid)
+        try:
+            writer.add(data)
+        except RuntimeError as exc:
+            raise _write_error(writer.ds.GetDescription(), exc) from None
+        acc = acc[:, k:]
+        acc0 = until
+
+    for start in range(0, n, batch_size):
+        if fb.is_canceled():
+            raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
+        batch = tiles[start:start + batch_size]
+        ms_b, pan_b = [], []
+        for t in batch:
+            ms_t, ms_v = inputs.read_ms(t.row - m, t.col - m, t.height + 2 * m, t.width + 2 * m)
+            pan_t, pan_v = inputs.read_pan((t.row - m) * r, (t.col - m) * r,
+                                           (t.height + 2 * m) * r, (t.width + 2 * m) * r)
+            # nodata pixels -> the band mean (normalised 0.5): no wild values enter the model
+            if not ms_v.all():
+                ms_t[:, ~ms_v] = np.broadcast_to(fill_ms, (C, int((~ms_v).sum())))
+            if not pan_v.all():
+                pan_t[:, ~pan_v] = fill_pan
+            ms_b.append(normalizer.norm_ms(ms_t))
+            pan_b.append(normalizer.norm_pan(pan_t))
+        pred = predictor.predict(np.stack(ms_b), np.stack(pan_b))
+        del ms_b, pan_b
+        for t, p in zip(batch, pred):
+            core = normalizer.denorm_ms(p[:, mp:mp + t.height * r, mp:mp + t.width * r])
+            key = (t.height, t.width, t.top, t.bottom, t.left, t.right, getattr(t, "blend", None))
+            wgt = weights_cache.get(key)
+            if wgt is None:
+                wgt = weights_cache[key] = tile_weights(t, r)
+            y0, y1 = t.row * r, (t.row + t.height) * r
+            if y1 - acc0 > acc.shape[1]:
+                grow = np.zeros((C, y1 - acc0 - acc.shape[1], W), dtype=np.float32)
+                acc = np.concatenate([acc, grow], axis=1)
+            x0 = t.col * r
+            acc[:, y0 - acc0:y1 - acc0, x0:x0 + t.width * r] += core * wgt
+        done += len(batch)
+        nxt = tiles[start + batch_size].row * r if start + batch_size < n else H
+        emit(nxt)
+        fb.progress(2.0 + 97.0 * done / n)
+    emit(H)
