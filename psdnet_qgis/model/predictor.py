@@ -1,0 +1,171 @@
+"""Batched inference of a PSDNet (or any ``(ms, pan) -> image`` module) on numpy tiles.
+
+The engine hands normalised float32 tiles; this module owns everything torch-specific
+about running them: device choice, CPU thread count, channels-last layout,
+``inference_mode``, and the CUDA out-of-memory back-off (halve the batch and retry).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from psdnet_qgis.errors import PSDNetInputError
+
+logger = logging.getLogger("psdnet_qgis.model")
+
+#: Environment variable fixing the CPU thread count (default: all cores).
+ENV_THREADS = "PSDNET_THREADS"
+DEFAULT_BATCH = 4
+
+
+def _cpu_threads() -> int:
+    env = os.environ.get(ENV_THREADS, "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            raise PSDNetInputError(f"{ENV_THREADS}='{env}': give a positive integer thread count.") from None
+        if n < 1:
+            raise PSDNetInputError(f"{ENV_THREADS}={n}: give a positive integer thread count.")
+        return n
+    return max(1, os.cpu_count() or 1)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """Map "auto" | "cpu" | "cuda" (or "cuda:N") to a torch device.
+
+    Raises:
+        PSDNetInputError: CUDA requested but not available, or an unknown name.
+    """
+    name = str(device or "auto").strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PSDNetInputError(
+                "Device: CUDA was requested but torch.cuda.is_available() is False (no NVIDIA GPU, "
+                "driver, or a CPU-only torch build); choose Auto or CPU."
+            )
+        return torch.device(name)
+    raise PSDNetInputError(f"Device: '{device}' is not one of auto, cpu, cuda; choose Auto, CPU or CUDA.")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom is not None and isinstance(exc, oom):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class TorchPredictor:
+    """Runs a model on batches of normalised numpy tiles.
+
+    Args:
+        model: module with ``forward(ms, pan)`` returning a ``PSDNetOutput`` (``out3``
+            is used) or a tensor ``(B, C, H, W)``.
+        meta: model metadata (name, bands, ratio, ...); may be empty.
+        device: "auto" (CUDA when available), "cpu" or "cuda".
+        batch_size: tiles per forward pass (None -> 4); halved on CUDA OOM.
+        log: optional callback receiving messages (also kept in ``messages`` and
+            sent to the ``psdnet_qgis.model`` logger).
+
+    Attributes:
+        device: the torch device used.
+        batch_size: current batch size (may shrink after OOM).
+        threads: CPU threads used by torch.
+        device_report: human-readable device, thread/GPU and precision line.
+        messages: notes about the run (OOM back-off).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        meta: Optional[dict] = None,
+        device: str | torch.device | None = "auto",
+        batch_size: Optional[int] = DEFAULT_BATCH,
+        log: Optional[Callable[[str], Any]] = None,
+    ) -> None:
+        self.meta = dict(meta or {})
+        self.device = resolve_device(device)
+        self.batch_size = max(1, int(batch_size or DEFAULT_BATCH))
+        self.messages: list[str] = []
+        self._log = log
+        self.threads = _cpu_threads()
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        self.model = model.to(self.device).float().eval().to(memory_format=torch.channels_last)
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        if self.device.type == "cuda":
+            idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
+            self.device_report = f"cuda:{idx} ({torch.cuda.get_device_name(idx)}), float32"
+        else:
+            self.device_report = f"cpu ({self.threads} threads), float32"
+
+    def _note(self, msg: str) -> None:
+        self.messages.append(msg)
+        logger.info(msg)
+        if self._log is not None:
+            self._log(msg)
+
+    def _forward(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        ms_t = torch.from_numpy(ms).to(self.device).contiguous(memory_format=torch.channels_last)
+        pan_t = torch.from_numpy(pan).to(self.device).contiguous(memory_format=torch.channels_last)
+        out = self.model(ms_t, pan_t)
+        img = getattr(out, "out3", out)
+        return img.float().cpu().contiguous().numpy()
+
+    def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """Fuse a batch of tiles.
+
+        Args:
+            ms: normalised MS ``(B, C, h, w)`` (or a single ``(C, h, w)``).
+            pan: normalised PAN ``(B, 1, H, W)`` (or ``(1, H, W)``), ``H = h r``.
+
+        Returns:
+            Fused image ``(B, C, H, W)`` float32 (``(C, H, W)`` for a single tile).
+
+        Raises:
+            PSDNetInputError: wrong shapes, or CUDA out of memory even at batch 1.
+        """
+        single = np.ndim(ms) == 3
+        ms = np.ascontiguousarray(ms, dtype=np.float32)
+        pan = np.ascontiguousarray(pan, dtype=np.float32)
+        if single:
+            ms, pan = ms[None], pan[None]
+        if pan.ndim == 3:
+            pan = pan[:, None]
+        if ms.ndim != 4 or pan.ndim != 4 or ms.shape[0] != pan.shape[0]:
+            raise PSDNetInputError(
+                f"TorchPredictor: ms {ms.shape} and pan {pan.shape} must be (B, C, h, w) and (B, 1, H, W) "
+                "with the same B."
+            )
+        results: list[np.ndarray] = []
+        i = 0
+        with torch.inference_mode():
+            while i < ms.shape[0]:
+                bs = self.batch_size
+                try:
+                    results.append(self._forward(ms[i:i + bs], pan[i:i + bs]))
+                    i += bs
+                except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                    if self.device.type != "cuda" or not _is_oom(exc):
+                        raise
+                    torch.cuda.empty_cache()
+                    if bs == 1:
+                        raise PSDNetInputError(
+                            "Device: CUDA ran out of memory even with one tile per batch; choose a "
+                            "smaller tile size or the CPU device."
+                        ) from None
+                    self.batch_size = bs // 2
+                    self._note(f"CUDA out of memory at batch {bs}; retrying with batch {self.batch_size}.")
+        out = np.concatenate(results, axis=0)
+        return out[0] if single else out

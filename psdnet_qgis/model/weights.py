@@ -1,0 +1,181 @@
+"""Save and load PSDNet weights: fp16 ``state_dict`` + JSON sidecar with a SHA-256.
+
+``save_model(model, "x/name.pt", meta)`` writes ``x/name.pt`` (``torch.save`` of the
+state_dict cast to float16, half the size of float32 for a plugin zip) and
+``x/name.json`` (``meta`` + ``file``, ``sha256``, ``bands``, ``ratio``, ``width``).
+``load_model`` only ever unpickles with ``weights_only=True`` after the hash matched,
+so a tampered or truncated file is refused before it is read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from psdnet_qgis.core import registry
+from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.model.psdnet import PSDNet
+
+#: Metadata defaults written when the caller does not give them.
+META_DEFAULTS: dict[str, Any] = {
+    "normalisation": "zscore4",
+    "version": "1.0",
+    "sensor": "",
+    "band_names": None,
+    "rgb": [],
+    "training_scenes": [],
+    "validation_scenes": [],
+    "licence": "",
+    "description": "",
+}
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(model: PSDNet, path: str | os.PathLike, meta: Optional[dict] = None) -> dict:
+    """Store fp16 weights and the JSON sidecar.
+
+    Args:
+        model: a :class:`PSDNet` (teacher or student; only the weights are stored).
+        path: weights file, conventionally ``<name>.pt``; the JSON goes to
+            ``<same stem>.json``.
+        meta: metadata (name, band_names, rgb, sensor, training_scenes, ...);
+            ``bands``, ``ratio``, ``width`` are taken from the model and must not
+            contradict it.
+
+    Returns:
+        The metadata dict as written.
+
+    Raises:
+        PSDNetInputError: ``meta`` contradicts the model architecture.
+    """
+    p = Path(path)
+    arch = model.arch_kwargs()
+    out: dict[str, Any] = {k: (list(v) if isinstance(v, list) else v) for k, v in META_DEFAULTS.items()}
+    out.update(dict(meta or {}))
+    for k, v in arch.items():
+        if k in (meta or {}) and int(meta[k]) != v:  # type: ignore[index]
+            raise PSDNetInputError(f"save_model meta: {k}={meta[k]} but the model has {k}={v}; fix the metadata.")  # type: ignore[index]
+        out[k] = v
+    out.setdefault("name", p.stem)
+    out["name"] = out["name"] or p.stem
+    out["file"] = p.name
+    if not out.get("band_names"):
+        out["band_names"] = [f"B{i + 1}" for i in range(arch["bands"])]
+    if len(out["band_names"]) != arch["bands"]:
+        raise PSDNetInputError(
+            f"save_model meta: {len(out['band_names'])} band_names for a {arch['bands']}-band model; give one name per band."
+        )
+    state = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
+             for k, v in model.state_dict().items()}
+    p.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, p)
+    out["sha256"] = sha256_file(p)
+    p.with_suffix(".json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return out
+
+
+def _resolve(path_or_name: str | os.PathLike) -> tuple[Path, dict]:
+    """Weights path + metadata dict for a path (``.pt`` or ``.json``) or a bundled name."""
+    s = os.fspath(path_or_name)
+    p = Path(s).expanduser()
+    looks_like_path = p.suffix in (".pt", ".pth", ".json") or os.sep in s or "/" in s
+    if not looks_like_path and not p.exists():
+        info = registry.get_model(s)  # raises with the list of available models
+        return Path(info.path), info.to_dict()
+    if p.suffix == ".json":
+        meta_path = p
+        info = registry.ModelInfo.from_json(meta_path)
+        return Path(info.path), info.to_dict()
+    meta_path = p.with_suffix(".json")
+    if not p.is_file():
+        raise PSDNetInputError(
+            f"Model weights '{p}' do not exist; give an existing .pt file or a bundled model name "
+            f"(available: {', '.join(m.name for m in registry.list_models()) or 'none installed'})."
+        )
+    if not meta_path.is_file():
+        raise PSDNetInputError(
+            f"Model weights '{p}' have no metadata file '{meta_path.name}' beside them; "
+            "copy the .json written by save_model/make train next to the .pt."
+        )
+    info = registry.ModelInfo.from_json(meta_path)
+    return p, info.to_dict()
+
+
+def load_model(
+    path_or_name: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    sha256: Optional[str] = None,
+) -> tuple[PSDNet, dict]:
+    """Load a model by bundled name or weights path, verifying its SHA-256.
+
+    Args:
+        path_or_name: bundled model name (see ``core.registry``), a ``.pt`` path with
+            its ``.json`` sidecar, or the ``.json`` path itself.
+        device: torch device for the returned model.
+        sha256: expected hash; overrides the one in the JSON.
+
+    Returns:
+        ``(model, meta)``: float32 :class:`PSDNet` in eval mode, metadata dict
+        (JSON fields, ``path`` added).
+
+    Raises:
+        PSDNetInputError: unknown name, missing file, hash mismatch, or weights that
+            do not fit the architecture in the metadata.
+    """
+    pt, meta = _resolve(path_or_name)
+    if not pt.is_file():
+        raise PSDNetInputError(
+            f"Model '{meta.get('name')}': weights file '{pt}' is missing; reinstall the plugin "
+            "or run `make train` to recreate it."
+        )
+    expected = (sha256 or meta.get("sha256") or "").lower()
+    if not expected:
+        raise PSDNetInputError(
+            f"Model weights '{pt}': the metadata has no sha256, so the file cannot be verified; "
+            "re-save it with save_model."
+        )
+    actual = sha256_file(pt)
+    if actual != expected:
+        raise PSDNetInputError(
+            f"Model weights '{pt}': SHA-256 mismatch (expected {expected[:12]}..., file has "
+            f"{actual[:12]}...); the file is corrupt or was modified. Reinstall the plugin or "
+            "re-download/re-train the model."
+        )
+    try:
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise PSDNetInputError(f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model.") from None
+    model = PSDNet(bands=int(meta["bands"]), ratio=int(meta["ratio"]), width=int(meta.get("width", 28)))
+    state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise PSDNetInputError(
+            f"Model weights '{pt}' do not fit PSDNet(bands={meta['bands']}, ratio={meta['ratio']}, "
+            f"width={meta.get('width', 28)}) ({str(exc).splitlines()[0]}); the .json does not belong to this .pt."
+        ) from None
+    model.to(device).eval()
+    meta = dict(meta)
+    meta["path"] = str(pt.resolve())
+    return model, meta
+
+
+def module_device(model: nn.Module) -> torch.device:
+    """Device of a module's first parameter (cpu for a parameter-less module)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")

@@ -1,0 +1,111 @@
+"""Weights I/O and the model registry (the registry must not import torch)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from psdnet_qgis.core import registry
+from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.model.psdnet import PSDNet
+from psdnet_qgis.model.weights import load_model, save_model, sha256_file
+
+ROOT = Path(__file__).resolve().parents[2]
+META = {
+    "name": "tiny_r4_3b",
+    "band_names": ["red", "green", "blue"],
+    "rgb": [0, 1, 2],
+    "sensor": "WorldView-3",
+    "training_scenes": ["a"],
+    "validation_scenes": ["b"],
+    "licence": "CC-BY-4.0",
+    "description": "test model",
+    "version": "0.1",
+}
+
+
+@pytest.fixture()
+def saved(tmp_path: Path) -> tuple[PSDNet, Path]:
+    torch.manual_seed(0)
+    net = PSDNet(3, 4, width=8)
+    save_model(net, tmp_path / "tiny_r4_3b.pt", META)
+    return net, tmp_path / "tiny_r4_3b.pt"
+
+
+def test_round_trip(saved: tuple[PSDNet, Path]) -> None:
+    net, pt = saved
+    meta = json.loads(pt.with_suffix(".json").read_text())
+    assert meta["sha256"] == sha256_file(pt)
+    assert (meta["bands"], meta["ratio"], meta["width"], meta["normalisation"]) == (3, 4, 8, "zscore4")
+    assert meta["file"] == "tiny_r4_3b.pt" and meta["sensor"] == "WorldView-3"
+    stored = torch.load(pt, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+
+    for target in (pt, pt.with_suffix(".json"), str(pt)):
+        model, m = load_model(target)
+        assert not model.training and m["name"] == "tiny_r4_3b"
+        for (k, a), b in zip(net.state_dict().items(), model.state_dict().values()):
+            assert b.dtype == torch.float32
+            assert torch.equal(a.half().float(), b), k
+    ms, pan = torch.rand(1, 3, 8, 8), torch.rand(1, 1, 32, 32)
+    with torch.inference_mode():
+        assert torch.allclose(model(ms, pan).out3, net.eval()(ms, pan).out3, atol=2e-2)
+
+
+def test_tampered_and_missing_files_are_rejected(saved: tuple[PSDNet, Path]) -> None:
+    _, pt = saved
+    with pytest.raises(PSDNetInputError, match="SHA-256 mismatch"):
+        load_model(pt, sha256="0" * 64)
+    data = bytearray(pt.read_bytes())
+    data[-10] ^= 0xFF
+    pt.write_bytes(bytes(data))
+    with pytest.raises(PSDNetInputError, match="SHA-256 mismatch"):
+        load_model(pt)
+    with pytest.raises(PSDNetInputError, match="do not exist"):
+        load_model(pt.with_name("nope.pt"))
+    pt.with_suffix(".json").unlink()
+    with pytest.raises(PSDNetInputError, match="no metadata"):
+        load_model(pt)
+
+
+def test_meta_must_match_architecture(tmp_path: Path) -> None:
+    with pytest.raises(PSDNetInputError, match="bands"):
+        save_model(PSDNet(3, 4, width=8), tmp_path / "x.pt", {"bands": 4})
+
+
+def test_registry_lists_selects_and_resolves(saved: tuple[PSDNet, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, pt = saved
+    monkeypatch.setenv(registry.ENV_MODELS_DIR, str(pt.parent))
+    (pt.parent / "notes.json").write_text('{"hello": 1}')  # not model metadata: skipped
+    models = registry.list_models()
+    assert [m.name for m in models] == ["tiny_r4_3b"]
+    info = registry.auto_select(3, 4)
+    assert info.path == str(pt.resolve()) and info.rgb == (0, 1, 2) and info.sensor == "WorldView-3"
+    assert info.band_names == ("red", "green", "blue") and info.training_scenes == ("a",)
+    assert registry.get_model("tiny_r4_3b") == info
+    with pytest.raises(PSDNetInputError, match=r"tiny_r4_3b \(3 bands, ratio 4\)"):
+        registry.auto_select(8, 2)
+    with pytest.raises(PSDNetInputError, match="Available"):
+        registry.get_model("missing")
+    model, meta = load_model("tiny_r4_3b")  # bundled-name resolution
+    assert meta["path"] == str(pt.resolve()) and model.bands == 3
+
+
+def test_models_dir_supports_both_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(registry.ENV_MODELS_DIR, raising=False)
+    d = registry.models_dir()
+    assert d in (registry.PACKAGE_DIR / "resources" / "models", registry.PACKAGE_DIR.parent / "resources" / "models")
+
+
+def test_registry_does_not_import_torch() -> None:
+    code = (
+        "import sys; import psdnet_qgis.core.registry as r; r.list_models(); "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
