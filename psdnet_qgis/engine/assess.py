@@ -29,10 +29,14 @@ inside a block would dominate them):
   are visited in an order shuffled by ``numpy.random.default_rng(seed)``, invalid ones are
   skipped, and the first ``max(1, max_pixels // block**2)`` fully valid blocks are
   evaluated (at most ``4 * n + 16`` blocks are read). Each metric is the mean of its
-  per-block values weighted by block area: exact for the block-averaged Q-type metrics
-  (Q, Q2n, D_lambda, D_s on 32 px blocks dividing the sample blocks) and SAM; for ERGAS
-  and SCC it is the mean of block values. The sample (seed, block size, block count,
-  pixel count) is reported with the results.
+  per-block values weighted by block area (SAM: exactly the pixel mean over the sample; the
+  window- and block-averaged Q, Q2n, D_lambda, D_s: the mean over the sample's windows up to
+  block borders; ERGAS and SCC: the mean of block values). The sample (seed, block size,
+  block count, pixel count) is reported with the results.
+
+Q2n (and Khan's D_lambda inside HQNR) is computed on integer digital numbers, as the
+toolbox does; float rasters holding reflectances (MS maximum <= 2) are scaled by 10000
+first (``dn_scale``, reported).
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ ALIGN_TOLERANCE_PX = 0.05
 PIXEL_TOLERANCE = 0.02
 
 REDUCED_KEYS = ("Q2n", "Q", "SAM", "ERGAS", "SCC")
-FULL_KEYS = ("D_lambda", "D_s", "QNR", "HQNR")
+FULL_KEYS = ("D_lambda", "D_s", "QNR", "D_lambda_K", "HQNR")
 METRIC_KEYS = REDUCED_KEYS + FULL_KEYS
 
 #: key -> (label, better, ideal, protocol, one-line meaning)
@@ -83,6 +87,8 @@ METRIC_INFO: dict[str, tuple[str, str, str, str, str]] = {
     "D_lambda": ("D_lambda", "lower", "0", "full", "spectral distortion (inter-band Q change)"),
     "D_s": ("D_s", "lower", "0", "full", "spatial distortion (Q with PAN change across scales)"),
     "QNR": ("QNR", "higher", "1", "full", "(1 - D_lambda)(1 - D_s)"),
+    "D_lambda_K": ("D_lambda (Khan)", "lower", "0", "full",
+                   "1 - Q2n(MS, fused MTF-degraded to the MS scale)"),
     "HQNR": ("HQNR", "higher", "1", "full", "(1 - D_lambda Khan)(1 - D_s)"),
 }
 
@@ -90,7 +96,7 @@ METRIC_INFO: dict[str, tuple[str, str, str, str, str]] = {
 _ALIASES = {
     "q2n": "Q2n", "q4": "Q2n", "q8": "Q2n", "q": "Q", "qindex": "Q", "qavg": "Q", "uiqi": "Q",
     "sam": "SAM", "ergas": "ERGAS", "scc": "SCC",
-    "dlambda": "D_lambda", "ds": "D_s", "qnr": "QNR", "hqnr": "HQNR",
+    "dlambda": "D_lambda", "dlambdak": "D_lambda_K", "ds": "D_s", "qnr": "QNR", "hqnr": "HQNR",
 }
 
 
@@ -313,20 +319,23 @@ def _valid_rectangle(valid: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 # ------------------------------------------------------------------------------ metrics
-def _window_metrics(win: _Window, ratio: int, sensor: str | None, notes: set[str]) -> dict[str, float]:
+def _window_metrics(win: _Window, ratio: int, sensor: str | None, dn_scale: float,
+                    notes: set[str]) -> dict[str, float]:
     """core.metrics on one fully valid window (both protocols as available)."""
     from ..core import metrics  # numpy only; imported late so a missing module names itself
 
     out: dict[str, float] = {}
     if win.ref is not None:
-        out.update(_canonical(metrics.reduced_resolution_metrics(win.fused, win.ref, ratio)))
+        out.update(_canonical(metrics.reduced_resolution_metrics(
+            win.fused, win.ref, ratio, dn_scale=dn_scale)))
     h, w = win.ms.shape[-2:]
     if min(h, w) < Q_BLOCK:
         # D_lambda / D_s compare Q on 32 px blocks of the MS scale: not defined below that.
         notes.add(f"full-resolution metrics need at least {Q_BLOCK} x {Q_BLOCK} valid MS pixels; "
                   f"a window had {h} x {w}, so D_lambda, D_s, QNR and HQNR were not computed there")
     else:
-        out.update(_canonical(metrics.full_resolution_metrics(win.fused, win.ms, win.pan, ratio, sensor)))
+        out.update(_canonical(metrics.full_resolution_metrics(
+            win.fused, win.ms, win.pan, ratio, sensor, dn_scale=dn_scale)))
     return out
 
 
@@ -341,6 +350,15 @@ def _aggregate(per_window: list[tuple[int, dict[str, float]]]) -> dict[str, floa
         total = sum(n for n, _ in vals)
         out[key] = float(sum(n * v for n, v in vals) / total)
     return out
+
+
+def _auto_dn_scale(inputs: RasterInputs) -> float:
+    """10000 for float MS holding reflectances (valid maximum <= 2), else 1."""
+    if _is_integer(inputs.ms_dtype):
+        return 1.0
+    ms, _, valid, _ = inputs.read_sample(256)
+    vals = ms[:, valid]
+    return 10000.0 if vals.size and float(np.abs(vals).max()) <= 2.0 else 1.0
 
 
 # ------------------------------------------------------------------------------ main entry
@@ -358,6 +376,7 @@ def assess(
     pan_band: int = 1,
     quicklook_png: str | None = None,
     rgb: Sequence[int] | None = None,
+    dn_scale: float | None = None,
 ) -> dict[str, Any]:
     """Quality metrics of a pansharpened raster.
 
@@ -376,11 +395,13 @@ def assess(
         quicklook_png: when given, a PNG (MS bicubic-upsampled | fused | PAN) is written there.
         rgb: 0-based band indices shown as red, green, blue in the quicklook; default
             (2, 1, 0) (the project's Blue, Green, Red[, NIR] order) for >= 3 bands.
+        dn_scale: factor bringing values to integer digital numbers for Q2n / HQNR; None =
+            10000 for float MS whose maximum is <= 2 (reflectances), else 1.
 
     Returns:
         ``{"metrics": {key: float | None for METRIC_KEYS}, "ratio", "bands", "sensor",
         "mode": "whole" | "sampled", "sampled_pixels", "region_pixels", "windows": [(row, col,
-        height, width) in PAN px of the output grid], "block", "seed", "max_pixels",
+        height, width) in PAN px of the output grid], "block", "seed", "max_pixels", "dn_scale",
         "inputs": {...}, "notes": [...], "quicklook": path | None, "seconds"}``.
 
     Raises:
@@ -395,15 +416,18 @@ def assess(
     with gdal_errors():
         inputs = open_inputs(pan_path, ms_path, pan_band)
         try:
+            if dn_scale is None:
+                dn_scale = _auto_dn_scale(inputs)
             return _assess(inputs, fused_path, reference_path, sensor, max_pixels, block, seed,
-                           quicklook_png, rgb, fb, notes, t0)
+                           quicklook_png, rgb, float(dn_scale), fb, notes, t0)
         finally:
             inputs.close()
 
 
 def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, sensor: str | None,
             max_pixels: int, block: int, seed: int, quicklook_png: str | None,
-            rgb: Sequence[int] | None, fb: Any, notes: set[str], t0: float) -> dict[str, Any]:
+            rgb: Sequence[int] | None, dn_scale: float, fb: Any, notes: set[str],
+            t0: float) -> dict[str, Any]:
     r = inputs.ratio
     fused = _on_grid(os.fspath(fused_path), "Fused", inputs, inputs.bands)
     ref = _on_grid(os.fspath(reference_path), "Reference", inputs, inputs.bands) \
@@ -456,7 +480,7 @@ def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, s
                       None if win.ref is None else win.ref[:, a0 * r:a1 * r, b0 * r:b1 * r],
                       win.valid[a0:a1, b0:b1])
         n = win.fused.shape[1] * win.fused.shape[2]
-        per_window.append((n, _window_metrics(win, r, sensor, notes)))
+        per_window.append((n, _window_metrics(win, r, sensor, dn_scale, notes)))
         windows.append((win.row, win.col, win.fused.shape[1], win.fused.shape[2]))
         first = win
         fb.progress(90)
@@ -480,7 +504,7 @@ def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, s
             read += 1
             if not win.valid.all():
                 continue
-            per_window.append((bh * bw, _window_metrics(win, r, sensor, notes)))
+            per_window.append((bh * bw, _window_metrics(win, r, sensor, dn_scale, notes)))
             windows.append((y, x, bh, bw))
             first = first or win
             fb.progress(5 + 85 * len(per_window) / target)
@@ -512,6 +536,7 @@ def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, s
         "block": b if mode == "sampled" else None,
         "seed": seed if mode == "sampled" else None,
         "max_pixels": int(max_pixels),
+        "dn_scale": dn_scale,
         "inputs": {"fused": os.fspath(fused_path), "pan": inputs.pan_path, "ms": inputs.ms_path,
                    "reference": os.fspath(reference_path) if reference_path else None},
         "notes": sorted(notes),
