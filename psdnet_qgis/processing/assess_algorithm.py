@@ -1,0 +1,238 @@
+"""``psdnet:assess`` — "Assess pansharpening quality".
+
+QGIS glue only: reads the parameters, checks the layers, runs ``engine.assess.assess`` and
+``engine.assess.write_html_report``, and returns every metric as a number output so the
+modeler can chain on them (e.g. keep the method with the best QNR).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..core.mtf import SENSORS
+from ..errors import PSDNetCanceled, PSDNetInputError
+from .feedback import ProcessingFeedback
+from .provider import icon
+
+#: engine metric key -> output name
+METRIC_OUTPUTS = (
+    ("Q2n", "Q2N", "Q2n (reduced resolution, higher is better)"),
+    ("Q", "Q", "Q (reduced resolution, higher is better)"),
+    ("SAM", "SAM", "SAM in degrees (reduced resolution, lower is better)"),
+    ("ERGAS", "ERGAS", "ERGAS (reduced resolution, lower is better)"),
+    ("SCC", "SCC", "SCC (reduced resolution, higher is better)"),
+    ("D_lambda", "D_LAMBDA", "D_lambda (full resolution, lower is better)"),
+    ("D_s", "D_S", "D_s (full resolution, lower is better)"),
+    ("QNR", "QNR", "QNR (full resolution, higher is better)"),
+    ("D_lambda_K", "D_LAMBDA_K", "Khan's D_lambda (full resolution, lower is better)"),
+    ("HQNR", "HQNR", "HQNR (full resolution, higher is better)"),
+)
+
+#: sensor enum: index 0 = unknown (None), then core.mtf.SENSORS in table order
+SENSOR_NAMES: tuple[str | None, ...] = (None, *SENSORS.keys())
+
+DEFAULT_MAX_PIXELS = 4_000_000  # engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL at load)
+
+
+class AssessAlgorithm(QgsProcessingAlgorithm):
+    """Full-resolution (QNR, HQNR) and, with a reference, reduced-resolution quality metrics."""
+
+    FUSED = "FUSED"
+    PAN = "PAN"
+    PAN_BAND = "PAN_BAND"
+    MS = "MS"
+    REFERENCE = "REFERENCE"
+    SENSOR = "SENSOR"
+    MAX_PIXELS = "MAX_PIXELS"
+    OUTPUT_HTML = "OUTPUT_HTML"
+    SAMPLED_PIXELS = "SAMPLED_PIXELS"
+
+    # -- identity -------------------------------------------------------------------------
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("psdnet", text)
+
+    def createInstance(self):  # noqa: N802
+        return AssessAlgorithm()
+
+    def name(self) -> str:
+        return "assess"
+
+    def displayName(self) -> str:  # noqa: N802
+        return self.tr("Assess pansharpening quality")
+
+    def group(self) -> str:
+        return ""
+
+    def groupId(self) -> str:  # noqa: N802
+        return ""
+
+    def icon(self):
+        return icon()
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        return self.tr(
+            "<p>Measures how good a pansharpened image is, with the community's standard metrics "
+            "(Vivone et al. toolbox conventions).</p>"
+            "<p><b>Full resolution</b> (always, no reference needed): the fused image is compared "
+            "with the PAN and MS it was made from. <b>D_lambda</b> (spectral distortion) and "
+            "<b>D_s</b> (spatial distortion): lower is better, 0 is perfect; <b>QNR</b> = "
+            "(1 - D_lambda)(1 - D_s) and <b>HQNR</b> (with Khan's spectral distortion, uses the "
+            "sensor's MTF): higher is better, 1 is perfect.</p>"
+            "<p><b>Reduced resolution</b> (only with a reference image on the fused grid, e.g. "
+            "the original MS when you fused degraded PAN and MS): <b>Q2n</b>, <b>Q</b>, "
+            "<b>SCC</b> (higher is better, 1 is perfect), <b>SAM</b> in degrees and "
+            "<b>ERGAS</b> (lower is better, 0 is perfect).</p>"
+            "<p>Layers are matched by georeference. Large images are evaluated on a seeded "
+            "random sample of 256 x 256 pixel blocks free of no-data (see 'Maximum pixels'); "
+            "the report states the sample. The HTML report holds the table and a quicklook "
+            "(MS upsampled | fused | PAN). Every metric is also an output usable in the "
+            "modeler; metrics that cannot be computed (no reference) are empty.</p>"
+            "<p>Pick the sensor for correct MTF gains in HQNR; 'Unknown' uses 0.3 per MS band "
+            "and 0.15 for PAN.</p>"
+        )
+
+    # -- parameters and outputs -----------------------------------------------------------
+    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.FUSED, self.tr("Pansharpened (fused) layer")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.PAN, self.tr("Panchromatic (PAN) layer it was made from")))
+        self.addParameter(QgsProcessingParameterBand(
+            self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"),
+            None, self.PAN, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.MS, self.tr("Multispectral (MS) layer it was made from")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.REFERENCE, self.tr("Reference at the fused resolution (optional: enables "
+                                    "reduced-resolution metrics)"), optional=True))
+        options = [self.tr("Unknown (MS 0.3, PAN 0.15)")] + [str(s) for s in SENSOR_NAMES[1:]]
+        self.addParameter(QgsProcessingParameterEnum(
+            self.SENSOR, self.tr("Sensor (MTF gains for HQNR)"), options, defaultValue=0))
+        p = QgsProcessingParameterNumber(
+            self.MAX_PIXELS, self.tr("Maximum pixels evaluated (larger images are sampled by blocks)"),
+            QgsProcessingParameterNumber.Integer, DEFAULT_MAX_PIXELS, optional=True,
+            minValue=65536)
+        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        self.addParameter(p)
+        # an .html file destination also creates the HTML output Processing's results viewer opens
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_HTML, self.tr("Quality report"), self.tr("HTML files (*.html)")))
+        for _, out, label in METRIC_OUTPUTS:
+            self.addOutput(QgsProcessingOutputNumber(out, self.tr(label)))
+        self.addOutput(QgsProcessingOutputNumber(
+            self.SAMPLED_PIXELS, self.tr("Number of fused pixels evaluated")))
+
+    # -- checks ---------------------------------------------------------------------------
+    def _layer_problem(self, layer: QgsRasterLayer | None, role: str, required: bool = True) -> str | None:
+        if layer is None:
+            return self.tr(f"The {role} layer is missing: choose a readable raster layer.") if required else None
+        if not layer.isValid():
+            return self.tr(f"The {role} layer '{layer.name()}' is invalid: choose a readable raster layer.")
+        if layer.providerType() != "gdal":
+            return self.tr(
+                f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this "
+                "algorithm reads files through GDAL. Save it as a GeoTIFF first "
+                "(right-click > Export > Save As).")
+        return None
+
+    def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
+        if parameters.get(self.PAN_BAND) in (None, "", 0):
+            return None
+        band = self.parameterAsInt(parameters, self.PAN_BAND, context)
+        return band if band > 0 else None
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            return ok, msg
+        fused = self.parameterAsRasterLayer(parameters, self.FUSED, context)
+        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
+        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        problem = (self._layer_problem(fused, "fused") or self._layer_problem(pan, "PAN")
+                   or self._layer_problem(ms, "MS") or self._layer_problem(ref, "reference", False))
+        if problem:
+            return False, problem
+        if ms.bandCount() < 2:
+            return False, self.tr(
+                f"MS layer '{ms.name()}' has a single band: give the multispectral image the fused "
+                "layer was made from, with all its bands.")
+        if fused.bandCount() != ms.bandCount():
+            return False, self.tr(
+                f"Fused layer '{fused.name()}' has {fused.bandCount()} bands but MS layer '{ms.name()}' "
+                f"has {ms.bandCount()}: give the pansharpened result of this MS (same bands, same order).")
+        if ref is not None and ref.bandCount() != ms.bandCount():
+            return False, self.tr(
+                f"Reference layer '{ref.name()}' has {ref.bandCount()} bands but MS layer '{ms.name()}' "
+                f"has {ms.bandCount()}: the reference must hold the MS bands in the same order.")
+        if pan.bandCount() > 1 and self._pan_band(parameters, context) is None:
+            return False, self.tr(
+                f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
+                "in 'PAN band', or pick a single-band PAN layer.")
+        return True, ""
+
+    # -- run ------------------------------------------------------------------------------
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        ok, msg = self.checkParameterValues(parameters, context)
+        if not ok:
+            raise QgsProcessingException(msg)
+        fused = self.parameterAsRasterLayer(parameters, self.FUSED, context)
+        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
+        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
+        sensor = SENSOR_NAMES[self.parameterAsEnum(parameters, self.SENSOR, context)]
+        max_pixels = self.parameterAsInt(parameters, self.MAX_PIXELS, context) or DEFAULT_MAX_PIXELS
+        html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
+        if not html_path.lower().endswith((".html", ".htm")):
+            html_path += ".html"
+        folder = os.path.dirname(os.path.abspath(html_path))
+        if not os.path.isdir(folder):
+            raise QgsProcessingException(self.tr(
+                f"Quality report: folder '{folder}' does not exist; choose another file name."))
+        png_path = os.path.splitext(html_path)[0] + "_quicklook.png"
+
+        from ..engine.assess import assess, write_html_report  # GDAL only when running
+
+        try:
+            results = assess(
+                fused.source(), pan.source(), ms.source(),
+                reference_path=ref.source() if ref is not None else None,
+                sensor=sensor, max_pixels=max_pixels, feedback=ProcessingFeedback(feedback),
+                pan_band=self._pan_band(parameters, context) or 1, quicklook_png=png_path,
+            )
+        except PSDNetInputError as err:
+            raise QgsProcessingException(str(err)) from None
+        except PSDNetCanceled:
+            raise QgsProcessingException(self.tr("Cancelled by the user; no report was written.")) from None
+        write_html_report(results, html_path)
+
+        metrics = results["metrics"]
+        for key, _, label in METRIC_OUTPUTS:
+            value = metrics.get(key)
+            if value is not None:
+                feedback.pushInfo(f"{key}: {value:.4f}")
+        feedback.pushInfo(self.tr(
+            f"Evaluated {results['sampled_pixels']} of {results['region_pixels']} fused pixels "
+            f"({results['mode']})."))
+        for note in results.get("notes", []):
+            feedback.pushInfo(self.tr(f"Note: {note}"))
+        out: dict[str, Any] = {self.OUTPUT_HTML: html_path, self.SAMPLED_PIXELS: results["sampled_pixels"]}
+        for key, name, _ in METRIC_OUTPUTS:
+            out[name] = metrics.get(key)
+        return out
