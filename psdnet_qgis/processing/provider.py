@@ -36,8 +36,10 @@ class PSDNetProvider(QgsProcessingProvider):
         return icon()
 
     def loadAlgorithms(self) -> None:  # noqa: N802
+        from .assess_algorithm import AssessAlgorithm
         from .classical_algorithm import ClassicalAlgorithm
         from .pansharpen_algorithm import PansharpenAlgorithm
 
         self.addAlgorithm(PansharpenAlgorithm())
         self.addAlgorithm(ClassicalAlgorithm())
+        self.addAlgorithm(AssessAlgorithm())
