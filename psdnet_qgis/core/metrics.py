@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -71,36 +71,55 @@ def _box_sums_t(x: np.ndarray, block: int) -> np.ndarray:
     return _window_sums_1d(np.ascontiguousarray(np.swapaxes(rows, -1, -2)), block)
 
 
-def _uiqi_map_mean(x: np.ndarray, y: np.ndarray, block: int) -> np.ndarray:
-    """Mean over sliding windows of the UIQI of x and y, per leading index.
+class _Moments(NamedTuple):
+    """Windowed first/second moments of a stack of images (..., H, W), float64.
 
-    x, y: (..., H, W) float64. Returns (...,). Degenerate windows follow Wang & Bovik:
-    flat and equal -> 1, flat -> mean term only, zero mean -> variance term only.
+    ``xc`` is the data centred on a per-image constant ``c``: the windowed
+    ``N * sum(x^2) - sum(x)^2`` computed from centred data does not cancel catastrophically
+    on bright flat areas. ``s``, ``ss``: window sums of ``xc`` and ``xc^2`` (transposed
+    layout, see :func:`_box_sums_t`). ``tot1``, ``tot2``: image totals of ``|xc|`` and
+    ``xc^2``, which bound the rounding error of any window sum.
     """
-    block = min(block, x.shape[-2], x.shape[-1])
+
+    xc: np.ndarray
+    c: np.ndarray
+    s: np.ndarray
+    ss: np.ndarray
+    tot1: np.ndarray
+    tot2: np.ndarray
+
+
+def _moments(x: np.ndarray, block: int) -> _Moments:
+    c = x.mean(axis=(-2, -1), keepdims=True)
+    xc = x - c
+    sq = xc * xc
+    return _Moments(xc, c, _box_sums_t(xc, block), _box_sums_t(sq, block),
+                    np.abs(xc).sum(axis=(-2, -1), keepdims=True), sq.sum(axis=(-2, -1), keepdims=True))
+
+
+def _uiqi_from_moments(mx: _Moments, my: _Moments, block: int) -> np.ndarray:
+    """Mean over sliding windows of the UIQI, per leading index (broadcasting mx / my).
+
+    Degenerate windows follow Wang & Bovik: flat and equal means -> 1, flat -> mean term
+    only, zero mean -> variance term only.
+    """
     n = float(block * block)
-    # Variances/covariance from data centred on a per-image constant: the windowed
-    # N*sum(x^2) - sum(x)^2 then does not cancel catastrophically on bright flat areas.
-    cx = x.mean(axis=(-2, -1), keepdims=True)
-    cy = y.mean(axis=(-2, -1), keepdims=True)
-    xc, yc = x - cx, y - cy
-    sx, sy = _box_sums_t(xc, block), _box_sums_t(yc, block)
-    sxx, syy = _box_sums_t(xc * xc, block), _box_sums_t(yc * yc, block)
-    cov = n * _box_sums_t(xc * yc, block) - sx * sy   # N^2 (N-1)/N * sigma_xy (same factor below)
-    var_sum = n * (sxx + syy) - sx * sx - sy * sy
-    sx += n * cx                                       # window sums of the original data
-    sy += n * cy
-    mean_prod = sx * sy
-    mean_sq = sx * sx + sy * sy
+    sx, sy = mx.s, my.s
+    # All terms carry the same factor N^2 (N-1)/N relative to the statistics, which cancels.
+    cov = _box_sums_t(mx.xc * my.xc, block)
+    cov *= n
+    cov -= sx * sy
+    var_sum = n * (mx.ss + my.ss) - sx * sx - sy * sy
+    ux = sx + n * mx.c                                   # window sums of the original data
+    uy = sy + n * my.c
+    mean_prod = ux * uy
+    mean_sq = ux * ux + uy * uy
     with np.errstate(divide="ignore", invalid="ignore"):
         q = 4.0 * cov * mean_prod / (var_sum * mean_sq)
-    # Degenerate windows, detected against the rounding noise of the cumulative sums
-    # (their totals bound the error of every window sum).
     eps = 64.0 * np.finfo(np.float64).eps
-    tot2 = (xc * xc).sum(axis=(-2, -1), keepdims=True) + (yc * yc).sum(axis=(-2, -1), keepdims=True)
-    tot1 = np.abs(xc).sum(axis=(-2, -1), keepdims=True) + np.abs(yc).sum(axis=(-2, -1), keepdims=True)
+    tot1, tot2 = mx.tot1 + my.tot1, mx.tot2 + my.tot2
     flat = np.abs(var_sum) <= eps * n * tot2 + eps * tot1 * tot1
-    dark = mean_sq <= (eps * (tot1 + n * (np.abs(cx) + np.abs(cy)))) ** 2
+    dark = mean_sq <= (eps * (tot1 + n * (np.abs(mx.c) + np.abs(my.c)))) ** 2
     bad = flat | dark
     if bad.any():
         fl, dk = flat[bad], dark[bad]
@@ -108,6 +127,35 @@ def _uiqi_map_mean(x: np.ndarray, y: np.ndarray, block: int) -> np.ndarray:
             qb = np.where(fl, 2.0 * mean_prod[bad] / mean_sq[bad], 2.0 * cov[bad] / var_sum[bad])
         q[bad] = np.where(fl & dk, 1.0, qb)
     return q.mean(axis=(-2, -1))
+
+
+def _uiqi_map_mean(x: np.ndarray, y: np.ndarray, block: int) -> np.ndarray:
+    """Mean over sliding block x block windows of the UIQI of x and y, per leading index.
+
+    x, y: (..., H, W) float64. Returns (...,).
+    """
+    block = min(block, x.shape[-2], x.shape[-1])
+    return _uiqi_from_moments(_moments(x, block), _moments(y, block), block)
+
+
+def _uiqi_pairs(x: np.ndarray, block: int) -> np.ndarray:
+    """UIQI of every band pair i < j of x (C, H, W), in ``np.triu_indices(C, 1)`` order.
+    Per-band moments are computed once and reused by every pair."""
+    block = min(block, x.shape[-2], x.shape[-1])
+    m = _moments(x, block)
+    out = []
+    for i, j in zip(*np.triu_indices(x.shape[0], 1)):
+        pick = lambda k: _Moments(*(a[k] for a in m))  # noqa: E731
+        out.append(_uiqi_from_moments(pick(i), pick(j), block))
+    return np.array(out)
+
+
+def _uiqi_with_one(x: np.ndarray, ref: np.ndarray, block: int) -> np.ndarray:
+    """UIQI of each band of x (C, H, W) with the single image ref (H, W)."""
+    block = min(block, x.shape[-2], x.shape[-1])
+    mr = _moments(ref, block)
+    mx = _moments(x, block)
+    return np.array([_uiqi_from_moments(_Moments(*(a[b] for a in mx)), mr, block) for b in range(x.shape[0])])
 
 
 # ------------------------------------------------------------------------------ Q, Q2n
@@ -335,9 +383,8 @@ def d_lambda(fused: np.ndarray, ms: np.ndarray, block: int = BLOCK, p: int = 1) 
         raise PSDNetInputError(f"d_lambda: fused has {c} bands, ms {m.shape[0]}; they must match.")
     if c < 2:
         return 0.0
-    i, j = np.triu_indices(c, 1)
-    qf = _uiqi_map_mean(f[i], f[j], block)
-    qm = _uiqi_map_mean(m[i], m[j], block)
+    qf = _uiqi_pairs(f, block)
+    qm = _uiqi_pairs(m, block)
     return float(np.mean(np.abs(qf - qm) ** p) ** (1.0 / p))
 
 
@@ -358,8 +405,8 @@ def d_s(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: 
         raise PSDNetInputError(f"d_s: pan {p.shape} and fused {f.shape} must share the PAN grid.")
     pan_gain = mtf.gnyq_for(sensor, m.shape[0]).pan
     pan_low = mtf.degrade(p, pan_gain, ratio).astype(np.float64)
-    qh = _uiqi_map_mean(f, np.broadcast_to(p, f.shape), block)
-    ql = _uiqi_map_mean(m, np.broadcast_to(pan_low, m.shape), block)
+    qh = _uiqi_with_one(f, p[0], block)
+    ql = _uiqi_with_one(m, pan_low[0], block)
     return float(np.mean(np.abs(qh - ql) ** q) ** (1.0 / q))
 
 

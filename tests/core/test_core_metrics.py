@@ -171,3 +171,17 @@ def test_shape_errors() -> None:
         M.sam(np.zeros((3, 8, 8)), np.zeros((3, 8, 9)))
     with pytest.raises(PSDNetInputError):
         M.full_resolution_metrics(np.zeros((3, 64, 64)), np.zeros((3, 15, 16)), np.zeros((64, 64)), 4)
+
+
+def test_d_lambda_and_d_s_match_their_definitions() -> None:
+    ratio = 4
+    gt = _scene(3, 128, 12)
+    ms = mtf.degrade(gt, 0.3, ratio)
+    pan = gt.mean(axis=0)
+    fused = upsample_bicubic(ms, ratio) + 0.3 * (pan - upsample_bicubic(mtf.degrade(pan, 0.15, ratio), ratio))
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    expect = np.mean([abs(M.q_index(fused[i], fused[j]) - M.q_index(ms[i], ms[j])) for i, j in pairs])
+    assert M.d_lambda(fused, ms) == pytest.approx(expect, rel=1e-9)
+    pan_low = mtf.degrade(pan, mtf.gnyq_for(None, 3).pan, ratio)
+    expect = np.mean([abs(M.q_index(fused[b], pan) - M.q_index(ms[b], pan_low)) for b in range(3)])
+    assert M.d_s(fused, ms, pan, ratio) == pytest.approx(expect, rel=1e-9)
