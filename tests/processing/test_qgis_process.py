@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +23,17 @@ pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not i
 @pytest.fixture(scope="module")
 def qgis_env(tmp_path_factory) -> dict:
     sys.path.insert(0, str(ROOT / "scripts"))
-    from package import stage_plugin
+    from package import build_zip
 
+    # Install the real plugin zip, as QGIS's "Install from ZIP" does: unpack into a plugin folder.
+    zip_path = build_zip(tmp_path_factory.mktemp("dist"))
     plugins = tmp_path_factory.mktemp("plugins")
-    stage_plugin(plugins)
+    with zipfile.ZipFile(zip_path) as zf:
+        names = zf.namelist()
+        assert all(n.startswith("psdnet_qgis/") for n in names)
+        assert "psdnet_qgis/metadata.txt" in names and "psdnet_qgis/LICENSE" in names
+        assert not any("/tests/" in n for n in names)
+        zf.extractall(plugins)
     env = dict(os.environ)
     env.update({
         "QGIS_PLUGINPATH": str(plugins),
