@@ -1,0 +1,299 @@
+"""Training data: Wald reduced-resolution pairs, patch sampling and augmentation.
+
+Pure numpy + torch (scene *reading* lives in ``psdnet_qgis.engine.scenes``).
+
+Wald's protocol (PSDNET.md, METRICS.md): the real MS ``(C, h, w)`` and PAN
+``(1, h r, w r)`` are low-passed with the sensor's MTF-matched filters and decimated by
+``r`` (``core.mtf.degrade``), giving a network input ``ms_lr (C, h/r, w/r)``,
+``pan_lr (1, h, w)`` whose target is the original MS ``gt (C, h, w)``.
+
+Radiometry: the pair is normalised exactly as the inference engine normalises real
+inputs: per-scene global "zscore4" statistics (``core.radiometry.Normalizer``) computed
+from the network *inputs* (here the degraded MS and PAN), and the target is normalised
+with the input-MS statistics. Because degradation is linear and zscore4 removes any
+per-band affine change ``a x + b`` (a > 0), a scene multiplied by 1000 or offset by a
+constant yields the same normalised pair (to float rounding): scenes of different
+radiometric scales (11-bit DN, 16-bit scaled DN, reflectance 0-1) train one model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from psdnet_qgis.core.mtf import degrade, mtf_filter
+from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.errors import PSDNetInputError
+
+LOG = logging.getLogger(__name__)
+
+# A degraded pixel whose MTF filter puts more than this weight on no-data input is
+# treated as invalid (the 41-tap Gaussian has long, tiny tails).
+_CONTAMINATION = 1e-3
+
+
+@dataclass
+class WaldPair:
+    """A reduced-resolution training / validation pair, normalised.
+
+    Attributes:
+        name: scene name.
+        ms: (C, h, w) float32 normalised degraded MS (network input).
+        pan: (1, h r, w r) float32 normalised degraded PAN (network input).
+        gt: (C, h r, w r) float32 original MS normalised with the input-MS statistics.
+        valid: (h r, w r) bool: gt pixel, and every input pixel that bicubic upsampling
+            and the MTF filters draw on for it, is valid data.
+        normalizer: statistics of the inputs (denormalise outputs and gt with
+            ``normalizer.denorm_ms``).
+        ratio: r.
+    """
+
+    name: str
+    ms: np.ndarray
+    pan: np.ndarray
+    gt: np.ndarray
+    valid: np.ndarray
+    normalizer: Normalizer
+    ratio: int
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of a (H, W) mask by a (2 radius + 1)^2 square (box sum)."""
+    if radius <= 0 or not mask.any():
+        return mask.copy()
+    m = np.pad(mask.astype(np.int32), radius)
+    c = np.cumsum(np.cumsum(m, 0), 1)
+    c = np.pad(c, ((1, 0), (1, 0)))
+    k = 2 * radius + 1
+    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
+    return s > 0
+
+
+def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Replace invalid pixels of (C, H, W) x by each band's valid mean (so the MTF
+    filter does not smear fill values far; the masks exclude the touched pixels)."""
+    out = x.astype(np.float32, copy=True)
+    if valid.all():
+        return out
+    for b in range(out.shape[0]):
+        out[b][~valid] = float(out[b][valid].mean()) if valid.any() else 0.0
+    return out
+
+
+def make_wald_pair(
+    ms: np.ndarray,
+    pan: np.ndarray,
+    ratio: int,
+    ms_gnyq: Sequence[float] | float,
+    pan_gnyq: float,
+    ms_valid: np.ndarray | None = None,
+    pan_valid: np.ndarray | None = None,
+    name: str = "",
+) -> WaldPair:
+    """Build a normalised Wald reduced-resolution pair from a real scene.
+
+    Args:
+        ms: (C, h, w) real MS (any radiometric scale).
+        pan: (1, h r, w r) or (h r, w r) real PAN.
+        ratio: r.
+        ms_gnyq: MTF gain(s) at Nyquist of the MS bands (``core.mtf.gnyq_for``).
+        pan_gnyq: MTF gain of the PAN.
+        ms_valid: optional (h, w) bool mask.
+        pan_valid: optional (h r, w r) bool mask.
+        name: scene name for messages.
+
+    Returns:
+        ``WaldPair`` with input MS (C, h//r, w//r), PAN (1, h', w') and gt (C, h', w'),
+        h' = (h // r) * r.
+    """
+    r = int(ratio)
+    ms = np.asarray(ms, dtype=np.float32)
+    pan = np.asarray(pan, dtype=np.float32)
+    if pan.ndim == 2:
+        pan = pan[None]
+    if ms.ndim != 3 or pan.ndim != 3 or pan.shape[0] != 1:
+        raise PSDNetInputError(
+            f"make_wald_pair {name}: ms {ms.shape} / pan {pan.shape}; pass (C, h, w) and (1, H, W)")
+    c, h, w = ms.shape
+    if pan.shape[1:] != (h * r, w * r):
+        raise PSDNetInputError(
+            f"make_wald_pair {name}: pan {pan.shape[1:]} is not ratio {r} x ms {(h, w)}; "
+            "crop PAN to exactly r times the MS grid")
+    h0, w0 = h // r * r, w // r * r
+    if h0 < 8 * r or w0 < 8 * r:
+        raise PSDNetInputError(
+            f"make_wald_pair {name}: MS {h}x{w} is too small for ratio {r}; need at least "
+            f"{8 * r}x{8 * r} so the degraded input has 8x8 pixels")
+    ms, pan = ms[:, :h0, :w0], pan[:, : h0 * r, : w0 * r]
+    mv = np.ones((h0, w0), bool) if ms_valid is None else np.asarray(ms_valid, bool)[:h0, :w0]
+    pv = (np.ones((h0 * r, w0 * r), bool) if pan_valid is None
+          else np.asarray(pan_valid, bool).reshape(h * r, w * r)[: h0 * r, : w0 * r])
+    mv = mv & np.isfinite(ms).all(0)
+    pv = pv & np.isfinite(pan[0])
+
+    ms_lr = degrade(_fill(ms, mv), ms_gnyq, r)  # (C, h0/r, w0/r)
+    pan_lr = degrade(_fill(pan, pv), pan_gnyq, r)  # (1, h0, w0)
+
+    # Validity at gt resolution: the gt pixel itself, the degraded PAN sample there, and
+    # the MS low-pass support of the degraded MS block it belongs to.
+    ms_bad_lp = mtf_filter((~mv).astype(np.float32)[None], float(np.mean(ms_gnyq)), r)[0]
+    pan_bad_lr = degrade((~pv).astype(np.float32)[None], pan_gnyq, r)[0]
+    lr_bad = ms_bad_lp.reshape(h0 // r, r, w0 // r, r).max(axis=(1, 3)) > _CONTAMINATION
+    # Bicubic upsampling of the input MS reads 2 low-resolution pixels on each side.
+    lr_bad = _dilate(lr_bad, 2)
+    valid = mv & (pan_bad_lr <= _CONTAMINATION) & ~np.repeat(np.repeat(lr_bad, r, 0), r, 1)
+
+    lr_valid = ~lr_bad
+    pan_lr_valid = pan_bad_lr <= _CONTAMINATION
+    if not lr_valid.any() or not pan_lr_valid.any():
+        raise PSDNetInputError(f"make_wald_pair {name}: no valid data left after degradation")
+    norm = Normalizer.from_arrays(ms_lr, pan_lr, lr_valid, pan_lr_valid)
+    return WaldPair(
+        name=name,
+        ms=norm.norm_ms(ms_lr),
+        pan=norm.norm_pan(pan_lr),
+        gt=norm.norm_ms(ms),
+        valid=valid,
+        normalizer=norm,
+        ratio=r,
+    )
+
+
+def largest_valid_window(valid: np.ndarray, ratio: int) -> tuple[int, int, int, int]:
+    """Largest axis-aligned all-valid rectangle on the r-aligned grid.
+
+    Args:
+        valid: (H, W) bool mask at gt resolution, H and W multiples of ``ratio``.
+        ratio: r.
+
+    Returns:
+        (row, col, height, width) in gt pixels, all multiples of ``ratio``.
+    """
+    r = int(ratio)
+    H, W = valid.shape
+    blocks = valid.reshape(H // r, r, W // r, r).all(axis=(1, 3))
+    hb, wb = blocks.shape
+    heights = np.zeros(wb, np.int64)
+    best = (0, 0, 0, 0)
+    best_area = 0
+    for i in range(hb):
+        heights = np.where(blocks[i], heights + 1, 0)
+        stack: list[int] = []
+        for j in range(wb + 1):
+            cur = heights[j] if j < wb else 0
+            while stack and heights[stack[-1]] >= cur:
+                top = stack.pop()
+                hgt = int(heights[top])
+                left = stack[-1] + 1 if stack else 0
+                area = hgt * (j - left)
+                if area > best_area:
+                    best_area = area
+                    best = (i - hgt + 1, left, hgt, j - left)
+            stack.append(j)
+    return tuple(v * r for v in best)  # type: ignore[return-value]
+
+
+def crop_pair(pair: WaldPair, window: tuple[int, int, int, int]) -> WaldPair:
+    """Crop a pair to a gt-resolution window whose values are multiples of r."""
+    r = pair.ratio
+    y, x, hh, ww = window
+    if any(v % r for v in window):
+        raise PSDNetInputError(f"crop_pair: window {window} is not aligned to ratio {r}")
+    return WaldPair(
+        pair.name,
+        pair.ms[:, y // r:(y + hh) // r, x // r:(x + ww) // r].copy(),
+        pair.pan[:, y:y + hh, x:x + ww].copy(),
+        pair.gt[:, y:y + hh, x:x + ww].copy(),
+        pair.valid[y:y + hh, x:x + ww].copy(),
+        pair.normalizer,
+        r,
+    )
+
+
+class PatchSampler:
+    """Seeded random patches of Wald pairs with flips and 90-degree rotations.
+
+    A patch is ``patch`` x ``patch`` gt pixels (``patch / r`` MS pixels), placed on the
+    r-aligned grid, entirely inside valid data. Scenes are drawn in proportion to their
+    number of valid patch positions (i.e. to their usable area).
+
+    Args:
+        pairs: training pairs (all with the same ratio and band count).
+        patch: gt patch side in pixels; multiple of r with patch / r >= 8.
+        seed: seed of the sampler's generator.
+        augment: random flips / 90-degree rotations (the same for ms, pan and gt; they
+            keep the MS-pixel-covers-r x r-PAN-block geometry).
+    """
+
+    def __init__(self, pairs: Sequence[WaldPair], patch: int, seed: int = 0,
+                 augment: bool = True) -> None:
+        if not pairs:
+            raise PSDNetInputError("PatchSampler: no training pairs")
+        r = pairs[0].ratio
+        if any(p.ratio != r for p in pairs) or len({p.gt.shape[0] for p in pairs}) != 1:
+            raise PSDNetInputError("PatchSampler: pairs differ in ratio or band count")
+        if patch % r or patch // r < 8:
+            raise PSDNetInputError(
+                f"PatchSampler: patch {patch} must be a multiple of ratio {r} and >= {8 * r}")
+        self.pairs = list(pairs)
+        self.patch = int(patch)
+        self.ratio = r
+        self.augment = augment
+        self.rng = np.random.default_rng(seed)
+        self.positions: list[np.ndarray] = []
+        for p in self.pairs:
+            bad = (~p.valid).astype(np.int64)
+            c = np.pad(np.cumsum(np.cumsum(bad, 0), 1), ((1, 0), (1, 0)))
+            H, W = bad.shape
+            ys = np.arange(0, H - patch + 1, r)
+            xs = np.arange(0, W - patch + 1, r)
+            yy, xx = np.meshgrid(ys, xs, indexing="ij")
+            s = c[yy + patch, xx + patch] - c[yy, xx + patch] - c[yy + patch, xx] + c[yy, xx]
+            ok = s == 0
+            self.positions.append(np.stack([yy[ok], xx[ok]], 1))
+            LOG.info("%s: %d valid %d-px patch positions", p.name, int(ok.sum()), patch)
+        counts = np.array([len(q) for q in self.positions], np.float64)
+        if counts.sum() == 0:
+            raise PSDNetInputError(
+                f"PatchSampler: no fully valid {patch}-px patch in any scene; use a smaller patch")
+        self.weights = counts / counts.sum()
+
+    def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Draw a batch.
+
+        Returns:
+            ms (B, C, p/r, p/r), pan (B, 1, p, p), gt (B, C, p, p) float32 tensors.
+        """
+        r, p = self.ratio, self.patch
+        ms_l, pan_l, gt_l = [], [], []
+        for _ in range(batch):
+            k = int(self.rng.choice(len(self.pairs), p=self.weights))
+            pos = self.positions[k]
+            y, x = (int(v) for v in pos[int(self.rng.integers(len(pos)))])
+            pr = self.pairs[k]
+            ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
+            pan = pr.pan[:, y:y + p, x:x + p]
+            gt = pr.gt[:, y:y + p, x:x + p]
+            if self.augment:
+                rot = int(self.rng.integers(4))
+                flip = bool(self.rng.integers(2))
+                ms, pan, gt = (np.rot90(a, rot, axes=(1, 2)) for a in (ms, pan, gt))
+                if flip:
+                    ms, pan, gt = (a[:, :, ::-1] for a in (ms, pan, gt))
+            ms_l.append(np.ascontiguousarray(ms))
+            pan_l.append(np.ascontiguousarray(pan))
+            gt_l.append(np.ascontiguousarray(gt))
+        return (torch.from_numpy(np.stack(ms_l)), torch.from_numpy(np.stack(pan_l)),
+                torch.from_numpy(np.stack(gt_l)))
+
+    def state_dict(self) -> dict[str, Any]:
+        """Generator state (for resuming)."""
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the generator state."""
+        self.rng.bit_generator.state = state["rng"]
