@@ -10,6 +10,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 # Override for a CUDA build, e.g. TORCH_SPEC="torch==2.13.0" (pulls CUDA wheels from PyPI).
 TORCH_SPEC ?= torch==2.13.0+cpu
+# Extra pip options, e.g. PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
+PIP_EXTRA ?=
 DATA ?= ../shared/data
 MODEL ?= landsat3
 MINUTES ?= 60
@@ -27,7 +29,7 @@ system:
 $(STAMP): scripts/install_system.sh constraints.txt Makefile
 	@bash scripts/install_system.sh
 	@test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q -c constraints.txt "$(TORCH_SPEC)" tqdm pytest "pytest-qgis==5.0.2"
+	$(PY) -m pip install -q $(PIP_EXTRA) -c constraints.txt "$(TORCH_SPEC)" tqdm pytest "pytest-qgis==5.0.2"
 	@$(PY) -c "import torch, numpy, osgeo.gdal, rasterio, qgis.core; print('environment ok: torch', torch.__version__, 'QGIS', qgis.core.Qgis.version())"
 	@touch $@
 
