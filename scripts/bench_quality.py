@@ -1,0 +1,308 @@
+#!/usr/bin/env python3
+"""Quality benchmark of the bundled PSDNet models against classical pansharpening.
+
+``make bench DATA=../shared/data`` runs ``python scripts/bench_quality.py --data DIR --out runs/bench``.
+
+For each bundled model's validation scene (``engine.scenes.MODEL_SCENES[...]["val"]``):
+
+1. the scene is read aligned by georeference (``engine.scenes.load_scene``) and cropped to
+   its largest fully valid rectangle (whole MS pixels, a multiple of the ratio a side), so
+   no method and no metric ever sees the no-data fill;
+2. **reduced resolution (Wald)**: MS and PAN are low-passed with the sensor's MTF-matched
+   filters and decimated by the ratio (``core.mtf.degrade``); the degraded pair is fused and
+   the result compared with the original MS (Q2n, SAM, ERGAS, SCC);
+3. **full resolution**: the real PAN and MS are fused; D_lambda, D_s, QNR, HQNR.
+
+Every input is written as a georeferenced float32 GeoTIFF to a temporary folder and every
+method runs on files, so the benchmark measures the product path: PSDNet and the classical
+methods (EXP, Brovey, GSA, MTF-GLP-HPM) through ``engine.run.pansharpen`` (the same tiling,
+normalisation and writing the QGIS algorithms use), GDAL's own weighted Brovey through
+``gdal.CreatePansharpenedVRT`` (what QGIS's built-in Pansharpening runs), and, when
+``otbcli_Pansharpening`` is on PATH, Orfeo ToolBox RCS / LMVM / Bayes (MS resampled to the
+PAN grid first with ``otbcli_Superimpose``). All outputs are scored by ``engine.assess``.
+
+Speed: seconds per output megapixel of the full-resolution run, wall clock, on whatever
+this machine is (the engine's own timing for engine methods, which includes reading the
+inputs and writing the compressed GeoTIFF; PSDNet's includes loading the weights).
+
+Outputs: a markdown table on stdout and in ``OUT/bench_quality.md``, everything in
+``OUT/bench_quality.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from osgeo import gdal, osr  # noqa: E402
+
+from psdnet_qgis.core import mtf  # noqa: E402
+from psdnet_qgis.engine.assess import FULL_KEYS, REDUCED_KEYS, _valid_rectangle, assess  # noqa: E402
+from psdnet_qgis.engine.scenes import MODEL_SCENES, load_scene, scenes_for  # noqa: E402
+
+gdal.UseExceptions()
+LOG = logging.getLogger("bench_quality")
+
+ENGINE_METHODS = (("EXP", "exp"), ("Brovey", "brovey"), ("GSA", "gsa"), ("MTF-GLP-HPM", "mtf_glp_hpm"))
+OTB_METHODS = (("OTB RCS", "rcs"), ("OTB LMVM", "lmvm"), ("OTB Bayes", "bayes"))
+COLUMNS = ("Q2n", "SAM", "ERGAS", "SCC", "D_lambda", "D_s", "QNR", "HQNR")
+
+
+# ------------------------------------------------------------------------------ inputs
+def _write(path: Path, data: np.ndarray, gt: tuple[float, ...], wkt: str) -> Path:
+    """(C, H, W) float32 GeoTIFF."""
+    c, h, w = data.shape
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), w, h, c, gdal.GDT_Float32)
+    ds.SetGeoTransform(gt)
+    if wkt:
+        ds.SetProjection(wkt)
+    for b in range(c):
+        ds.GetRasterBand(b + 1).WriteArray(data[b].astype(np.float32))
+    ds = None
+    return path
+
+
+def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
+    """Read the model's validation scene, crop it to valid data, write FR and RR inputs.
+
+    Returns:
+        dict with the scene spec, sizes and the paths ``fr_pan, fr_ms, rr_pan, rr_ms, rr_ref``.
+    """
+    spec = scenes_for(model, "val")[0]
+    scene = load_scene(spec, data_dir)
+    r = spec.ratio
+    c, h, w = scene.ms.shape
+    valid = scene.ms_valid & scene.pan_valid.reshape(h, r, w, r).all(axis=(1, 3))
+    rect = _valid_rectangle(valid)
+    if rect is None:
+        raise SystemExit(f"{spec.name}: no valid pixel")
+    a0, a1, b0, b1 = rect
+    # a multiple of r MS px a side, so the reduced-resolution MS has whole pixels
+    a1, b1 = a0 + (a1 - a0) // r * r, b0 + (b1 - b0) // r * r
+    ms = scene.ms[:, a0:a1, b0:b1]
+    pan = scene.pan[:, a0 * r:a1 * r, b0 * r:b1 * r]
+    # MS grid of load_scene: rasterio affine (px, 0, x0, 0, -py, y0)
+    A = scene.meta["ms_transform"]
+    mpx, mpy = A[0], -A[4]
+    x0, y0 = A[2] + b0 * mpx, A[5] - a0 * mpy
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput(scene.meta["crs"])
+    wkt = srs.ExportToWkt()
+    gains = mtf.gnyq_for(spec.sensor, c)
+    folder = tmp / spec.name
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "fr_pan": _write(folder / "fr_pan.tif", pan, (x0, mpx / r, 0, y0, 0, -mpy / r), wkt),
+        "fr_ms": _write(folder / "fr_ms.tif", ms, (x0, mpx, 0, y0, 0, -mpy), wkt),
+        # Wald protocol: PAN to the MS scale, MS to MS/r, the original MS is the reference
+        "rr_pan": _write(folder / "rr_pan.tif", mtf.degrade(pan, gains.pan, r), (x0, mpx, 0, y0, 0, -mpy), wkt),
+        "rr_ms": _write(folder / "rr_ms.tif", mtf.degrade(ms, gains.ms, r),
+                        (x0, mpx * r, 0, y0, 0, -mpy * r), wkt),
+        "rr_ref": _write(folder / "rr_ref.tif", ms, (x0, mpx, 0, y0, 0, -mpy), wkt),
+    }
+    LOG.info("%s: valid crop MS %d x %d (of %d x %d), PAN %d x %d, ratio %d, sensor %s, gains %s",
+             spec.name, ms.shape[2], ms.shape[1], w, h, pan.shape[2], pan.shape[1], r, spec.sensor,
+             gains)
+    return {"spec": spec, "ratio": r, "bands": c, "ms_size": (ms.shape[1], ms.shape[2]),
+            "pan_size": (pan.shape[1], pan.shape[2]), "crop": (a0, a1, b0, b1), "full_size": (h, w),
+            "gains": {"ms": list(gains.ms), "pan": gains.pan},
+            "ms_resampled": scene.meta.get("ms_resampled"), "folder": folder, **paths}
+
+
+# ------------------------------------------------------------------------------ methods
+def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = None) -> float:
+    """engine.run.pansharpen to a float32 GeoTIFF; returns the engine's seconds."""
+    from psdnet_qgis.engine.run import pansharpen
+
+    kw: dict[str, Any] = {"method": method, "out_dtype": "float32"}
+    if model is not None:
+        kw.update(model=model, device="cpu")
+    rep = pansharpen(str(pan), str(ms), str(out), **kw)
+    return float(rep["seconds"])
+
+
+def run_gdal_brovey(pan: Path, ms: Path, out: Path) -> float:
+    """GDAL's weighted Brovey (default weights 1/C, cubic MS resampling) written as GeoTIFF."""
+    t0 = time.perf_counter()
+    pan_ds = gdal.Open(str(pan))
+    ms_ds = gdal.Open(str(ms))
+    c = ms_ds.RasterCount
+    bands = "".join(f'<SpectralBand dstBand="{b}"></SpectralBand>' for b in range(1, c + 1))
+    xml = (f'<VRTDataset subClass="VRTPansharpenedDataset"><PansharpeningOptions>'
+           f"<Algorithm>WeightedBrovey</Algorithm><Resampling>Cubic</Resampling>"
+           f"<NumThreads>1</NumThreads>{bands}</PansharpeningOptions></VRTDataset>")
+    vrt = gdal.CreatePansharpenedVRT(xml, pan_ds.GetRasterBand(1),
+                                     [ms_ds.GetRasterBand(b) for b in range(1, c + 1)])
+    gdal.Translate(str(out), vrt, format="GTiff", outputType=gdal.GDT_Float32)
+    vrt = None
+    return time.perf_counter() - t0
+
+
+def run_otb(method: str, pan: Path, ms: Path, out: Path) -> float:
+    """OTB Pansharpening on the MS superimposed (bicubic) onto the PAN grid."""
+    t0 = time.perf_counter()
+    xs = out.with_name(out.stem + "_xs.tif")
+    subprocess.run(["otbcli_Superimpose", "-inr", str(pan), "-inm", str(ms), "-out", str(xs), "float",
+                    "-interpolator", "bco"], check=True, capture_output=True)
+    subprocess.run(["otbcli_Pansharpening", "-inp", str(pan), "-inxs", str(xs), "-out", str(out), "float",
+                    "-method", method], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def bundled_model(model: str) -> str | None:
+    """Name of the bundled model ``psdnet_<model>`` when its weights exist, else None."""
+    try:
+        from psdnet_qgis.core.registry import list_models
+    except ImportError:
+        return None
+    for info in list_models():
+        if info.name == f"psdnet_{model}" or Path(info.file).stem == f"psdnet_{model}":
+            if info.path and Path(info.path).exists():
+                return info.name
+    return None
+
+
+# ------------------------------------------------------------------------------ bench
+def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str]) -> list[dict[str, Any]]:
+    sc = prepare_scene(model, data_dir, tmp)
+    spec, folder = sc["spec"], sc["folder"]
+    methods: list[tuple[str, Any]] = []
+    name = bundled_model(model)
+    if name is not None:
+        methods.append((f"PSDNet ({name})", lambda p, m, o, n=name: run_engine("psdnet", p, m, o, model=n)))
+    else:
+        notes.append(f"{spec.name}: PSDNet skipped, bundled weights resources/models/psdnet_{model}.pt "
+                     "not found")
+    for label, method in ENGINE_METHODS:
+        methods.append((label, lambda p, m, o, k=method: run_engine(k, p, m, o)))
+    methods.append(("GDAL Brovey", run_gdal_brovey))
+    if shutil.which("otbcli_Pansharpening") and shutil.which("otbcli_Superimpose"):
+        for label, method in OTB_METHODS:
+            methods.append((label, lambda p, m, o, k=method: run_otb(k, p, m, o)))
+    elif not any("otbcli_Pansharpening" in n for n in notes):
+        notes.append("OTB RCS / LMVM / Bayes skipped: otbcli_Pansharpening is not on PATH "
+                     "(Debian package otb-bin)")
+
+    rows = []
+    for label, fn in methods:
+        slug = "".join(ch if ch.isalnum() else "_" for ch in label.lower())
+        row: dict[str, Any] = {"scene": spec.name, "model": model, "method": label}
+        try:
+            rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
+            fn(sc["rr_pan"], sc["rr_ms"], rr_out)
+            rr = assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=spec.sensor)
+            seconds = fn(sc["fr_pan"], sc["fr_ms"], fr_out)
+            fr = assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=spec.sensor)
+        except Exception as exc:  # a failing peer must not sink the whole table
+            LOG.exception("%s / %s failed", spec.name, label)
+            notes.append(f"{spec.name}: {label} failed: {type(exc).__name__}: {exc}")
+            continue
+        mpx = sc["pan_size"][0] * sc["pan_size"][1] / 1e6
+        row.update({k: rr["metrics"][k] for k in REDUCED_KEYS})
+        row.update({k: fr["metrics"][k] for k in FULL_KEYS})
+        row["s_per_mpx"] = seconds / mpx
+        row["rr_pixels"] = rr["sampled_pixels"]
+        row["fr_pixels"] = fr["sampled_pixels"]
+        rows.append(row)
+        LOG.info("%s / %s: Q2n %.4f SAM %.3f ERGAS %.3f | QNR %.4f HQNR %.4f | %.2f s/MPx", spec.name,
+                 label, row["Q2n"] or math.nan, row["SAM"] or math.nan, row["ERGAS"] or math.nan,
+                 row["QNR"] or math.nan, row["HQNR"] or math.nan, row["s_per_mpx"])
+    info = {k: (str(v) if isinstance(v, Path) else v) for k, v in sc.items() if k != "spec"}
+    info["sensor"] = spec.sensor
+    for row in rows:
+        row["scene_info"] = info
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    def f(v: Any, nd: int) -> str:
+        return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+    lines = []
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        sub = [r for r in rows if r["scene"] == scene]
+        info = sub[0]["scene_info"]
+        lines.append(f"### {scene} ({info['sensor']}, ratio {info['ratio']}, {info['bands']} bands; "
+                     f"full resolution PAN {info['pan_size'][1]} x {info['pan_size'][0]}, "
+                     f"reduced resolution MS {info['ms_size'][1] // info['ratio']} x "
+                     f"{info['ms_size'][0] // info['ratio']} -> {info['ms_size'][1]} x {info['ms_size'][0]})")
+        lines.append("")
+        lines.append("| method | Q2n ↑ | SAM ↓ | ERGAS ↓ | SCC ↑ | D_λ ↓ | D_s ↓ | QNR ↑ | HQNR ↑ | s/MPx (full res.) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        for r in sub:
+            lines.append(f"| {r['method']} | {f(r['Q2n'], 4)} | {f(r['SAM'], 3)} | {f(r['ERGAS'], 3)} | "
+                         f"{f(r['SCC'], 4)} | {f(r['D_lambda'], 4)} | {f(r['D_s'], 4)} | {f(r['QNR'], 4)} | "
+                         f"{f(r['HQNR'], 4)} | {f(r['s_per_mpx'], 2)} |")
+        lines.append("")
+    if notes:
+        lines.append("Notes:")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=None, help="shared data folder (holds PROVENANCE.md)")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    ap.add_argument("--models", default=",".join(MODEL_SCENES), help="comma-separated: vhr4,landsat3")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary GeoTIFFs under OUT/work")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.getLogger("psdnet_qgis.core.mtf").setLevel(logging.WARNING)  # per-call gain notes
+    from psdnet_qgis.engine.scenes import default_data_dir
+
+    data_dir = args.data or default_data_dir()
+    args.out.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    if args.keep:
+        work = args.out / "work"
+        work.mkdir(exist_ok=True)
+        ctx: Any = None
+    else:
+        ctx = tempfile.TemporaryDirectory(prefix="psdnet_bench_")
+        work = Path(ctx.name)
+    try:
+        for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+            rows += bench_scene(model, Path(data_dir), work, notes)
+    finally:
+        if ctx is not None:
+            ctx.cleanup()
+    notes.append("classical methods run with the engine's default (unknown-sensor) MTF gains; the "
+                 "metrics use the scene's sensor gains")
+    table = markdown(rows, notes)
+    print(table)
+    (args.out / "bench_quality.md").write_text(table + "\n", encoding="utf-8")
+    report = {
+        "rows": rows, "notes": notes, "seconds_total": time.perf_counter() - t0,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "omp_threads": os.environ.get("OMP_NUM_THREADS"), "gdal": gdal.__version__},
+        "protocol": "Wald reduced resolution (core.mtf.degrade with the sensor's MTF gains) and full "
+                    "resolution, metrics by engine.assess / core.metrics (METRICS.md)",
+    }
+    (args.out / "bench_quality.json").write_text(json.dumps(report, indent=1, default=str), encoding="utf-8")
+    LOG.info("wrote %s and %s in %.0f s", args.out / "bench_quality.md", args.out / "bench_quality.json",
+             report["seconds_total"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
