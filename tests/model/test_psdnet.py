@@ -138,3 +138,19 @@ def test_stitch_is_half_hann_partition_of_unity() -> None:
 def test_parameter_count_close_to_paper() -> None:
     n = count_parameters(PSDNet(4, 4, width=28))
     assert 2.5e6 < n < 3.0e6
+
+
+def test_a_few_adam_steps_reduce_the_loss() -> None:
+    torch.manual_seed(5)
+    net = PSDNet(3, 2, width=8)
+    ms, pan = _inputs(2, 3, 2, 8, 8, seed=5)
+    gt = F.interpolate(ms, scale_factor=2, mode="bicubic", align_corners=False) + 0.1 * (pan - 0.5)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(15):
+        opt.zero_grad()
+        loss = distillation_loss(net(ms, pan), None, gt, 0.0)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.7 * losses[0]
