@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import tempfile
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -539,6 +540,15 @@ def check_output(out: str, inputs: Sequence[str]) -> str:
         raise PSDNetInputError(
             f"Output '{out}': folder '{folder}' is not writable; choose a folder you can write to."
         )
+    try:  # a real probe: os.access says yes to root on read-only file systems
+        fd, probe = tempfile.mkstemp(prefix=".psdnet_probe_", dir=folder)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as exc:
+        raise PSDNetInputError(
+            f"Output '{out}': cannot create files in folder '{folder}' ({exc.strerror}); choose a "
+            "folder you can write to."
+        ) from None
     if os.path.isdir(out):
         raise PSDNetInputError(f"Output '{out}' is a folder; give a file name ending in .tif.")
     for p in inputs:

@@ -269,7 +269,7 @@ def pansharpen(
         tiles = sorted(plan_tiles(inputs.ms_height, inputs.ms_width, tile, overlap),
                        key=lambda t: (t.row, t.col))
         n_tiles = len(tiles)
-        threads = _threads() if method == "psdnet" else 1
+        threads = int(getattr(predictor, "threads", 0) or (_threads() if method == "psdnet" else 1))
         fb.info(f"Inputs: PAN {inputs.pan_path} (band {inputs.pan_band}), MS {inputs.ms_path} "
                 f"({C} bands), ratio {r}.")
         if inputs.ms_warped:

@@ -1,0 +1,52 @@
+"""Shared fixtures of the engine tier: small generated GeoTIFF pairs, a zero-residual PSDNet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import os
+
+import numpy as np
+import pytest
+
+from tests.rasters import make_pair, synthetic_scene, write_geotiff
+
+ORIGIN = (500000.0, 5700000.0)
+os.environ.setdefault("PSDNET_THREADS", "1")  # 2 shared cores: keep each test single-threaded
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    """Aligned ratio-4, 4-band uint16 pair: PAN 96 x 112, MS 24 x 28."""
+    return make_pair(tmp_path, ms_shape=(24, 28), bands=4, ratio=4, seed=1)
+
+
+def read(path: Path) -> np.ndarray:
+    """Whole raster as (C, H, W) float32."""
+    from osgeo import gdal
+
+    ds = gdal.Open(str(path))
+    arr = ds.ReadAsArray().astype(np.float32)
+    return arr.reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+
+
+def bicubic_reference(ms: np.ndarray, ratio: int, margin: int) -> np.ndarray:
+    """What a zero-residual model must give: bicubic of the reflection-padded MS, cropped."""
+    from psdnet_qgis.core.resample import upsample_bicubic
+
+    mp = np.pad(ms, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
+    m = margin * ratio
+    return upsample_bicubic(mp, ratio)[:, m:-m, m:-m]
+
+
+@pytest.fixture(scope="session")
+def zero_net():
+    """Real PSDNet (4 bands, ratio 4) with zeroed heads: output = bicubic lms."""
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(0)
+    return PSDNet(4, 4, width=8).zero_residual_().eval()  # narrow: same graph, fast tests
+
+
+__all__ = ["make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]

@@ -1,0 +1,260 @@
+"""engine.run.pansharpen on generated GeoTIFFs: exactness, tiling, georeference, I/O, cleanup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from psdnet_qgis.engine import raster
+from psdnet_qgis.engine.run import pansharpen
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+
+from .conftest import ORIGIN, bicubic_reference, make_pair, read, synthetic_scene, write_geotiff
+
+MARGIN = 8
+
+
+class Recorder:
+    """Feedback that records lines/progress and can cancel after n progress calls."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.lines: list[str] = []
+        self.percents: list[float] = []
+        self.cancel_after = cancel_after
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.lines.append("W " + msg)
+
+    def progress(self, percent: float) -> None:
+        self.percents.append(percent)
+
+    def is_canceled(self) -> bool:
+        return self.cancel_after is not None and len(self.percents) > self.cancel_after
+
+
+# ---------------------------------------------------------------- exactness
+@pytest.mark.parametrize("tile,overlap", [(12, 4), (64, 8)])
+def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net, tmp_path, tile, overlap):
+    pan, ms = pair
+    out = tmp_path / f"zero_{tile}.tif"
+    rep = pansharpen(pan, ms, out, model=zero_net, tile=tile, overlap=overlap, out_dtype="float32",
+                     device="cpu", margin=MARGIN)
+    ref = bicubic_reference(read(ms), 4, MARGIN)
+    got = read(out)
+    assert got.shape == ref.shape == (4, 96, 112)
+    # float32 rounding only (values up to 2047: 1 ulp = 1.2e-4)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=2e-3)
+    assert rep["tiles"] == len(__import__("psdnet_qgis.core.tiling", fromlist=["x"]).plan_tiles(24, 28, tile, overlap))
+
+
+@pytest.mark.parametrize("tile,overlap", [(10, 2), (32, 4)])
+def test_exp_method_goes_through_same_path(pair, tmp_path, tile, overlap):
+    pytest.importorskip("psdnet_qgis.core.classical")
+    pan, ms = pair
+    out = tmp_path / "exp.tif"
+    pansharpen(pan, ms, out, method="exp", tile=tile, overlap=overlap, out_dtype="float32")
+    np.testing.assert_allclose(read(out), bicubic_reference(read(ms), 4, MARGIN), rtol=0, atol=2e-3)
+
+
+# Measured (see docs in engine/run.py): random-weight PSDNet, 24 x 28 MS, tile 12 / overlap 4 /
+# margin 8 vs one whole-image tile: max |diff| well below this bound (normalised units * 4 std).
+TILED_VS_WHOLE_TOL = 0.06  # in units of the band std (normalised difference * 4)
+
+
+def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(3)
+    net = PSDNet(4, 4, width=8).eval()
+    pan, ms = pair
+    whole, tiled = tmp_path / "whole.tif", tmp_path / "tiled.tif"
+    r1 = pansharpen(pan, ms, whole, model=net, tile=64, overlap=8, out_dtype="float32", device="cpu")
+    r2 = pansharpen(pan, ms, tiled, model=net, tile=12, overlap=4, out_dtype="float32", device="cpu")
+    assert r1["tiles"] == 1 and r2["tiles"] > 4
+    std = np.asarray(r1["normalizer"]["ms_std"], dtype=np.float32)[:, None, None]
+    diff = np.abs(read(whole) - read(tiled)) / std
+    assert np.isfinite(diff).all()
+    assert diff.max() < TILED_VS_WHOLE_TOL, diff.max()
+
+
+# ---------------------------------------------------------------- output properties
+def test_output_grid_dtype_compression_descriptions(tmp_path, zero_net):
+    pan, ms = make_pair(tmp_path, ms_shape=(20, 22), seed=2)
+    ds = gdal.Open(str(ms), gdal.GA_Update)
+    for b, name in enumerate(["blue", "green", "red", "nir"], 1):
+        ds.GetRasterBand(b).SetDescription(name)
+    ds = None
+    out = tmp_path / "o.tif"
+    fb = Recorder()
+    rep = pansharpen(pan, ms, out, model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu")
+    o = gdal.Open(str(out))
+    p = gdal.Open(str(pan))
+    assert o.GetGeoTransform() == p.GetGeoTransform()
+    assert osr.SpatialReference(o.GetProjection()).IsSame(osr.SpatialReference(p.GetProjection()))
+    assert o.GetRasterBand(1).DataType == gdal.GDT_UInt16
+    assert [o.GetRasterBand(b).GetDescription() for b in range(1, 5)] == ["blue", "green", "red", "nir"]
+    md = o.GetMetadata("IMAGE_STRUCTURE")
+    assert md.get("COMPRESSION") == "DEFLATE"
+    assert o.GetRasterBand(1).GetBlockSize() == [256, 256]
+    arr = o.ReadAsArray()
+    assert arr.min() >= 0 and arr.max() <= 65535
+    ref = np.clip(np.rint(bicubic_reference(read(ms), 4, MARGIN)), 0, 65535)
+    assert np.abs(arr.astype(np.float32) - ref).max() <= 1
+    # report + feedback
+    for key in ("model", "device", "ratio", "tiles", "seconds", "out", "threads", "batch_size"):
+        assert key in rep
+    assert rep["ratio"] == 4 and rep["out"] == str(out.resolve())
+    assert any("Tile plan" in line for line in fb.lines)
+    assert fb.percents[-1] == 100.0 and fb.percents == sorted(fb.percents)
+
+
+def test_nodata_from_either_input_propagates(tmp_path, zero_net):
+    pan_a, ms_a = synthetic_scene((16, 20), 4, 4, seed=4)
+    pan_a[:, :8, :12] = 0  # PAN nodata block
+    ms_a[:, -3:, -4:] = 0  # MS nodata block
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5, nodata=0)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0, nodata=0)
+    out = tmp_path / "o.tif"
+    pansharpen(pan, ms, out, model=zero_net, tile=8, overlap=2, device="cpu")
+    o = gdal.Open(str(out))
+    assert o.GetRasterBand(1).GetNoDataValue() == 0
+    arr = o.ReadAsArray()
+    assert (arr[:, :8, :12] == 0).all()
+    assert (arr[:, -12:, -16:] == 0).all()
+    valid = np.ones(arr.shape[1:], bool)
+    valid[:8, :12] = False
+    valid[-12:, -16:] = False
+    assert (arr[:, valid] != 0).all()  # valid pixels are never the nodata value
+
+
+def test_whole_raster_never_in_memory_rows_written_in_strips(tmp_path, monkeypatch):
+    """The writer receives many row strips, each at most one tile row (+ one block) tall."""
+    pan, ms = make_pair(tmp_path, ms_shape=(160, 12), seed=5)  # 640 PAN rows
+    calls: list[int] = []
+    orig = raster.StripWriter.add
+
+    def spy(self, arr):
+        calls.append(arr.shape[1])
+        return orig(self, arr)
+
+    monkeypatch.setattr(raster.StripWriter, "add", spy)
+    writes: list[tuple[int, int]] = []
+    orig_flush = raster.StripWriter._flush
+
+    def spy_flush(self, final):
+        before = self.row
+        orig_flush(self, final)
+        if self.row > before:
+            writes.append((before, self.row - before))
+
+    monkeypatch.setattr(raster.StripWriter, "_flush", spy_flush)
+    pansharpen(pan, ms, tmp_path / "o.tif", method="exp", tile=16, overlap=4, batch_size=1)
+    assert len(calls) >= 10 and max(calls) <= 16 * 4
+    assert sum(calls) == 640
+    # block-aligned writes except the last one
+    assert all(start % raster.OUT_BLOCK == 0 for start, _ in writes)
+    assert sum(n for _, n in writes) == 640
+
+
+def test_stats_computed_once_per_raster(pair, tmp_path, monkeypatch):
+    from psdnet_qgis.core import radiometry
+
+    n = {"calls": 0}
+    orig = radiometry.Normalizer.from_arrays.__func__
+
+    def counting(cls, *a, **k):
+        n["calls"] += 1
+        return orig(cls, *a, **k)
+
+    monkeypatch.setattr(radiometry.Normalizer, "from_arrays", classmethod(counting))
+    rep = pansharpen(*pair, tmp_path / "o.tif", method="exp", tile=8, overlap=2)
+    assert rep["tiles"] > 4 and n["calls"] == 1
+
+
+# ---------------------------------------------------------------- georeference
+def test_misaligned_ms_read_through_warped_vrt(tmp_path, zero_net):
+    """Landsat case: PAN grid starts half a PAN pixel off the MS grid -> warped VRT."""
+    pan_a, ms_a = synthetic_scene((20, 20), 4, 4, seed=6)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, (ORIGIN[0] + 0.25, ORIGIN[1] - 0.25), 0.5)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
+    fb = Recorder()
+    out = tmp_path / "o.tif"
+    rep = pansharpen(pan, ms, out, model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu",
+                     out_dtype="float32")
+    assert rep["ms_warped"]
+    assert any("warped VRT" in line for line in fb.lines)
+    o = gdal.Open(str(out))
+    gt = o.GetGeoTransform()
+    # output on the PAN grid: origin is a PAN pixel corner, inside the intersection
+    assert gt[1] == 0.5 and gt[5] == -0.5
+    assert (gt[0] - (ORIGIN[0] + 0.25)) % 0.5 == pytest.approx(0.0)
+    assert gt[0] >= ORIGIN[0] and gt[3] <= ORIGIN[1]
+    assert o.RasterXSize % 4 == 0 and o.RasterXSize <= 80
+    arr = o.ReadAsArray()
+    assert np.isfinite(arr).all() and arr.max() > 100
+
+
+def test_ms_in_other_crs_is_warped(tmp_path, zero_net):
+    pan_a, ms_a = synthetic_scene((16, 16), 4, 4, seed=7)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5, epsg=32631)
+    # same area, MS in UTM 31N on another datum-equivalent CRS code (ETRS89 / UTM 31N)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0, epsg=25831)
+    fb = Recorder()
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu")
+    assert rep["ms_warped"] and any("another CRS" in line for line in fb.lines)
+
+
+def test_ratio_rounded_within_two_percent(tmp_path, zero_net):
+    pan_a, ms_a = synthetic_scene((16, 16), 4, 4, seed=8)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.02)  # 1 % off
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, tile=16, overlap=2, device="cpu")
+    assert rep["ratio"] == 4 and rep["ms_warped"]
+
+
+# ---------------------------------------------------------------- cancel / errors / cleanup
+def test_cancel_removes_partial_output(tmp_path):
+    pan, ms = make_pair(tmp_path, ms_shape=(24, 24), seed=9)
+    out = tmp_path / "o.tif"
+    with pytest.raises(PSDNetCanceled):
+        pansharpen(pan, ms, out, method="exp", tile=8, overlap=2, feedback=Recorder(cancel_after=2))
+    assert not any(Path(p).exists() for p in raster.output_paths(str(out)))
+
+
+def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
+    pytest.importorskip("psdnet_qgis.core.classical")
+    from psdnet_qgis.engine import run
+
+    calls = {"n": 0}
+    orig = run.ClassicalPredictor.predict
+
+    def boom(self, ms, pan):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise MemoryError("simulated")
+        return orig(self, ms, pan)
+
+    monkeypatch.setattr(run.ClassicalPredictor, "predict", boom)
+    out = tmp_path / "o.tif"
+    (tmp_path / "o.tif.aux.xml").write_text("<x/>")
+    with pytest.raises(MemoryError):
+        pansharpen(*pair, out, method="exp", tile=8, overlap=2)
+    assert not out.exists() and not (tmp_path / "o.tif.aux.xml").exists()
+
+
+def test_full_disk_is_a_clear_error_and_cleans_up(pair, tmp_path, monkeypatch):
+    def full(self, arr):
+        raise RuntimeError("TIFFAppendToStrip:Write error at scanline 0: No space left on device")
+
+    monkeypatch.setattr(raster.StripWriter, "add", full)
+    out = tmp_path / "o.tif"
+    with pytest.raises(PSDNetInputError, match="disk"):
+        pansharpen(*pair, out, method="exp", tile=16, overlap=2)
+    assert not out.exists()
