@@ -166,16 +166,14 @@ def run_otb(method: str, pan: Path, ms: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bundled_model(model: str) -> str | None:
-    """Name of the bundled model ``psdnet_<model>`` when its weights exist, else None."""
-    try:
-        from psdnet_qgis.core.registry import list_models
-    except ImportError:
-        return None
+def bundled_model(model: str) -> tuple[str, str] | None:
+    """(name, weights path) of the bundled model ``psdnet_<model>`` when its weights exist."""
+    from psdnet_qgis.core.registry import list_models
+
     for info in list_models():
         if info.name == f"psdnet_{model}" or Path(info.file).stem == f"psdnet_{model}":
             if info.path and Path(info.path).exists():
-                return info.name
+                return info.name, str(info.path)
     return None
 
 
@@ -184,9 +182,11 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str]) -> list
     sc = prepare_scene(model, data_dir, tmp)
     spec, folder = sc["spec"], sc["folder"]
     methods: list[tuple[str, Any]] = []
-    name = bundled_model(model)
-    if name is not None:
-        methods.append((f"PSDNet ({name})", lambda p, m, o, n=name: run_engine("psdnet", p, m, o, model=n)))
+    found = bundled_model(model)
+    if found is not None:
+        name, weights = found
+        methods.append((f"PSDNet ({name})",
+                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w)))
     else:
         notes.append(f"{spec.name}: PSDNet skipped, bundled weights resources/models/psdnet_{model}.pt "
                      "not found")
