@@ -47,7 +47,7 @@ METRIC_OUTPUTS = (
 #: sensor enum: index 0 = unknown (None), then core.mtf.SENSORS in table order
 SENSOR_NAMES: tuple[str | None, ...] = (None, *SENSORS.keys())
 
-DEFAULT_MAX_PIXELS = 4_000_000  # engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL at load)
+DEFAULT_MAX_PIXELS = 1_048_576  # = engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL only when running)
 
 
 class AssessAlgorithm(QgsProcessingAlgorithm):
@@ -98,8 +98,9 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             "the original MS when you fused degraded PAN and MS): <b>Q2n</b>, <b>Q</b>, "
             "<b>SCC</b> (higher is better, 1 is perfect), <b>SAM</b> in degrees and "
             "<b>ERGAS</b> (lower is better, 0 is perfect).</p>"
-            "<p>Layers are matched by georeference. Large images are evaluated on a seeded "
-            "random sample of 256 x 256 pixel blocks free of no-data (see 'Maximum pixels'); "
+            "<p>Layers are matched by georeference; no-data borders are left out. Images larger "
+            "than 'Maximum pixels' (default about 1 megapixel) are evaluated on a seeded random "
+            "sample of 256 x 256 pixel blocks free of no-data, of that many pixels in total; "
             "the report states the sample. The HTML report holds the table and a quicklook "
             "(MS upsampled | fused | PAN). Every metric is also an output usable in the "
             "modeler; metrics that cannot be computed (no reference) are empty.</p>"
