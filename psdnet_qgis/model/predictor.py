@@ -22,6 +22,7 @@ logger = logging.getLogger("psdnet_qgis.model")
 #: Environment variable fixing the CPU thread count (default: all cores).
 ENV_THREADS = "PSDNET_THREADS"
 DEFAULT_BATCH = 4
+_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _cpu_threads() -> int:
@@ -76,6 +77,9 @@ class TorchPredictor:
         batch_size: tiles per forward pass (None -> 4); halved on CUDA OOM.
         log: optional callback receiving messages (also kept in ``messages`` and
             sent to the ``psdnet_qgis.model`` logger).
+        precision: "fp32" (default, reference results), "bf16" (autocast; about 1.5x
+            faster on CPUs with AVX512-BF16/AMX, outputs differ by ~2e-3 in
+            normalised units) or "fp16" (CUDA autocast only).
 
     Attributes:
         device: the torch device used.
@@ -92,12 +96,18 @@ class TorchPredictor:
         device: str | torch.device | None = "auto",
         batch_size: Optional[int] = DEFAULT_BATCH,
         log: Optional[Callable[[str], Any]] = None,
+        precision: str = "fp32",
     ) -> None:
         self.meta = dict(meta or {})
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size or DEFAULT_BATCH))
         self.messages: list[str] = []
         self._log = log
+        self.precision = str(precision or "fp32").lower()
+        if self.precision not in _AUTOCAST:
+            raise PSDNetInputError(f"Precision: '{precision}' is not one of fp32, bf16, fp16; choose fp32.")
+        if self.precision == "fp16" and self.device.type != "cuda":
+            raise PSDNetInputError("Precision: fp16 needs a CUDA device; choose fp32 or bf16 on the CPU.")
         self.threads = _cpu_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
@@ -106,9 +116,9 @@ class TorchPredictor:
             p.requires_grad_(False)
         if self.device.type == "cuda":
             idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
-            self.device_report = f"cuda:{idx} ({torch.cuda.get_device_name(idx)}), float32"
+            self.device_report = f"cuda:{idx} ({torch.cuda.get_device_name(idx)}), {self.precision}"
         else:
-            self.device_report = f"cpu ({self.threads} threads), float32"
+            self.device_report = f"cpu ({self.threads} threads), {self.precision}"
 
     def _note(self, msg: str) -> None:
         self.messages.append(msg)
@@ -119,7 +129,9 @@ class TorchPredictor:
     def _forward(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         ms_t = torch.from_numpy(ms).to(self.device).contiguous(memory_format=torch.channels_last)
         pan_t = torch.from_numpy(pan).to(self.device).contiguous(memory_format=torch.channels_last)
-        out = self.model(ms_t, pan_t)
+        dtype = _AUTOCAST[self.precision]
+        with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            out = self.model(ms_t, pan_t)
         img = getattr(out, "out3", out)
         return img.float().cpu().contiguous().numpy()
 

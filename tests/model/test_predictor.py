@@ -25,7 +25,7 @@ def test_cpu_predict_matches_model_and_batches() -> None:
     with torch.inference_mode():
         ref = net(torch.from_numpy(ms), torch.from_numpy(pan)).out3.numpy()
     pred = TorchPredictor(net, {"name": "t"}, device="cpu", batch_size=2)
-    assert pred.device_report.startswith("cpu (1 threads)") and "float32" in pred.device_report
+    assert pred.device_report == "cpu (1 threads), fp32"
     assert pred.threads == 1 and torch.get_num_threads() == 1
     out = pred.predict(ms, pan)
     assert out.shape == (5, 4, 20, 24) and out.dtype == np.float32
@@ -84,3 +84,17 @@ def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pred, "_forward", always_oom)
     with pytest.raises(PSDNetInputError, match="even with one tile"):
         pred.predict(ms, np.ones((5, 1, 16, 16), np.float32))
+
+
+def test_bf16_precision_close_to_fp32() -> None:
+    torch.manual_seed(6)
+    net = PSDNet(2, 4, width=8)
+    rng = np.random.default_rng(6)
+    ms, pan = rng.random((1, 2, 8, 8), dtype=np.float32), rng.random((1, 1, 32, 32), dtype=np.float32)
+    ref = TorchPredictor(net, {}, device="cpu").predict(ms, pan)
+    pred = TorchPredictor(net, {}, device="cpu", precision="bf16")
+    assert "bf16" in pred.device_report
+    out = pred.predict(ms, pan)
+    assert out.dtype == np.float32 and np.abs(out - ref).max() < 5e-2
+    with pytest.raises(PSDNetInputError, match="fp16 needs a CUDA"):
+        TorchPredictor(net, {}, device="cpu", precision="fp16")
