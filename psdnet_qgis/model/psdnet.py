@@ -324,10 +324,6 @@ class OFB(nn.Module):
         return x + y
 
 
-def _down(cin: int, cout: int) -> nn.Module:
-    return conv1(cin, cout)
-
-
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize (align_corners=False); identity when the size already matches."""
     if tuple(x.shape[-2:]) == tuple(size):
@@ -378,11 +374,11 @@ class PSDNet(nn.Module):
         self.tb2_hr = TransBlock(w, w)
         self.tb2_lr = TransBlock(w, 3 * w)
         self.enc1 = nn.Sequential(ResBlock(w), ResBlock(w))
-        self.down1 = _down(w, 2 * w)
+        self.down1 = conv1(w, 2 * w)  # after bilinear x0.5
         self.enc2 = nn.Sequential(ResBlock(2 * w), ResBlock(2 * w))
-        self.down2 = _down(2 * w, 3 * w)
+        self.down2 = conv1(2 * w, 3 * w)
         self.enc3 = nn.Sequential(ResBlock(3 * w), ResBlock(3 * w))
-        self.up2 = conv1(3 * w, 2 * w)
+        self.up2 = conv1(3 * w, 2 * w)  # after bilinear x2
         self.skip2 = ResBlock(2 * w)
         self.dec2 = nn.Sequential(ResBlock(2 * w), ResBlock(2 * w))
         self.up1 = conv1(2 * w, w)

@@ -96,10 +96,18 @@ def test_registry_lists_selects_and_resolves(saved: tuple[PSDNet, Path], monkeyp
     assert meta["path"] == str(pt.resolve()) and model.bands == 3
 
 
-def test_models_dir_supports_both_layouts(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_dir_supports_both_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(registry.ENV_MODELS_DIR, raising=False)
-    d = registry.models_dir()
-    assert d in (registry.PACKAGE_DIR / "resources" / "models", registry.PACKAGE_DIR.parent / "resources" / "models")
+    pkg = tmp_path / "psdnet_qgis"
+    monkeypatch.setattr(registry, "PACKAGE_DIR", pkg)
+    beside = tmp_path / "resources" / "models"  # source checkout
+    inside = pkg / "resources" / "models"  # packaged plugin zip
+    assert registry.models_dir() == beside
+    beside.mkdir(parents=True)
+    assert registry.models_dir() == beside
+    inside.mkdir(parents=True)
+    assert registry.models_dir() == inside
+    assert registry.list_models() == []
 
 
 def test_registry_does_not_import_torch() -> None:
