@@ -6,9 +6,9 @@ Three stages, each predicting a residual on top of the bicubic ``lms``:
 
 1. Four overlapping MS sub-patches (2 x 2 grid, overlap 8 MS px): stem
    (MS transposed conv + PAN convs -> concat -> conv -> CAB -> SAB) and three
-   DBPN sub-blocks (down, up, down, up projections, densely concatenated). After sub-block 1 the
-   left/right pieces are stitched, so sub-blocks 2 and 3 run on the two halves
-   (top/bottom). The HR (PAN-level) and LR (MS-level) maps of the three
+   DBPN sub-blocks (down, up, down, up projections, densely concatenated).
+   After sub-block 1 the left/right pieces are stitched, so sub-blocks 2 and 3
+   run on the two halves (top/bottom). The HR (PAN-level) and LR (MS-level) maps of the three
    sub-blocks are concatenated and fused by 1x1 convs; the fused HR map feeds
    the stage-1 head, both feed the stage-2 TransBlocks.
 2. Two halves: the same stem on (stage-1 half image, PAN half), a three-level
@@ -40,6 +40,9 @@ Design decisions not fixed by the paper (documented here, measured elsewhere):
   align on whole pixels for r in {2, 3, 4}), every output is cropped back. The
   stage outputs are ``lms + tanh(residual)`` with ``lms`` computed from the
   *unpadded* MS, so a zero residual gives exactly ``lms``.
+
+Size: 2.716 M parameters at 4 bands / width 28 / ratio 4 (paper: 2.78 M),
+2.723 M at 8 bands; 1.92 M at ratio 2 and 2.29 M at ratio 3 (smaller DBPN kernels).
 """
 
 from __future__ import annotations
