@@ -422,16 +422,18 @@ class PSDNet(nn.Module):
                 f"PSDNet ms: tile of {h} x {w} MS px is too small; use at least {MIN_SIDE} x {MIN_SIDE}."
             )
         r = self.ratio
-        if pan.dim() != 4 or pan.shape[1] != 1 or pan.shape[0] != ms.shape[0] or tuple(pan.shape[-2:]) != (h * r, w * r):
+        want_pan = (ms.shape[0], 1, h * r, w * r)
+        if tuple(pan.shape) != want_pan:
             raise PSDNetInputError(
-                f"PSDNet pan: expected shape ({ms.shape[0]}, 1, {h * r}, {w * r}) for ratio {r}, "
+                f"PSDNet pan: expected shape {want_pan} for ratio {r}, "
                 f"got {tuple(pan.shape)}; crop PAN to exactly ratio x the MS tile."
             )
         if self.teacher:
             if gt is None or tuple(gt.shape) != (ms.shape[0], self.bands, h * r, w * r):
                 got = None if gt is None else tuple(gt.shape)
                 raise PSDNetInputError(
-                    f"PSDNet gt: a teacher model needs gt of shape ({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
+                    f"PSDNet gt: a teacher model needs gt of shape "
+                    f"({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
                 )
 
     def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor] = None) -> PSDNetOutput:

@@ -65,10 +65,13 @@ def save_model(model: PSDNet, path: str | os.PathLike, meta: Optional[dict] = No
     p = Path(path)
     arch = model.arch_kwargs()
     out: dict[str, Any] = {k: (list(v) if isinstance(v, list) else v) for k, v in META_DEFAULTS.items()}
-    out.update(dict(meta or {}))
+    given = dict(meta or {})
+    out.update(given)
     for k, v in arch.items():
-        if k in (meta or {}) and int(meta[k]) != v:  # type: ignore[index]
-            raise PSDNetInputError(f"save_model meta: {k}={meta[k]} but the model has {k}={v}; fix the metadata.")  # type: ignore[index]
+        if k in given and int(given[k]) != v:
+            raise PSDNetInputError(
+                f"save_model meta: {k}={given[k]} but the model has {k}={v}; fix the metadata."
+            )
         out[k] = v
     out.setdefault("name", p.stem)
     out["name"] = out["name"] or p.stem
@@ -77,7 +80,8 @@ def save_model(model: PSDNet, path: str | os.PathLike, meta: Optional[dict] = No
         out["band_names"] = [f"B{i + 1}" for i in range(arch["bands"])]
     if len(out["band_names"]) != arch["bands"]:
         raise PSDNetInputError(
-            f"save_model meta: {len(out['band_names'])} band_names for a {arch['bands']}-band model; give one name per band."
+            f"save_model meta: {len(out['band_names'])} band_names for a {arch['bands']}-band "
+            "model; give one name per band."
         )
     state = {k: (v.detach().to("cpu", torch.float16) if v.is_floating_point() else v.detach().cpu())
              for k, v in model.state_dict().items()}
@@ -158,7 +162,9 @@ def load_model(
     try:
         state = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise PSDNetInputError(f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model.") from None
+        raise PSDNetInputError(
+            f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model."
+        ) from None
     model = PSDNet(bands=int(meta["bands"]), ratio=int(meta["ratio"]), width=int(meta.get("width", 28)))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
