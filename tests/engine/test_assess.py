@@ -173,3 +173,34 @@ def test_html_report_and_quicklook(scene, tmp_path):
     assert ds.GetDriver().ShortName == "PNG" and ds.RasterCount == 3
     assert ds.RasterXSize > 3 * 160 and ds.RasterYSize >= 160
     assert set(METRIC_KEYS) == set(res["metrics"])
+
+
+def test_whole_mode_equals_core_metrics(scene):
+    """One window: the pooled statistics reproduce core.metrics' bundles exactly."""
+    from psdnet_qgis.core import metrics
+
+    bad = _read(scene["exp"]) * np.linspace(0.9, 1.1, 192, dtype=np.float32)[None, None, :]
+    ref, ms, pan = _read(scene["exp"]), _read(scene["ms"]), _read(scene["pan"])
+    bad_path = write_geotiff(scene["exp"].with_name("bad.tif"), bad, ORIGIN, 0.5, dtype="float32")
+    got = assess(bad_path, scene["pan"], scene["ms"], reference_path=scene["exp"], sensor="GeoEye-1")["metrics"]
+    want = metrics.reduced_resolution_metrics(bad, ref, RATIO)
+    want.update(metrics.full_resolution_metrics(bad, ms, pan, RATIO, "GeoEye-1"))
+    for key in METRIC_KEYS:
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+
+
+def test_block_tiling_reproduces_the_whole_image(tmp_path):
+    """Pooled statistics over owned windows: all blocks together give the whole-image values."""
+    pan, ms = make_pair(tmp_path, ms_shape=(96, 96), seed=8)
+    fused = write_geotiff(tmp_path / "exp.tif", upsample_bicubic(_read(ms), RATIO), ORIGIN, 0.5)
+    bad_arr = _read(fused) * np.linspace(0.9, 1.1, 384, dtype=np.float32)[None, :, None]
+    bad = write_geotiff(tmp_path / "bad.tif", bad_arr, ORIGIN, 0.5, dtype="float32")
+    whole = assess(bad, pan, ms, reference_path=fused)
+    tiled = assess(bad, pan, ms, reference_path=fused, sampling="blocks", block=128, max_pixels=10**6)
+    assert whole["mode"] == "whole" and tiled["mode"] == "sampled" and len(tiled["windows"]) == 9
+    assert tiled["sampled_pixels"] == whole["sampled_pixels"] == 384 * 384
+    for key in METRIC_KEYS:
+        # only the MTF filters' replicated block borders differ
+        assert tiled["metrics"][key] == pytest.approx(whole["metrics"][key], abs=2e-3), key
+    assert tiled["metrics"]["ERGAS"] == pytest.approx(whole["metrics"]["ERGAS"], rel=1e-9)
+    assert tiled["metrics"]["SAM"] == pytest.approx(whole["metrics"]["SAM"], rel=1e-9)
