@@ -204,3 +204,11 @@ def test_block_tiling_reproduces_the_whole_image(tmp_path):
         assert tiled["metrics"][key] == pytest.approx(whole["metrics"][key], abs=2e-3), key
     assert tiled["metrics"]["ERGAS"] == pytest.approx(whole["metrics"]["ERGAS"], rel=1e-9)
     assert tiled["metrics"]["SAM"] == pytest.approx(whole["metrics"]["SAM"], rel=1e-9)
+
+
+def test_fused_off_the_pan_grid_is_warped_onto_it(scene, tmp_path):
+    shifted = write_geotiff(tmp_path / "shifted.tif", _read(scene["exp"]), (ORIGIN[0] + 0.25, ORIGIN[1]), 0.5)
+    res = assess(shifted, scene["pan"], scene["ms"], reference_path=scene["exp"])
+    assert any("fused raster read through a cubic warp" in n for n in res["notes"])
+    assert 0.9 < res["metrics"]["Q2n"] < 1.0  # a half-pixel shift costs a little, not everything
+    assert res["metrics"]["QNR"] is not None
