@@ -27,11 +27,7 @@ FULL = ("D_LAMBDA", "D_S", "QNR", "D_LAMBDA_K", "HQNR")
 
 @pytest.fixture
 def assess_alg(psdnet_provider):
-    """``psdnet:assess``, added to the provider when its loadAlgorithms does not list it yet."""
-    if psdnet_provider.algorithm("assess") is None:
-        from psdnet_qgis.processing.assess_algorithm import AssessAlgorithm
-
-        psdnet_provider.addAlgorithm(AssessAlgorithm())
+    """``psdnet:assess`` from the registered provider."""
     alg = QgsApplication.processingRegistry().algorithmById("psdnet:assess")
     assert alg is not None
     return alg
