@@ -425,7 +425,8 @@ def _combine(per_window: list[tuple[int, dict[str, tuple[Any, int]]]], ratio: in
         d_k = 1.0 - float(mean("q2n_khan"))
         out.update({"D_lambda": d_lambda, "D_s": d_s, "QNR": (1 - d_lambda) * (1 - d_s),
                     "D_lambda_K": d_k, "HQNR": (1 - d_k) * (1 - d_s)})
-    return out
+    # undefined values (e.g. ERGAS of a reference band with zero mean) are reported as None
+    return {k: (v if v is None or np.isfinite(v) else None) for k, v in out.items()}
 
 
 def _auto_dn_scale(inputs: RasterInputs) -> float:
