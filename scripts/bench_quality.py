@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:
 from osgeo import gdal, osr  # noqa: E402
 
 from psdnet_qgis.core import mtf  # noqa: E402
-from psdnet_qgis.engine.assess import FULL_KEYS, REDUCED_KEYS, _valid_rectangle, assess  # noqa: E402
+from psdnet_qgis.engine.assess import FULL_KEYS, REDUCED_KEYS, valid_rectangle, assess  # noqa: E402
 from psdnet_qgis.engine.scenes import MODEL_SCENES, load_scene, scenes_for  # noqa: E402
 
 gdal.UseExceptions()
@@ -90,7 +90,7 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
     r = spec.ratio
     c, h, w = scene.ms.shape
     valid = scene.ms_valid & scene.pan_valid.reshape(h, r, w, r).all(axis=(1, 3))
-    rect = _valid_rectangle(valid)
+    rect = valid_rectangle(valid)
     if rect is None:
         raise SystemExit(f"{spec.name}: no valid pixel")
     a0, a1, b0, b1 = rect

@@ -278,7 +278,7 @@ class _Reader:
         return _Window(row, col, fused, pan, ms, ref, valid)
 
 
-def _valid_rectangle(valid: np.ndarray) -> tuple[int, int, int, int] | None:
+def valid_rectangle(valid: np.ndarray) -> tuple[int, int, int, int] | None:
     """Largest-effort fully valid rectangle of a mask by peeling invalid border lines.
 
     Repeatedly removes the border row or column with the largest invalid fraction (ties:
@@ -546,7 +546,7 @@ def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, s
         mode = "whole"
         win = reader.read(r0, c0, r1 - r0, c1 - c0)
         fb.progress(30)
-        rect = _valid_rectangle(win.valid)
+        rect = valid_rectangle(win.valid)
         if rect is None:
             raise PSDNetInputError(
                 f"Fused input '{fused_path}': no pixel where the fused, PAN, MS"
@@ -739,6 +739,6 @@ al.'s pansharpening toolbox conventions (Q and Q2n on 32 x 32 blocks, ERGAS with
 
 
 __all__ = [
-    "assess", "write_html_report", "METRIC_KEYS", "REDUCED_KEYS", "FULL_KEYS",
+    "assess", "write_html_report", "valid_rectangle", "METRIC_KEYS", "REDUCED_KEYS", "FULL_KEYS",
     "METRIC_INFO", "DEFAULT_MAX_PIXELS", "DEFAULT_BLOCK", "DEFAULT_SEED",
 ]

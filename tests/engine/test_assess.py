@@ -13,7 +13,7 @@ from psdnet_qgis.engine.assess import (
     FULL_KEYS,
     METRIC_KEYS,
     REDUCED_KEYS,
-    _valid_rectangle,
+    valid_rectangle,
     assess,
     write_html_report,
 )
@@ -156,10 +156,10 @@ def test_valid_rectangle_peels_slanted_fill():
     valid = np.ones((20, 30), bool)
     for i in range(6):
         valid[i, : 30 - 5 * i] = False  # a wedge along the top edge
-    r0, r1, c0, c1 = _valid_rectangle(valid)
+    r0, r1, c0, c1 = valid_rectangle(valid)
     assert valid[r0:r1, c0:c1].all()
     assert (r1 - r0) * (c1 - c0) >= 14 * 30
-    assert _valid_rectangle(np.zeros((4, 4), bool)) is None
+    assert valid_rectangle(np.zeros((4, 4), bool)) is None
 
 
 def test_html_report_and_quicklook(scene, tmp_path):
