@@ -403,7 +403,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
             }
             if phase == "student" and val_pairs:
                 tv = time.time()
-                ev = evaluate(student, val_pairs, device, amp=None)
+                # Same autocast as training (speed); `--evaluate` reports fp32 numbers.
+                ev = evaluate(student, val_pairs, device, amp=amp)
                 rec["val"] = ev
                 rec["val_s"] = time.time() - tv
                 st["elapsed"][phase] += rec["val_s"]
