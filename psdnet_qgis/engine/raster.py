@@ -659,23 +659,37 @@ class StripWriter:
         return arr
 
     def add(self, arr: np.ndarray) -> None:
-        """Queue converted rows (C, n, W); writes every complete block row."""
-        self._pending.append(arr)
-        self._pending_rows += arr.shape[1]
-        if self._pending_rows >= OUT_BLOCK:
-            self._flush(final=False)
+        """Queue converted rows (C, n, W); writes every complete block row.
+
+        At most ``OUT_BLOCK - 1`` rows stay pending; the block-aligned bulk of ``arr`` is
+        written straight from it (no concatenated copy of the strip).
+        """
+        arr = np.asarray(arr)
+        if self._pending_rows:
+            need = OUT_BLOCK - self._pending_rows
+            head, arr = arr[:, :need], arr[:, need:]
+            self._pending.append(np.array(head))  # copy: the caller reuses its buffer
+            self._pending_rows += head.shape[1]
+            if self._pending_rows < OUT_BLOCK:
+                return
+            self._write(np.concatenate(self._pending, axis=1))
+            self._pending, self._pending_rows = [], 0
+        n = (arr.shape[1] // OUT_BLOCK) * OUT_BLOCK
+        if n:
+            self._write(arr[:, :n])
+        if arr.shape[1] > n:
+            self._pending = [np.array(arr[:, n:])]  # copy: the caller reuses its buffer
+            self._pending_rows = arr.shape[1] - n
+
+    def _write(self, data: np.ndarray) -> None:
+        self.ds.WriteArray(np.ascontiguousarray(data), 0, self.row)
+        self.row += data.shape[1]
 
     def _flush(self, final: bool) -> None:
-        if not self._pending:
-            return
-        data = np.concatenate(self._pending, axis=1) if len(self._pending) > 1 else self._pending[0]
-        n = data.shape[1] if final else (data.shape[1] // OUT_BLOCK) * OUT_BLOCK
-        if n > 0:
-            self.ds.WriteArray(data[:, :n], 0, self.row)
-            self.row += n
-        rest = data[:, n:]
-        self._pending = [rest] if rest.shape[1] else []
-        self._pending_rows = rest.shape[1]
+        """Write the pending rows (only called at the end)."""
+        if self._pending:
+            self._write(np.concatenate(self._pending, axis=1))
+        self._pending, self._pending_rows = [], 0
 
     def close(self) -> None:
         """Write what is left and flush GDAL's cache (raises on write errors, e.g. full disk)."""

@@ -33,20 +33,55 @@ from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 logger = logging.getLogger("psdnet_qgis.engine")
 
 METHODS = ("psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm")
-#: Tile side target in PAN px: bigger tiles waste less compute on overlap and margin.
-DEFAULT_TILE_PAN = 512
-#: Context margin around every tile, in MS px (>= 4; the MTF filter of mtf_glp_hpm needs 6).
-CONTEXT_MARGIN = 8
+#: PSDNet tile side *including* the context margins, in PAN px. Measured on the 2-core
+#: AVX512-BF16 CPU (scripts/bench_speed.py, /tmp profiling): 128 MS px (512 PAN px) is the
+#: fastest per pixel (larger tiles fall out of cache, smaller ones waste more on margins).
+PSDNET_TILE_PAN = 512
+#: PSDNet context margin in MS px (>= 4): tiled-vs-whole differences are already at the
+#: float-noise level with 4 (see tests/engine/test_engine_run.py), more only costs time.
+PSDNET_MARGIN = 4
+#: Classical methods are cheap per pixel; big tiles keep their per-tile statistics stable.
+CLASSICAL_TILE_PAN = 1024
+#: Context margin of classical methods in MS px: the 41-tap MTF filter of mtf_glp_hpm
+#: reaches 20 PAN px (5 MS px at r = 4) and the bicubic 2 MS px more.
+CLASSICAL_MARGIN = 8
+#: Default tile overlap in PAN px (blending ramp length).
+OVERLAP_PAN = 32
+#: Back-compat alias: the largest default margin.
+CONTEXT_MARGIN = CLASSICAL_MARGIN
 
 
-def default_tile(ratio: int) -> tuple[int, int]:
-    """Default (tile, overlap) in MS px for a ratio: 512 PAN px tiles, 1/8 overlap.
+def default_tile(ratio: int, method: str = "psdnet", ms_shape: tuple[int, int] | None = None
+                 ) -> tuple[int, int, int]:
+    """Default (tile, overlap, margin) in MS px.
 
-    Measured on the 2-core CPU (see scripts/bench_speed.py): 128 MS px at r = 4 with
-    overlap 16.
+    The nominal tile (:data:`PSDNET_TILE_PAN` minus margins; 120 MS px at r = 4, overlap 8,
+    margin 4) is then adapted to the raster so the tiles split it evenly: with a fixed tile
+    the clamped last tile can recompute almost a whole tile (a 256 MS px raster would take
+    3 x 3 tiles of 120 instead of 2 x 2 of 132).
+
+    Args:
+        ratio: PAN/MS ratio.
+        method: "psdnet" or a classical method.
+        ms_shape: (height, width) of the MS working grid, for the adaptation.
     """
-    tile = max(32, DEFAULT_TILE_PAN // ratio)
-    return tile, max(2, tile // 8)
+    if method == "psdnet":
+        margin = PSDNET_MARGIN
+        tile = max(16, PSDNET_TILE_PAN // ratio - 2 * margin)
+    else:
+        margin = CLASSICAL_MARGIN
+        tile = max(16, CLASSICAL_TILE_PAN // ratio - 2 * margin)
+    overlap = max(2, min(tile // 4, OVERLAP_PAN // ratio))
+    if ms_shape is not None:
+        sizes = []
+        for size in ms_shape:
+            if size <= tile:
+                sizes.append(size)
+                continue
+            n = max(1, round((size - overlap) / (tile - overlap)))
+            sizes.append(-(-(size - overlap) // n) + overlap)
+        tile = max(max(sizes), 2 * overlap)
+    return int(tile), int(overlap), int(margin)
 
 
 class ClassicalPredictor:
@@ -144,6 +179,24 @@ def _load_model(model: Any, bands: int, ratio: int, inputs: raster.RasterInputs)
     return mod, meta
 
 
+def auto_precision(device: Any) -> str:
+    """"bf16" on CPUs with native bf16 (AVX512-BF16/AMX) or on CUDA with bf16, else "fp32".
+
+    Measured on the 2-core AVX512-BF16 CPU: bf16 autocast + channels-last is about 2x faster
+    than fp32 for PSDNet tiles; the output differs from fp32 by far less than the
+    tiled-vs-whole difference (see tests/engine/test_engine_run.py and the bench notes).
+    """
+    import torch
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    try:
+        ok = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        ok = False
+    return "bf16" if ok else "fp32"
+
+
 def _threads() -> int:
     try:
         import torch
@@ -168,6 +221,7 @@ def pansharpen(
     feedback: Any = None,
     batch_size: int | None = None,
     margin: int | None = None,
+    precision: str = "auto",
 ) -> dict:
     """Pansharpen ``ms`` with ``pan`` into the GeoTIFF ``out`` on the PAN grid.
 
@@ -185,7 +239,9 @@ def pansharpen(
         feedback: object with ``info(str)``, ``progress(percent)``, ``is_canceled()``
             (and optionally ``warning(str)``), see :mod:`psdnet_qgis.engine.feedback`.
         batch_size: tiles per predictor call (default: predictor's choice; 1 for classical).
-        margin: context margin in MS px around each tile (default :data:`CONTEXT_MARGIN`).
+        margin: context margin in MS px around each tile (default: :data:`PSDNET_MARGIN` for
+            PSDNet, :data:`CLASSICAL_MARGIN` for classical methods).
+        precision: PSDNet arithmetic: "auto" (:func:`auto_precision`), "fp32", "bf16", "fp16".
 
     Returns:
         Report dict: out, method, model, device, ratio, tiles, tile, overlap, margin,
@@ -211,9 +267,12 @@ def pansharpen(
             out_abs = raster.check_output(out, [inputs.pan_path, inputs.ms_path])
             dtype = _resolve_dtype(out_dtype, inputs.ms_dtype)
             r, C = inputs.ratio, inputs.bands
-            d_tile, d_overlap = default_tile(r)
+            d_tile, d_overlap, d_margin = default_tile(
+                r, method, None if tile else (inputs.ms_height, inputs.ms_width))
             tile = int(tile) if tile else d_tile
-            overlap = d_overlap if overlap is None else int(overlap)
+            if overlap is None:
+                overlap = d_overlap if tile == d_tile else max(0, min(tile // 4, OVERLAP_PAN // r))
+            overlap = int(overlap)
             if tile < 8:
                 raise PSDNetInputError(f"tile={tile} MS px is too small; use a tile of at least 8 MS px.")
             if not 0 <= overlap <= tile // 2:
@@ -221,7 +280,7 @@ def pansharpen(
                     f"overlap={overlap} MS px must be between 0 and tile // 2 = {tile // 2}; "
                     f"use e.g. {tile // 8}."
                 )
-            margin = CONTEXT_MARGIN if margin is None else int(margin)
+            margin = d_margin if margin is None else int(margin)
             if margin < 4:
                 raise PSDNetInputError(f"margin={margin} MS px is too small; use at least 4.")
 
@@ -252,9 +311,14 @@ def pansharpen(
             del s_ms, s_pan, s_mv, s_pv
 
             if method == "psdnet":
-                from psdnet_qgis.model.predictor import TorchPredictor
+                from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
 
-                predictor = TorchPredictor(net, meta, device=device, batch_size=batch_size)
+                dev = resolve_device(device)
+                if batch_size is None and dev.type == "cpu":
+                    batch_size = 1  # measured: batch 1 is fastest per pixel on CPU, and smallest
+                prec = auto_precision(dev) if precision in (None, "", "auto") else precision
+                predictor = TorchPredictor(net, meta, device=dev, batch_size=batch_size,
+                                           precision=prec, log=fb.info)
                 bs = int(getattr(predictor, "batch_size", None) or batch_size or 1)
                 model_name = str(meta.get("name", "custom"))
             else:
@@ -341,67 +405,74 @@ def _run_tiles(inputs: raster.RasterInputs, tiles: Sequence[Any], predictor: Any
                batch_size: int, margin: int) -> None:
     """Predict every tile, blend into a row-strip accumulator, write finished rows.
 
-    Tiles come row-major; once every tile starting above MS row ``k`` is done, output rows
-    above ``k * r`` receive no further contribution (weights of a plan sum to 1) and are
-    written and dropped from the accumulator.
+    Tiles are processed one tile row at a time (batches never span two tile rows). Once a
+    tile row is done, output rows above the next tile row's first PAN row receive no further
+    contribution (the weights of a plan sum to 1): they are written, and the overlap rows
+    are moved to the top of the fixed-size accumulator (``C x tile*r x W`` float32).
     """
     r, C, W, H = inputs.ratio, inputs.bands, inputs.width, inputs.height
     m, mp = margin, margin * r
     fill_ms = normalizer.ms_mean.astype(np.float32)[:, None]
     fill_pan = np.float32(normalizer.pan_mean)
-    acc = np.zeros((C, 0, W), dtype=np.float32)
-    acc0 = 0  # output row of acc[:, 0]
-    n = len(tiles)
-    done = 0
+    groups: list[list[Any]] = []
+    for t in tiles:
+        if groups and groups[-1][0].row == t.row:
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    acc = np.zeros((C, max(t.height for t in tiles) * r, W), dtype=np.float32)
+    acc0 = 0  # output row held by acc[:, 0]
+    n, done = len(tiles), 0
     weights_cache: dict[Any, np.ndarray] = {}
 
-    def emit(until: int) -> None:
-        nonlocal acc, acc0
+    for g, group in enumerate(groups):
+        for start in range(0, len(group), batch_size):
+            if fb.is_canceled():
+                raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
+            batch = group[start:start + batch_size]
+            ms_b, pan_b = [], []
+            for t in batch:
+                try:
+                    ms_t, ms_v = inputs.read_ms(t.row - m, t.col - m, t.height + 2 * m, t.width + 2 * m)
+                    pan_t, pan_v = inputs.read_pan((t.row - m) * r, (t.col - m) * r,
+                                                   (t.height + 2 * m) * r, (t.width + 2 * m) * r)
+                except RuntimeError as exc:
+                    raise PSDNetInputError(
+                        f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row "
+                        f"{t.row}, col {t.col} ({raster._first_line(exc)}); the file is damaged: "
+                        "copy it again."
+                    ) from None
+                # nodata pixels -> the band mean (normalised 0.5): no wild values enter the model
+                if not ms_v.all():
+                    ms_t[:, ~ms_v] = np.broadcast_to(fill_ms, (C, int((~ms_v).sum())))
+                if not pan_v.all():
+                    pan_t[:, ~pan_v] = fill_pan
+                ms_b.append(normalizer.norm_ms(ms_t))
+                pan_b.append(normalizer.norm_pan(pan_t))
+            pred = predictor.predict(np.stack(ms_b), np.stack(pan_b))
+            del ms_b, pan_b
+            for t, p in zip(batch, pred):
+                core = normalizer.denorm_ms(p[:, mp:mp + t.height * r, mp:mp + t.width * r])
+                key = (t.height, t.width, t.top, t.bottom, t.left, t.right, getattr(t, "blend", None))
+                wgt = weights_cache.get(key)
+                if wgt is None:
+                    wgt = weights_cache[key] = tile_weights(t, r)
+                y0, x0 = t.row * r - acc0, t.col * r
+                core *= wgt
+                acc[:, y0:y0 + t.height * r, x0:x0 + t.width * r] += core
+            done += len(batch)
+            fb.progress(2.0 + 97.0 * done / n)
+        # rows above the next tile row are final
+        until = groups[g + 1][0].row * r if g + 1 < len(groups) else H
         k = until - acc0
-        if k <= 0:
-            return
-        rows = acc[:, :k]
         valid = inputs.valid_rows(acc0, k)
-        data = writer.convert(rows, valid)
+        data = writer.convert(acc[:, :k], valid)
         try:
             writer.add(data)
         except RuntimeError as exc:
             raise _write_error(writer.ds.GetDescription(), exc) from None
-        acc = acc[:, k:]
+        keep = group[0].row * r + group[0].height * r - until  # overlap rows still open
+        if keep > 0:
+            acc[:, :keep] = acc[:, k:k + keep]
+        acc[:, max(keep, 0):] = 0.0
         acc0 = until
-
-    for start in range(0, n, batch_size):
-        if fb.is_canceled():
-            raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
-        batch = tiles[start:start + batch_size]
-        ms_b, pan_b = [], []
-        for t in batch:
-            ms_t, ms_v = inputs.read_ms(t.row - m, t.col - m, t.height + 2 * m, t.width + 2 * m)
-            pan_t, pan_v = inputs.read_pan((t.row - m) * r, (t.col - m) * r,
-                                           (t.height + 2 * m) * r, (t.width + 2 * m) * r)
-            # nodata pixels -> the band mean (normalised 0.5): no wild values enter the model
-            if not ms_v.all():
-                ms_t[:, ~ms_v] = np.broadcast_to(fill_ms, (C, int((~ms_v).sum())))
-            if not pan_v.all():
-                pan_t[:, ~pan_v] = fill_pan
-            ms_b.append(normalizer.norm_ms(ms_t))
-            pan_b.append(normalizer.norm_pan(pan_t))
-        pred = predictor.predict(np.stack(ms_b), np.stack(pan_b))
-        del ms_b, pan_b
-        for t, p in zip(batch, pred):
-            core = normalizer.denorm_ms(p[:, mp:mp + t.height * r, mp:mp + t.width * r])
-            key = (t.height, t.width, t.top, t.bottom, t.left, t.right, getattr(t, "blend", None))
-            wgt = weights_cache.get(key)
-            if wgt is None:
-                wgt = weights_cache[key] = tile_weights(t, r)
-            y0, y1 = t.row * r, (t.row + t.height) * r
-            if y1 - acc0 > acc.shape[1]:
-                grow = np.zeros((C, y1 - acc0 - acc.shape[1], W), dtype=np.float32)
-                acc = np.concatenate([acc, grow], axis=1)
-            x0 = t.col * r
-            acc[:, y0 - acc0:y1 - acc0, x0:x0 + t.width * r] += core * wgt
-        done += len(batch)
-        nxt = tiles[start + batch_size].row * r if start + batch_size < n else H
-        emit(nxt)
-        fb.progress(2.0 + 97.0 * done / n)
-    emit(H)

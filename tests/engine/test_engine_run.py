@@ -39,12 +39,13 @@ class Recorder:
 
 
 # ---------------------------------------------------------------- exactness
-@pytest.mark.parametrize("tile,overlap", [(12, 4), (64, 8)])
-def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net, tmp_path, tile, overlap):
+@pytest.mark.parametrize("tile,overlap,precision", [(12, 4, "fp32"), (64, 8, "fp32"), (16, 3, "auto")])
+def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net, tmp_path, tile, overlap,
+                                                                  precision):
     pan, ms = pair
     out = tmp_path / f"zero_{tile}.tif"
     rep = pansharpen(pan, ms, out, model=zero_net, tile=tile, overlap=overlap, out_dtype="float32",
-                     device="cpu", margin=MARGIN)
+                     device="cpu", margin=MARGIN, precision=precision)
     ref = bicubic_reference(read(ms), 4, MARGIN)
     got = read(out)
     assert got.shape == ref.shape == (4, 96, 112)
@@ -82,6 +83,33 @@ def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
     diff = np.abs(read(whole) - read(tiled)) / std
     assert np.isfinite(diff).all()
     assert diff.max() < TILED_VS_WHOLE_TOL, diff.max()
+
+
+def test_default_tiles_split_the_raster_evenly():
+    from psdnet_qgis.engine.run import default_tile
+
+    assert default_tile(4) == (120, 8, 4)  # 128 MS px with margins: the measured sweet spot
+    assert default_tile(4, ms_shape=(256, 256)) == (132, 8, 4)  # 2 x 2, not 3 x 3 tiles
+    assert default_tile(4, ms_shape=(2560, 2560))[0] == 119
+    assert default_tile(4, ms_shape=(20, 30))[0] == 30  # one tile
+    assert default_tile(2, "exp")[2] == 8
+
+
+def test_strip_writer_reassembles_any_strip_sizes(tmp_path):
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "w.tif"), 7, 700, 2, gdal.GDT_Float32,
+                                              ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
+    w = raster.StripWriter(ds, gdal.GDT_Float32, None)
+    full = np.random.default_rng(0).random((2, 700, 7)).astype(np.float32)
+    buf = np.empty((2, 300, 7), np.float32)
+    row = 0
+    for n in (100, 300, 57, 243):  # the caller reuses one buffer, like the engine
+        buf[:, :n] = full[:, row:row + n]
+        w.add(w.convert(buf[:, :n], None))
+        buf[:] = -1
+        row += n
+    w.close()
+    ds = w = None  # the writer holds the dataset too: close it before reading
+    np.testing.assert_array_equal(read(tmp_path / "w.tif"), full)
 
 
 # ---------------------------------------------------------------- output properties
@@ -146,20 +174,19 @@ def test_whole_raster_never_in_memory_rows_written_in_strips(tmp_path, monkeypat
 
     monkeypatch.setattr(raster.StripWriter, "add", spy)
     writes: list[tuple[int, int]] = []
-    orig_flush = raster.StripWriter._flush
+    orig_write = raster.StripWriter._write
 
-    def spy_flush(self, final):
-        before = self.row
-        orig_flush(self, final)
-        if self.row > before:
-            writes.append((before, self.row - before))
+    def spy_write(self, data):
+        writes.append((self.row, data.shape[1]))
+        orig_write(self, data)
 
-    monkeypatch.setattr(raster.StripWriter, "_flush", spy_flush)
+    monkeypatch.setattr(raster.StripWriter, "_write", spy_write)
     pansharpen(pan, ms, tmp_path / "o.tif", method="exp", tile=16, overlap=4, batch_size=1)
     assert len(calls) >= 10 and max(calls) <= 16 * 4
     assert sum(calls) == 640
-    # block-aligned writes except the last one
+    # block-aligned writes, whole block rows except the last one
     assert all(start % raster.OUT_BLOCK == 0 for start, _ in writes)
+    assert all(n % raster.OUT_BLOCK == 0 for _, n in writes[:-1])
     assert sum(n for _, n in writes) == 640
 
 

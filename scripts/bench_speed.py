@@ -1,0 +1,254 @@
+"""Speed and memory benchmark of the tiled engine (``make bench-speed``); prints a markdown table.
+
+Generated rasters (ratio 4, 4 bands, uint16; PAN 1k, 4k, 10k px a side) are written once
+under ``runs/bench_speed/``. Every measurement runs in its own subprocess so that peak RSS
+(``ru_maxrss`` of the whole process: Python, torch, GDAL, buffers) is per case:
+
+* ``engine``: ``engine.run.pansharpen`` (the real path: windowed reads, tiles, blending,
+  row-strip compressed writes) with PSDNet (the bundled model when there is one for 4 bands
+  at ratio 4, else random weights: same cost);
+* ``naive``: whole image in memory, one forward pass (only where it fits: ``--naive-max``);
+* ``paper``: the reference recipe, 66 x 66 MS / 264 x 264 PAN tiles, eager fp32 NCHW,
+  batch 1, ``no_grad``, no overlap, no other tricks (timed on a subset of tiles and
+  extrapolated: CPU time per output MPx is what is compared);
+* ``engine-cuda``: the engine on the GPU when CUDA is available.
+
+Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,paper,naive]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RATIO, BANDS = 4, 4
+PAPER_MS = 66
+
+
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
+
+
+def make_rasters(folder: Path, size: int) -> tuple[Path, Path]:
+    """PAN ``size`` x ``size`` and MS ``size/4`` a side, written in strips (bounded memory)."""
+    import numpy as np
+    from osgeo import gdal, osr
+
+    gdal.UseExceptions()
+    folder.mkdir(parents=True, exist_ok=True)
+    pan_p, ms_p = folder / f"pan_{size}.tif", folder / f"ms_{size}.tif"
+    if pan_p.exists() and ms_p.exists():
+        return pan_p, ms_p
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    opts = ["TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2", "BIGTIFF=IF_SAFER"]
+    h = size // RATIO
+    drv = gdal.GetDriverByName("GTiff")
+    pan_ds = drv.Create(str(pan_p), size, size, 1, gdal.GDT_UInt16, opts)
+    ms_ds = drv.Create(str(ms_p), h, h, BANDS, gdal.GDT_UInt16, opts)
+    for ds, px in ((pan_ds, 0.5), (ms_ds, 0.5 * RATIO)):
+        ds.SetGeoTransform((500000.0, px, 0.0, 5700000.0, 0.0, -px))
+        ds.SetProjection(srs.ExportToWkt())
+    rng = np.random.default_rng(0)
+    freq = rng.uniform(0.002, 0.02, size=(BANDS, 2))
+    strip = 256  # MS rows per strip
+    xs = np.arange(size, dtype=np.float32)
+    for m0 in range(0, h, strip):
+        m1 = min(h, m0 + strip)
+        ys = np.arange(m0 * RATIO, m1 * RATIO, dtype=np.float32)[:, None]
+        hr = np.empty((BANDS, ys.shape[0], size), np.float32)
+        for b in range(BANDS):
+            hr[b] = 900 + 400 * np.sin(freq[b, 0] * xs[None] + freq[b, 1] * ys) * np.cos(0.013 * ys + b)
+            hr[b] += rng.normal(0, 40, size=hr[b].shape).astype(np.float32)  # texture
+        hr = np.clip(hr, 0, 2047)
+        pan_ds.GetRasterBand(1).WriteArray(np.rint(hr.mean(0)).astype(np.uint16), 0, m0 * RATIO)
+        ms = hr.reshape(BANDS, m1 - m0, RATIO, h, RATIO).mean(axis=(2, 4))
+        ms_ds.WriteArray(np.rint(ms).astype(np.uint16), 0, m0)
+    pan_ds = ms_ds = None
+    return pan_p, ms_p
+
+
+def _model():
+    """Bundled 4-band ratio-4 model when present, else a random-weight PSDNet (same cost)."""
+    try:
+        from psdnet_qgis.core import registry
+
+        info = registry.auto_select(BANDS, RATIO)
+        from psdnet_qgis.model.weights import load_model
+
+        net, _ = load_model(getattr(info, "path", None) or info.name)
+        return net, info.name
+    except Exception:  # noqa: BLE001 - fall back to an untrained network of the same size
+        import torch
+
+        from psdnet_qgis.model.psdnet import PSDNet
+
+        torch.manual_seed(0)
+        return PSDNet(BANDS, RATIO), "PSDNet (random weights)"
+
+
+def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict:
+    """One measurement, run inside its own process."""
+    import numpy as np
+
+    pan_p, ms_p = make_rasters(folder, size)
+    rss0 = _rss_mb()
+    c0, t0 = _cpu(), time.perf_counter()
+    out_mpx = size * size / 1e6
+    res: dict = {"mode": mode, "size": size}
+    if mode in ("engine", "engine-cuda"):
+        from psdnet_qgis.engine.run import pansharpen
+
+        net, name = _model()
+        c0, t0 = _cpu(), time.perf_counter()  # exclude model loading
+        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{size}.tif", model=net,
+                         device="cuda" if mode == "engine-cuda" else "cpu",
+                         tile=args.tile, overlap=args.overlap, batch_size=args.batch)
+        res.update(model=name, tiles=rep["tiles"], tile=rep["tile"], overlap=rep["overlap"],
+                   batch=rep["batch_size"], device=rep["device"], threads=rep["threads"])
+    elif mode == "naive":
+        import torch
+        from osgeo import gdal
+
+        from psdnet_qgis.core.radiometry import Normalizer
+
+        net, name = _model()
+        net.eval()
+        c0, t0 = _cpu(), time.perf_counter()
+        ms = gdal.Open(str(ms_p)).ReadAsArray().astype(np.float32)
+        pan = gdal.Open(str(pan_p)).ReadAsArray().astype(np.float32)[None]
+        nz = Normalizer.from_arrays(ms, pan)
+        with torch.inference_mode():
+            out = net(torch.from_numpy(nz.norm_ms(ms))[None], torch.from_numpy(nz.norm_pan(pan))[None]).out3
+        res.update(model=name, tiles=1, tile=ms.shape[-1], device="cpu", threads=torch.get_num_threads())
+        del out
+    elif mode == "paper":
+        import torch
+        from osgeo import gdal
+
+        from psdnet_qgis.core.radiometry import Normalizer
+
+        net, name = _model()
+        net.eval()
+        ms_ds, pan_ds = gdal.Open(str(ms_p)), gdal.Open(str(pan_p))
+        h = size // RATIO
+        n_side = h // PAPER_MS
+        n_tiles = n_side * n_side
+        budget = min(n_tiles, args.paper_tiles)
+        c0, t0 = _cpu(), time.perf_counter()
+        sample_ms = ms_ds.ReadAsArray(0, 0, PAPER_MS, PAPER_MS).astype(np.float32)
+        sample_pan = pan_ds.ReadAsArray(0, 0, PAPER_MS * RATIO, PAPER_MS * RATIO).astype(np.float32)
+        nz = Normalizer.from_arrays(sample_ms, sample_pan)
+        with torch.no_grad():
+            for k in range(budget):
+                i, j = divmod(k, n_side)
+                m = ms_ds.ReadAsArray(j * PAPER_MS, i * PAPER_MS, PAPER_MS, PAPER_MS).astype(np.float32)
+                p = pan_ds.ReadAsArray(j * PAPER_MS * RATIO, i * PAPER_MS * RATIO,
+                                       PAPER_MS * RATIO, PAPER_MS * RATIO).astype(np.float32)
+                net(torch.from_numpy(nz.norm_ms(m))[None], torch.from_numpy(nz.norm_pan(p)[None])[None])
+        out_mpx = budget * (PAPER_MS * RATIO) ** 2 / 1e6  # what was actually computed
+        res.update(model=name, tiles=f"{budget}/{n_tiles}", tile=PAPER_MS, device="cpu",
+                   threads=torch.get_num_threads())
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    res["seconds"] = time.perf_counter() - t0
+    res["cpu_s"] = _cpu() - c0
+    res["out_mpx"] = out_mpx
+    res["rss_start_mb"] = rss0
+    res["peak_rss_mb"] = _rss_mb()
+    return res
+
+
+def run_case(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict | None:
+    cmd = [sys.executable, __file__, "--worker", mode, "--size", str(size), "--work", str(folder),
+           "--paper-tiles", str(args.paper_tiles)]
+    for k in ("tile", "overlap", "batch"):
+        v = getattr(args, k)
+        if v is not None:
+            cmd += [f"--{k}", str(v)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"<!-- {mode} {size}: failed: {tail} -->", file=sys.stderr)
+        return None
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1024,4096,10240", help="PAN sizes (px a side), comma separated")
+    ap.add_argument("--modes", default="engine,naive,paper,engine-cuda")
+    ap.add_argument("--naive-max", type=int, default=2048, help="largest PAN size for the naive path")
+    ap.add_argument("--paper-tiles", type=int, default=12, help="paper tiles timed (extrapolated)")
+    ap.add_argument("--tile", type=int, default=None)
+    ap.add_argument("--overlap", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    folder = Path(args.work)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.size, folder, args)))
+        return 0
+
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    modes = [m for m in args.modes.split(",") if m]
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    rows = []
+    for size in sizes:
+        make_rasters(folder, size)
+        for mode in modes:
+            if mode == "naive" and size > args.naive_max:
+                continue
+            if mode == "engine-cuda" and not cuda:
+                continue
+            if mode == "paper" and size != min(sizes):
+                continue  # per-MPx cost does not depend on the raster size
+            r = run_case(mode, size, folder, args)
+            if r:
+                rows.append(r)
+                print(f"<!-- {json.dumps(r)} -->", file=sys.stderr, flush=True)
+
+    print(f"| PAN px | path | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
+          f"CPU s / MPx | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        plan = f"{r.get('tiles')}" + (f" ({r['tile']}/{r.get('overlap', 0)})" if "tile" in r else "")
+        print(f"| {r['size']} | {r['mode']} | {plan} | {r.get('device')} x{r.get('threads')} | "
+              f"{r['seconds']:.1f} | {r['out_mpx'] / r['seconds']:.3f} | "
+              f"{r['cpu_s'] / r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} |")
+    eng = {r["size"]: r for r in rows if r["mode"] == "engine"}
+    paper = [r for r in rows if r["mode"] == "paper"]
+    if eng and paper:
+        e_min = eng[min(eng)]
+        ratio = (e_min["cpu_s"] / e_min["out_mpx"]) / (paper[0]["cpu_s"] / paper[0]["out_mpx"])
+        print(f"\nEngine CPU time per MPx / paper-tile eager: {ratio:.2f} (target <= 0.25)")
+    if len(eng) > 1:
+        lo, hi = eng[min(eng)], eng[max(eng)]
+        print(f"Peak RSS {min(eng)} -> {max(eng)} px: {lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB "
+              f"({hi['peak_rss_mb'] / lo['peak_rss_mb'] - 1:+.0%}; target within 20 %, < 1500 MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
