@@ -106,6 +106,11 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     import numpy as np
 
     pan_p, ms_p = make_rasters(folder, size)
+    if args.threads:
+        os.environ["PSDNET_THREADS"] = str(args.threads)  # the engine's predictor reads it
+        import torch
+
+        torch.set_num_threads(args.threads)
     rss0 = _rss_mb()
     c0, t0 = _cpu(), time.perf_counter()
     out_mpx = size * size / 1e6
@@ -176,7 +181,7 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
 def run_case(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", mode, "--size", str(size), "--work", str(folder),
            "--paper-tiles", str(args.paper_tiles)]
-    for k in ("tile", "overlap", "batch"):
+    for k in ("tile", "overlap", "batch", "threads"):
         v = getattr(args, k)
         if v is not None:
             cmd += [f"--{k}", str(v)]
@@ -197,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--overlap", type=int, default=None)
     ap.add_argument("--batch", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads for every path (default: all cores)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)

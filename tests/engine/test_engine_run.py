@@ -63,9 +63,14 @@ def test_exp_method_goes_through_same_path(pair, tmp_path, tile, overlap):
     np.testing.assert_allclose(read(out), bicubic_reference(read(ms), 4, MARGIN), rtol=0, atol=2e-3)
 
 
-# Measured (see docs in engine/run.py): random-weight PSDNet, 24 x 28 MS, tile 12 / overlap 4 /
-# margin 8 vs one whole-image tile: max |diff| well below this bound (normalised units * 4 std).
-TILED_VS_WHOLE_TOL = 0.06  # in units of the band std (normalised difference * 4)
+# Tiled vs whole-image run of a random-weight PSDNet whose heads are scaled x30 so the
+# residuals are large (mean |residual| ~3.6 band std, far more than a trained model's).
+# Measured (fp32, this raster, tile 12 / overlap 4 / margin 4 vs one 24 x 28 tile), in band
+# std units: width 8 seed 3: max 0.093, mean 0.0031; width 28 seeds 3/4: max 0.114/0.080,
+# mean 0.0056/0.0026. The difference comes from PSDNet's global pooling (channel attention)
+# and its large receptive field; the bounds below are ~2x the measurement.
+TILED_VS_WHOLE_MAX = 0.2
+TILED_VS_WHOLE_MEAN = 0.01
 
 
 def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
@@ -74,15 +79,23 @@ def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
 
     torch.manual_seed(3)
     net = PSDNet(4, 4, width=8).eval()
+    with torch.no_grad():
+        for head in (net.head1, net.head2, net.head3):
+            head.last.weight.mul_(30)
+            head.last.bias.mul_(30)
     pan, ms = pair
     whole, tiled = tmp_path / "whole.tif", tmp_path / "tiled.tif"
-    r1 = pansharpen(pan, ms, whole, model=net, tile=64, overlap=8, out_dtype="float32", device="cpu")
-    r2 = pansharpen(pan, ms, tiled, model=net, tile=12, overlap=4, out_dtype="float32", device="cpu")
+    kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32")
+    r1 = pansharpen(pan, ms, whole, tile=64, overlap=8, **kw)
+    r2 = pansharpen(pan, ms, tiled, tile=12, overlap=4, **kw)
     assert r1["tiles"] == 1 and r2["tiles"] > 4
     std = np.asarray(r1["normalizer"]["ms_std"], dtype=np.float32)[:, None, None]
+    lms = bicubic_reference(read(ms), 4, MARGIN)
+    assert (np.abs(read(whole) - lms) / std).mean() > 1.0  # the model really changes the image
     diff = np.abs(read(whole) - read(tiled)) / std
     assert np.isfinite(diff).all()
-    assert diff.max() < TILED_VS_WHOLE_TOL, diff.max()
+    assert diff.max() < TILED_VS_WHOLE_MAX, diff.max()
+    assert diff.mean() < TILED_VS_WHOLE_MEAN, diff.mean()
 
 
 def test_default_tiles_split_the_raster_evenly():
