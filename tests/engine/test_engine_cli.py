@@ -52,3 +52,13 @@ def test_import_package_is_light():
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert p.returncode == 0, p.stderr
+
+
+def test_classical_methods_do_not_need_torch(pair, tmp_path):
+    pan, ms = pair
+    code = (f"import sys; from psdnet_qgis.engine.run import pansharpen; "
+            f"pansharpen({str(pan)!r}, {str(ms)!r}, {str(tmp_path / 'o.tif')!r}, method='gsa'); "
+            "assert 'torch' not in sys.modules")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert p.returncode == 0, p.stderr
