@@ -640,8 +640,15 @@ class StripWriter:
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
 
-    def convert(self, phys: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
-        """Physical float values (C, n, W) -> output dtype with clipping/rounding/nodata."""
+    def convert(self, phys: np.ndarray, valid: np.ndarray | None, inplace: bool = False) -> np.ndarray:
+        """Physical float32 values (C, n, W) -> output dtype with clipping/rounding/nodata.
+
+        Args:
+            phys: blended values; modified in place when ``inplace`` (the engine passes rows of
+                its accumulator that it discards next: no full-strip temporaries at 10k px).
+            valid: (n, W) validity, None when all valid.
+        """
+        arr = phys if inplace else phys.copy()
         if self.range is not None:
             lo, hi = self.range
             if self.nodata is not None:
@@ -650,13 +657,11 @@ class StripWriter:
                     lo = self.nodata + 1
                 elif self.nodata >= hi:
                     hi = self.nodata - 1
-            arr = np.clip(np.rint(phys), lo, hi)
-        else:
-            arr = phys
-        arr = arr.astype(self.np_dtype, copy=False)
+            np.rint(arr, out=arr)
+            np.clip(arr, lo, hi, out=arr)
         if valid is not None and self.nodata is not None:
-            arr[:, ~valid] = self.np_dtype.type(self.nodata)
-        return arr
+            arr[:, ~valid] = self.nodata
+        return arr.astype(self.np_dtype, copy=False)
 
     def add(self, arr: np.ndarray) -> None:
         """Queue converted rows (C, n, W); writes every complete block row.

@@ -466,7 +466,7 @@ def _run_tiles(inputs: raster.RasterInputs, tiles: Sequence[Any], predictor: Any
         until = groups[g + 1][0].row * r if g + 1 < len(groups) else H
         k = until - acc0
         valid = inputs.valid_rows(acc0, k)
-        data = writer.convert(acc[:, :k], valid)
+        data = writer.convert(acc[:, :k], valid, inplace=True)
         try:
             writer.add(data)
         except RuntimeError as exc:
