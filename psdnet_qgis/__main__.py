@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--tile", type=int, default=None, help="tile side in MS px (default: ratio-based)")
     ps.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
     ps.add_argument("--batch", type=int, default=None, help="tiles per model call")
+    ps.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                    help="PSDNet arithmetic (auto: bf16 where the hardware has it)")
     ps.add_argument("--pan-band", type=int, default=1, help="1-based PAN band (multi-band PAN)")
     ps.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     ps.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
@@ -65,6 +67,7 @@ def _pansharpen(args: argparse.Namespace) -> int:
             args.pan, args.ms, args.out, method=args.method, model=args.model, device=args.device,
             tile=args.tile, overlap=args.overlap, pan_band=args.pan_band,
             out_dtype="float32" if args.float32 else None, feedback=fb, batch_size=args.batch,
+            precision=args.precision,
         )
     finally:
         fb.close()
