@@ -219,6 +219,31 @@ def test_stats_computed_once_per_raster(pair, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- georeference
+def test_aligned_ms_read_by_georeference_not_index(tmp_path):
+    """MS larger than PAN and offset by whole MS pixels: direct windowed read at the offset."""
+    pan_a, ms_a = synthetic_scene((30, 30), 4, 4, seed=10)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
+    # PAN = MS rows 5..25, cols 3..23 (PAN px 20..100, 12..92)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a[:, 20:100, 12:92], (ORIGIN[0] + 6.0, ORIGIN[1] - 10.0), 0.5)
+    out = tmp_path / "o.tif"
+    rep = pansharpen(pan, ms, out, method="exp", out_dtype="float32", tile=32)
+    assert not rep["ms_warped"]
+    assert gdal.Open(str(out)).GetGeoTransform() == gdal.Open(str(pan)).GetGeoTransform()
+    ref = bicubic_reference(read(ms)[:, 5:25, 3:23], 4, MARGIN)
+    np.testing.assert_allclose(read(out), ref, rtol=0, atol=2e-3)
+
+
+def test_pan_larger_than_ms_output_is_the_intersection(tmp_path):
+    pan_a, ms_a = synthetic_scene((30, 30), 4, 4, seed=11)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a[:, 2:22, 4:28], (ORIGIN[0] + 8.0, ORIGIN[1] - 4.0), 2.0)
+    out = tmp_path / "o.tif"
+    rep = pansharpen(pan, ms, out, method="exp", tile=32)
+    o = gdal.Open(str(out))
+    assert (o.RasterXSize, o.RasterYSize) == (96, 80) and not rep["ms_warped"]
+    assert o.GetGeoTransform()[:4:3] == (ORIGIN[0] + 8.0, ORIGIN[1] - 4.0)
+
+
 def test_misaligned_ms_read_through_warped_vrt(tmp_path, zero_net):
     """Landsat case: PAN grid starts half a PAN pixel off the MS grid -> warped VRT."""
     pan_a, ms_a = synthetic_scene((20, 20), 4, 4, seed=6)
