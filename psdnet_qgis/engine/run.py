@@ -40,6 +40,8 @@ PSDNET_TILE_PAN = 512
 #: PSDNet context margin in MS px (>= 4): tiled-vs-whole differences are already at the
 #: float-noise level with 4 (see tests/engine/test_engine_run.py), more only costs time.
 PSDNET_MARGIN = 4
+#: PSDNet pads its input to a multiple of this many MS px (model/psdnet.py PAD_MULTIPLE).
+PSDNET_PAD = 8
 #: Classical methods are cheap per pixel; big tiles keep their per-tile statistics stable.
 CLASSICAL_TILE_PAN = 1024
 #: Context margin of classical methods in MS px: the 41-tap MTF filter of mtf_glp_hpm
@@ -81,6 +83,11 @@ def default_tile(ratio: int, method: str = "psdnet", ms_shape: tuple[int, int] |
             n = max(1, round((size - overlap) / (tile - overlap)))
             sizes.append(-(-(size - overlap) // n) + overlap)
         tile = max(max(sizes), 2 * overlap)
+        if method == "psdnet":
+            # PSDNet pads every tile (with margins) to a multiple of 8 MS px and computes the
+            # padding anyway: grow the tile into it instead (more overlap, same cost).
+            tile = -(-(tile + 2 * margin) // PSDNET_PAD) * PSDNET_PAD - 2 * margin
+        tile = min(tile, max(ms_shape))
     return int(tile), int(overlap), int(margin)
 
 
