@@ -97,6 +97,7 @@ class TrainConfig:
     steps_per_epoch: int = 50
     batch: int = 8
     patch: int = 64
+    balance: float = 0.5
     width: int = 28
     lr: float = 5e-4
     lr_floor: float = 0.05
@@ -293,7 +294,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
 
     bands = train_pairs[0].gt.shape[0]
     ratio = train_pairs[0].ratio
-    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed)
+    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance)
     teacher = PSDNet(bands, ratio, cfg.width, teacher=True).to(device, memory_format=torch.channels_last)
     student = PSDNet(bands, ratio, cfg.width).to(device, memory_format=torch.channels_last)
     opt_t = torch.optim.Adam(teacher.parameters(), lr=cfg.lr)
@@ -593,6 +594,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--steps-per-epoch", type=int, default=50)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--patch", type=int, default=64, help="gt patch side in pixels (MS px at full res)")
+    ap.add_argument("--balance", type=float, default=0.5,
+                    help="scene sampling weight = valid area ** balance (0 = equal per scene)")
     ap.add_argument("--width", type=int, default=28)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lam", type=float, default=None, help="distillation weight (default: calibrated)")
@@ -632,7 +635,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = TrainConfig(
         model=a.model, out=a.out or f"runs/{a.model}", minutes=a.minutes, epochs=a.epochs,
         teacher_epochs=a.teacher_epochs, teacher_frac=a.teacher_frac,
-        steps_per_epoch=a.steps_per_epoch, batch=a.batch, patch=a.patch, width=a.width, lr=a.lr,
+        steps_per_epoch=a.steps_per_epoch, batch=a.batch, patch=a.patch, balance=a.balance,
+        width=a.width, lr=a.lr,
         lam=a.lam, distill_ratio=a.distill_ratio, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
         export=None if export.lower() == "none" else export, resume=a.resume)
