@@ -21,12 +21,12 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
-    QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..core.mtf import SENSORS
 from ..errors import PSDNetCanceled, PSDNetInputError
+from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
 from .provider import icon
 
@@ -140,23 +140,8 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             self.SAMPLED_PIXELS, self.tr("Number of fused pixels evaluated")))
 
     # -- checks ---------------------------------------------------------------------------
-    def _layer_problem(self, layer: QgsRasterLayer | None, role: str, required: bool = True) -> str | None:
-        if layer is None:
-            return self.tr(f"The {role} layer is missing: choose a readable raster layer.") if required else None
-        if not layer.isValid():
-            return self.tr(f"The {role} layer '{layer.name()}' is invalid: choose a readable raster layer.")
-        if layer.providerType() != "gdal":
-            return self.tr(
-                f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this "
-                "algorithm reads files through GDAL. Save it as a GeoTIFF first "
-                "(right-click > Export > Save As).")
-        return None
-
     def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
-        if parameters.get(self.PAN_BAND) in (None, "", 0):
-            return None
-        band = self.parameterAsInt(parameters, self.PAN_BAND, context)
-        return band if band > 0 else None
+        return chosen_band(self, parameters, self.PAN_BAND, context)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
@@ -166,8 +151,8 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
-        problem = (self._layer_problem(fused, "fused") or self._layer_problem(pan, "PAN")
-                   or self._layer_problem(ms, "MS") or self._layer_problem(ref, "reference", False))
+        problem = (layer_problem(fused, "fused") or layer_problem(pan, "PAN")
+                   or layer_problem(ms, "MS") or layer_problem(ref, "reference", False))
         if problem:
             return False, problem
         if ms.bandCount() < 2:
@@ -182,10 +167,9 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             return False, self.tr(
                 f"Reference layer '{ref.name()}' has {ref.bandCount()} bands but MS layer '{ms.name()}' "
                 f"has {ms.bandCount()}: the reference must hold the MS bands in the same order.")
-        if pan.bandCount() > 1 and self._pan_band(parameters, context) is None:
-            return False, self.tr(
-                f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
-                "in 'PAN band', or pick a single-band PAN layer.")
+        problem = pan_band_problem(pan, self._pan_band(parameters, context))
+        if problem:
+            return False, problem
         return True, ""
 
     # -- run ------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..errors import PSDNetCanceled, PSDNetInputError
+from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
 from .provider import icon
 
@@ -129,10 +130,7 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Pansharpened")))
 
     def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
-        if parameters.get(self.PAN_BAND) in (None, "", 0):
-            return None
-        band = self.parameterAsInt(parameters, self.PAN_BAND, context)
-        return band if band > 0 else None
+        return chosen_band(self, parameters, self.PAN_BAND, context)
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
@@ -140,13 +138,10 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
             return ok, msg
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
-        problem = self._layer_problem(pan, "PAN") or self._layer_problem(ms, "MS")
+        problem = (layer_problem(pan, "PAN") or layer_problem(ms, "MS")
+                   or pan_band_problem(pan, self._pan_band(parameters, context)))
         if problem:
             return False, problem
-        if pan.bandCount() > 1 and self._pan_band(parameters, context) is None:
-            return False, self.tr(
-                f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
-                "in 'PAN band', or pick a single-band PAN layer.")
         if ms.bandCount() < 2:
             return False, self.tr(
                 f"MS layer '{ms.name()}' has a single band, but pansharpening needs the multispectral "
@@ -156,15 +151,6 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
         if extra:
             return False, extra
         return True, ""
-
-    def _layer_problem(self, layer: QgsRasterLayer | None, role: str) -> str | None:
-        if layer is None or not layer.isValid():
-            return self.tr(f"The {role} layer is missing or invalid: choose a readable raster layer.")
-        if layer.providerType() != "gdal":
-            return self.tr(
-                f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this algorithm "
-                "reads files through GDAL. Save it as a GeoTIFF first (right-click > Export > Save As).")
-        return None
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         ok, msg = self.checkParameterValues(parameters, context)

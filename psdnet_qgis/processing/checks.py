@@ -1,0 +1,43 @@
+"""Pre-run layer checks shared by every algorithm (messages name the layer and the fix)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsRasterLayer
+from qgis.PyQt.QtCore import QCoreApplication
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("psdnet", text)
+
+
+def layer_problem(layer: QgsRasterLayer | None, role: str, required: bool = True) -> str | None:
+    """Why ``layer`` cannot be read by the engine (GDAL), or None when it can."""
+    if layer is None:
+        return tr(f"The {role} layer is missing: choose a readable raster layer.") if required else None
+    if not layer.isValid():
+        return tr(f"The {role} layer '{layer.name()}' is invalid: choose a readable raster layer.")
+    if layer.providerType() != "gdal":
+        return tr(
+            f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this "
+            "algorithm reads files through GDAL. Save it as a GeoTIFF first (right-click > Export > Save As).")
+    return None
+
+
+def chosen_band(alg: QgsProcessingAlgorithm, parameters: dict[str, Any], name: str,
+                context: QgsProcessingContext) -> int | None:
+    """The 1-based band chosen in the optional band parameter ``name``, or None when unset."""
+    if parameters.get(name) in (None, "", 0):
+        return None
+    band = alg.parameterAsInt(parameters, name, context)
+    return band if band > 0 else None
+
+
+def pan_band_problem(pan: QgsRasterLayer, band: int | None) -> str | None:
+    """A multi-band PAN needs an explicit band."""
+    if pan.bandCount() > 1 and band is None:
+        return tr(
+            f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
+            "in 'PAN band', or pick a single-band PAN layer.")
+    return None
