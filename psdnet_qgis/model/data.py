@@ -272,14 +272,19 @@ class PatchSampler:
 
         Returns:
             ms (B, C, p/r, p/r), pan (B, 1, p, p), gt (B, C, p, p) float32 tensors.
+            The per-sample MS statistics (B, C) mean and std of each patch's scene are
+            left in ``self.last_stats`` (to denormalise, e.g. for a spectral-angle loss).
         """
         r, p = self.ratio, self.patch
         ms_l, pan_l, gt_l = [], [], []
+        means, stds = [], []
         for _ in range(batch):
             k = int(self.rng.choice(len(self.pairs), p=self.weights))
             pos = self.positions[k]
             y, x = (int(v) for v in pos[int(self.rng.integers(len(pos)))])
             pr = self.pairs[k]
+            means.append(pr.normalizer.ms_mean)
+            stds.append(pr.normalizer.ms_std)
             ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
             pan = pr.pan[:, y:y + p, x:x + p]
             gt = pr.gt[:, y:y + p, x:x + p]
@@ -292,6 +297,8 @@ class PatchSampler:
             ms_l.append(np.ascontiguousarray(ms))
             pan_l.append(np.ascontiguousarray(pan))
             gt_l.append(np.ascontiguousarray(gt))
+        self.last_stats = (torch.from_numpy(np.stack(means).astype(np.float32)),
+                           torch.from_numpy(np.stack(stds).astype(np.float32)))
         return (torch.from_numpy(np.stack(ms_l)), torch.from_numpy(np.stack(pan_l)),
                 torch.from_numpy(np.stack(gt_l)))
 

@@ -103,6 +103,7 @@ class TrainConfig:
     lr_floor: float = 0.05
     lam: Optional[float] = None
     distill_ratio: float = 0.2
+    sam_weight: float = 0.0
     seed: int = 0
     threads: Optional[int] = None
     precision: str = "auto"
@@ -382,6 +383,10 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                     l1 = distillation_loss(o, None, gt, 0.0)
                     dist = F.mse_loss(o.f2, ot.f2) + F.mse_loss(o.f3, ot.f3)
                     loss = l1 + st["lam"] * dist
+                if cfg.sam_weight > 0:
+                    sam_l = spectral_angle_loss(o.out3, gt, *(t.to(device) for t in sampler.last_stats))
+                    loss = loss + cfg.sam_weight * sam_l
+                    sums["sam"] = sums.get("sam", 0.0) + float(sam_l.detach())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -400,6 +405,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                 "phase": phase, "epoch": st["epoch"][phase], "steps": st["steps"][phase],
                 "lr": lr, "loss": sums["loss"] / n, "l1": sums["l1"] / n,
                 "distill_weighted": sums["distill"] / n, "epoch_s": dt,
+                "sam_loss": sums.get("sam", 0.0) / n, "sam_weight": cfg.sam_weight,
                 "samples_per_s": n * cfg.batch / dt, "elapsed_s": st["elapsed"][phase],
             }
             if phase == "student" and val_pairs:
@@ -448,6 +454,20 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
         LOG.info("exported %s (sha256 %s)", cfg.export, written["sha256"][:12])
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return summary
+
+
+def spectral_angle_loss(out: torch.Tensor, gt: torch.Tensor, mean: torch.Tensor,
+                        std: torch.Tensor) -> torch.Tensor:
+    """Mean spectral angle (chord length 2 sin(theta / 2), ~theta in radians) between
+    ``out`` and ``gt`` (B, C, H, W) on the radiometric scale of each sample's scene
+    (SAM is not invariant to the zscore4 offsets, so angles are taken after
+    denormalising with the per-sample (B, C) ``mean`` / ``std``)."""
+    m = mean[:, :, None, None]
+    s = 4.0 * std[:, :, None, None]
+    f = (out.float() - 0.5) * s + m
+    g = (gt.float() - 0.5) * s + m
+    cos = (f * g).sum(1) / (f.norm(dim=1) * g.norm(dim=1) + 1e-6)
+    return torch.sqrt(2.0 * (1.0 - cos).clamp_min(0.0) + 1e-8).mean()
 
 
 def _calibrate_lambda(student: PSDNet, teacher: PSDNet, sampler: PatchSampler,
@@ -600,6 +620,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lam", type=float, default=None, help="distillation weight (default: calibrated)")
     ap.add_argument("--distill-ratio", type=float, default=0.2)
+    ap.add_argument("--sam-weight", type=float, default=0.0,
+                    help="weight of a spectral-angle loss on out3 (radiometric scale)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -637,7 +659,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         teacher_epochs=a.teacher_epochs, teacher_frac=a.teacher_frac,
         steps_per_epoch=a.steps_per_epoch, batch=a.batch, patch=a.patch, balance=a.balance,
         width=a.width, lr=a.lr,
-        lam=a.lam, distill_ratio=a.distill_ratio, seed=a.seed, threads=a.threads,
+        lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
         export=None if export.lower() == "none" else export, resume=a.resume)
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress)

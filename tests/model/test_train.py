@@ -45,12 +45,13 @@ def test_one_step_smoke_resume_and_export(tmp_path):
 
     # Resume with a larger epoch count continues the same run (no teacher re-training).
     export = tmp_path / "m" / "psdnet_vhr4.pt"
-    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export)), train_pairs, val_pairs,
+    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5), train_pairs, val_pairs,
                progress=False)
     assert s2["steps"] == {"teacher": 1, "student": 2}
     assert s2["lambda"] == s1["lambda"]
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [x["phase"] for x in lines] == ["teacher", "student", "student"]
+    assert lines[-1]["sam_loss"] > 0
 
     from psdnet_qgis.model.weights import load_model
 
@@ -68,3 +69,21 @@ def test_lr_decays_with_epochs_or_time():
     assert _lr_at(cfg, 0, 10, 0.0, None) == cfg.lr
     assert _lr_at(cfg, 10, 10, 0.0, None) == cfg.lr * cfg.lr_floor
     assert _lr_at(cfg, 0, 10, 50.0, 100.0) < cfg.lr * 0.6
+
+
+def test_spectral_angle_loss_is_angle_on_radiometric_scale():
+    from psdnet_qgis.model.train import spectral_angle_loss
+
+    mean = torch.tensor([[100.0, 200.0]])
+    std = torch.tensor([[10.0, 20.0]])
+    gt = torch.rand(1, 2, 4, 4)
+    assert float(spectral_angle_loss(gt, gt, mean, std)) < 1e-3
+    # Scaling the radiometric image (not the normalised one) keeps the angle: 0 loss.
+    s = 4 * std[:, :, None, None]
+    m = mean[:, :, None, None]
+    dn = (gt - 0.5) * s + m
+    scaled = (dn * 1.5 - m) / s + 0.5
+    assert float(spectral_angle_loss(scaled, gt, mean, std)) < 1e-3
+    other = gt.clone()
+    other[:, 0] += 0.5
+    assert float(spectral_angle_loss(other, gt, mean, std)) > 0.01
