@@ -88,6 +88,7 @@ def default_tile(ratio: int, method: str = "psdnet", ms_shape: tuple[int, int] |
             # padding anyway: grow the tile into it instead (more overlap, same cost).
             tile = -(-(tile + 2 * margin) // PSDNET_PAD) * PSDNET_PAD - 2 * margin
         tile = min(tile, max(ms_shape))
+        overlap = min(overlap, tile // 2)  # small rasters: one tile, the overlap is moot
     return int(tile), int(overlap), int(margin)
 
 
