@@ -13,11 +13,19 @@ network (``exp`` ignores ``pan``).
   the low-resolution PAN on the MS bands plus a constant, detail gains ``cov(ms_b, I)/var(I)``.
 * ``mtf_glp_hpm``: generalised Laplacian pyramid with the sensor's MTF filters and high-pass
   modulation (``ms_up_b * pan_b / pan_lp_b``, PAN mean/std-matched to each band).
+
+gsa and mtf_glp_hpm depend on image statistics. For tiled runs they are split into
+``gsa_stats`` / ``mtf_glp_hpm_stats`` (small frozen dataclasses, fitted once per raster, on
+the whole image or on a list of full-resolution windows with masks) and ``gsa_apply`` /
+``mtf_glp_hpm_apply`` (local given the stats, so tiles agree to float rounding). The
+one-call forms are ``apply(stats of the same image)``. :func:`fit` / :func:`apply` dispatch
+by method name (``fit`` returns None for the stateless exp and brovey).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -25,7 +33,10 @@ from ..errors import PSDNetInputError
 from . import mtf
 from .resample import upsample_bicubic
 
-__all__ = ["exp", "brovey", "gsa", "mtf_glp_hpm", "METHODS"]
+__all__ = [
+    "exp", "brovey", "gsa", "mtf_glp_hpm", "METHODS", "FITTED", "GSAStats", "HPMStats", "gsa_stats",
+    "gsa_apply", "mtf_glp_hpm_stats", "mtf_glp_hpm_apply", "fit", "apply",
+]
 
 
 def _inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str) -> tuple[np.ndarray, np.ndarray, int]:
@@ -105,6 +116,185 @@ def _std(x: np.ndarray) -> float:
     return float(np.std(x, dtype=np.float64))
 
 
+# ------------------------------------------------------------------ fit / apply split
+# GSA and MTF-GLP-HPM need image statistics (regression weights, gains, mean/std matching).
+# Estimated per tile they make neighbouring tiles disagree (seams of up to several band
+# std), so they are split into ``*_stats`` (run once per raster, on the whole image or on
+# windows of it) and ``*_apply`` (pointwise/local given the stats, so a tiled run equals a
+# whole-image run up to float rounding). ``gsa(ms, pan, r)`` = apply(stats of the same image).
+
+#: One image or a list of windows of one raster.
+Windows = Union[np.ndarray, Sequence[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class GSAStats:
+    """Global coefficients of :func:`gsa_apply`.
+
+    Attributes:
+        alpha: (C + 1,) float64 intensity weights of the MS bands, then the constant.
+        intensity_mean, intensity_std: Mean and std of the intensity at PAN scale.
+        pan_mean, pan_std: PAN mean and std (the PAN is matched to the intensity with them).
+        gains: (C,) float64 injection gains ``cov(ms_up_b, I) / var(I)``.
+    """
+
+    alpha: np.ndarray
+    intensity_mean: float
+    intensity_std: float
+    pan_mean: float
+    pan_std: float
+    gains: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"alpha": [float(a) for a in self.alpha], "intensity_mean": self.intensity_mean,
+                "intensity_std": self.intensity_std, "pan_mean": self.pan_mean,
+                "pan_std": self.pan_std, "gains": [float(g) for g in self.gains]}
+
+
+@dataclass(frozen=True)
+class HPMStats:
+    """Global coefficients of :func:`mtf_glp_hpm_apply`.
+
+    Attributes:
+        pan_mean: PAN mean.
+        band_mean: (C,) float64 mean of each upsampled MS band.
+        scale: (C,) float64 PAN gain per band, ``std(ms_up_b) / std(pan_lp_b)``.
+        gnyq: (C,) MTF gains at Nyquist of the per-band PAN low-pass.
+    """
+
+    pan_mean: float
+    band_mean: np.ndarray
+    scale: np.ndarray
+    gnyq: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"pan_mean": self.pan_mean, "band_mean": [float(m) for m in self.band_mean],
+                "scale": [float(s) for s in self.scale], "gnyq": [float(g) for g in self.gnyq]}
+
+
+def _windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, method: str
+             ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None], int]:
+    """Validate one image or a list of windows; masks go to (h, w) bool or None (all valid)."""
+    single = isinstance(ms, np.ndarray) or (not isinstance(ms, (list, tuple)))
+    ms_l = [ms] if single else list(ms)
+    pan_l = [pan] if single else list(pan)  # type: ignore[list-item]
+    if valid is None:
+        val_l: list = [None] * len(ms_l)
+    else:
+        val_l = [valid] if single else list(valid)  # type: ignore[list-item]
+    if not ms_l or len(pan_l) != len(ms_l) or len(val_l) != len(ms_l):
+        raise PSDNetInputError(
+            f"{method}: got {len(ms_l)} MS, {len(pan_l)} PAN and {len(val_l)} mask windows; pass "
+            "one image or equally long lists of windows."
+        )
+    out_m, out_p, out_v = [], [], []
+    for m, p, v in zip(ms_l, pan_l, val_l):
+        m, p, ratio = _inputs(m, p, ratio, method)
+        if v is not None:
+            v = np.asarray(v, dtype=bool)
+            if v.shape != m.shape[1:]:
+                raise PSDNetInputError(
+                    f"{method}: valid mask has shape {v.shape} but the MS window is "
+                    f"{m.shape[1]} x {m.shape[2]} px; pass one bool per MS pixel."
+                )
+            if v.all():
+                v = None
+        out_m.append(m)
+        out_p.append(p)
+        out_v.append(v)
+    c = out_m[0].shape[0]
+    if any(m.shape[0] != c for m in out_m):
+        raise PSDNetInputError(f"{method}: MS windows have different band counts; pass windows of one image.")
+    if all(v is not None and not v.any() for v in out_v):
+        raise PSDNetInputError(
+            f"{method}: no valid pixel to estimate the statistics from; check the nodata masks."
+        )
+    return out_m, out_p, out_v, ratio
+
+
+def _gather(arrays: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> np.ndarray:
+    """Valid pixels of (..., H, W) arrays as one (..., N) array (a view for one unmasked array)."""
+    parts = []
+    for a, v in zip(arrays, masks):
+        flat = a.reshape(a.shape[:-2] + (-1,))
+        parts.append(flat if v is None else flat[..., v.reshape(-1)])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+def _pan_mask(v: np.ndarray | None, ratio: int) -> np.ndarray | None:
+    return None if v is None else np.repeat(np.repeat(v, ratio, axis=0), ratio, axis=1)
+
+
+def gsa_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
+              valid: Windows | None = None) -> GSAStats:
+    """Estimate the GSA coefficients (see :func:`gsa`) once, for a whole raster.
+
+    Args:
+        ms: (C, h, w) image, or a list of such windows of one raster.
+        pan: (H, W) or (1, H, W) PAN (or list of windows), ``H = h * ratio``.
+        ratio: PAN/MS ratio.
+        sensor: Sensor name for the PAN MTF used to degrade the PAN (None = default gain).
+        valid: Optional (h, w) bool mask (or list) of the MS pixels, with their
+            ``ratio x ratio`` PAN blocks, that enter the statistics (e.g. False on window
+            margins or nodata). The PAN is degraded over the whole window first.
+
+    Returns:
+        :class:`GSAStats`.
+    """
+    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "gsa")
+    c = ms_l[0].shape[0]
+    g_pan = mtf.gnyq_for(sensor, c).pan
+    # 1. least squares of the degraded PAN on the MS bands and a constant (MS scale)
+    lr = [mtf.degrade(p, g_pan, ratio) for p in pan_l]
+    x = _gather(ms_l, val_l)
+    design = np.concatenate([x, np.ones((1, x.shape[1]), np.float32)]).T.astype(np.float64)
+    y = _gather([a[None] for a in lr], val_l)[0].astype(np.float64)
+    alpha, *_ = np.linalg.lstsq(design, y, rcond=None)
+    # 2. intensity statistics and injection gains (PAN scale, on the upsampled MS)
+    pv = [_pan_mask(v, ratio) for v in val_l]
+    ups = [upsample_bicubic(m, ratio) for m in ms_l]
+    a32, a0 = alpha[:c].astype(np.float32), np.float32(alpha[c])
+    i_all = _gather([np.tensordot(a32, u, axes=1) + a0 for u in ups], pv)
+    var_i = float(np.var(i_all, dtype=np.float64))
+    i_mean = float(np.mean(i_all, dtype=np.float64))
+    p_all = _gather(pan_l, pv)
+    if var_i > 0.0:
+        # cov(ms_up_b, I) = ms_up_b . (I - mean(I)) / n, the band mean drops out.
+        i0 = i_all - np.float32(i_mean)
+        gains = (_gather(ups, pv) @ i0).astype(np.float64) / i0.size / var_i
+    else:
+        gains = np.zeros(c)
+    return GSAStats(alpha=alpha, intensity_mean=i_mean, intensity_std=float(np.sqrt(var_i)),
+                    pan_mean=float(np.mean(p_all, dtype=np.float64)), pan_std=_std(p_all), gains=gains)
+
+
+def gsa_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: GSAStats) -> np.ndarray:
+    """GSA with given coefficients: local (bicubic support) and pointwise, so tiles agree.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        stats: From :func:`gsa_stats` on the whole raster.
+
+    Returns:
+        (C, H, W) float32.
+    """
+    m, p, ratio = _inputs(ms, pan, ratio, "gsa")
+    c = m.shape[0]
+    if np.shape(stats.alpha) != (c + 1,):
+        raise PSDNetInputError(
+            f"gsa: stats were fitted for {np.size(stats.alpha) - 1} bands, ms has {c}; refit them."
+        )
+    up = upsample_bicubic(m, ratio)
+    if stats.intensity_std <= 0.0 or stats.pan_std <= 0.0:
+        return up  # flat PAN or intensity: no detail to inject
+    intensity = np.tensordot(stats.alpha[:c].astype(np.float32), up, axes=1) + np.float32(stats.alpha[c])
+    matched = ((p - np.float32(stats.pan_mean)) * np.float32(stats.intensity_std / stats.pan_std)
+               + np.float32(stats.intensity_mean))
+    detail = matched - intensity
+    up += np.asarray(stats.gains, dtype=np.float32)[:, None, None] * detail[None]
+    return up
+
+
 def gsa(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) -> np.ndarray:
     """Gram-Schmidt adaptive (GSA) component substitution.
 
@@ -114,6 +304,9 @@ def gsa(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) 
     3. PAN mean/std-matched to ``I``;
     4. ``out_b = ms_up_b + g_b (pan_matched - I)``, ``g_b = cov(ms_up_b, I) / var(I)``.
 
+    The statistics come from this image (``gsa_apply(ms, pan, ratio, gsa_stats(ms, pan,
+    ratio))``); the engine fits them once per raster and applies them per tile.
+
     Args:
         ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
         sensor: Sensor name for the PAN MTF used to degrade the PAN (None = default gain).
@@ -121,25 +314,80 @@ def gsa(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) 
     Returns:
         (C, H, W) float32.
     """
-    m, p, ratio = _inputs(ms, pan, ratio, "gsa")
+    return gsa_apply(ms, pan, ratio, gsa_stats(ms, pan, ratio, sensor))
+
+
+def _lowpass(p0: np.ndarray, gnyq: Sequence[float], ratio: int) -> dict[float, np.ndarray]:
+    """Low-pass PAN (degraded with each distinct gain, re-interpolated) per gain, (H, W)."""
+    out: dict[float, np.ndarray] = {}
+    for g in gnyq:
+        if g not in out:
+            out[g] = upsample_bicubic(mtf.degrade(p0, g, ratio), ratio)
+    return out
+
+
+def mtf_glp_hpm_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
+                      valid: Windows | None = None) -> HPMStats:
+    """Estimate the MTF-GLP-HPM matching coefficients (see :func:`mtf_glp_hpm`) once.
+
+    Args:
+        ms: (C, h, w) image, or a list of such windows of one raster.
+        pan: (H, W) or (1, H, W) PAN (or list of windows), ``H = h * ratio``.
+        ratio: PAN/MS ratio.
+        sensor: Sensor name for the MS MTF gains (None = 0.3 per band).
+        valid: Optional (h, w) bool mask (or list) of the MS pixels (with their PAN blocks)
+            that enter the statistics; filtering runs over the whole window first.
+
+    Returns:
+        :class:`HPMStats`.
+    """
+    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "mtf_glp_hpm")
+    c = ms_l[0].shape[0]
+    gnyq = tuple(float(g) for g in mtf.gnyq_for(sensor, c).ms)
+    pv = [_pan_mask(v, ratio) for v in val_l]
+    p_mean = float(np.mean(_gather(pan_l, pv), dtype=np.float64))
+    ups = [upsample_bicubic(m, ratio) for m in ms_l]
+    up_all = _gather(ups, pv)
+    band_mean = np.array([np.mean(up_all[b], dtype=np.float64) for b in range(c)])
+    band_std = np.array([_std(up_all[b]) for b in range(c)])
+    del up_all
+    lps = [_lowpass(p - np.float32(p_mean), gnyq, ratio) for p in pan_l]
+    s_lp = {g: _std(_gather([lp[g] for lp in lps], pv)) for g in set(gnyq)}
+    scale = np.array([band_std[b] / s_lp[g] if s_lp[g] > 0 else 0.0 for b, g in enumerate(gnyq)])
+    return HPMStats(pan_mean=p_mean, band_mean=band_mean, scale=scale, gnyq=gnyq)
+
+
+def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMStats) -> np.ndarray:
+    """MTF-GLP-HPM with given coefficients; local (MTF filter + bicubic support), so tiles agree.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        stats: From :func:`mtf_glp_hpm_stats` on the whole raster.
+
+    Returns:
+        (C, H, W) float32.
+    """
+    m, p, ratio = _inputs(ms, pan, ratio, "mtf_glp_hpm")
     c = m.shape[0]
+    if len(stats.gnyq) != c:
+        raise PSDNetInputError(
+            f"mtf_glp_hpm: stats were fitted for {len(stats.gnyq)} bands, ms has {c}; refit them.")
     up = upsample_bicubic(m, ratio)
-    pan_lr = mtf.degrade(p, mtf.gnyq_for(sensor, c).pan, ratio)
-    design = np.concatenate([m.reshape(c, -1), np.ones((1, m.shape[1] * m.shape[2]), np.float32)]).T
-    alpha, *_ = np.linalg.lstsq(design.astype(np.float64), pan_lr.reshape(-1).astype(np.float64), rcond=None)
-    intensity = np.tensordot(alpha[:c].astype(np.float32), up, axes=1) + np.float32(alpha[c])
-    var_i = float(np.var(intensity, dtype=np.float64))
-    sp = _std(p)
-    if var_i <= 0.0 or sp <= 0.0:
-        return up  # flat PAN or intensity: no detail to inject
-    i_mean = float(np.mean(intensity, dtype=np.float64))
-    matched = (p - np.float32(np.mean(p, dtype=np.float64))) * np.float32(np.sqrt(var_i) / sp) + np.float32(i_mean)
-    detail = matched - intensity
-    # cov(ms_up_b, I) = ms_up_b . (I - mean(I)) / n, the band mean drops out.
-    i0 = (intensity - np.float32(i_mean)).reshape(-1)
-    gains = (up.reshape(c, -1) @ i0).astype(np.float64) / i0.size / var_i
-    up += gains.astype(np.float32)[:, None, None] * detail[None]
-    return up
+    # Low-pass of the zero-mean PAN; the matching below is affine, so it commutes.
+    p0 = p - np.float32(stats.pan_mean)
+    lps = _lowpass(p0, stats.gnyq, ratio)
+    out = np.empty_like(up)
+    for b in range(c):
+        mu_b = np.float32(stats.band_mean[b])
+        scale = np.float32(stats.scale[b])
+        pan_b = p0 * scale + mu_b
+        pan_lp = lps[stats.gnyq[b]] * scale + mu_b
+        # Guard the modulation ratio where the low-pass PAN is (near) zero.
+        tiny = np.float32(1e-6 * max(abs(float(mu_b)), 1e-6))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mod = np.where(np.abs(pan_lp) > tiny, pan_b / pan_lp, np.float32(1.0))
+        out[b] = up[b] * mod
+    return out
 
 
 def mtf_glp_hpm(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) -> np.ndarray:
@@ -154,6 +402,9 @@ def mtf_glp_hpm(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None 
     spatial response of MS band b for ``pan_b / pan_lp_b`` to hold exactly the detail that
     band lacks (this is what makes the GLP "MTF matched").
 
+    The statistics come from this image (``mtf_glp_hpm_apply(ms, pan, ratio,
+    mtf_glp_hpm_stats(ms, pan, ratio))``); the engine fits them once per raster.
+
     Args:
         ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
         sensor: Sensor name for the MTF gains (None = 0.3 per band).
@@ -161,32 +412,34 @@ def mtf_glp_hpm(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None 
     Returns:
         (C, H, W) float32.
     """
-    m, p, ratio = _inputs(ms, pan, ratio, "mtf_glp_hpm")
-    c = m.shape[0]
-    gains = mtf.gnyq_for(sensor, c).ms
-    up = upsample_bicubic(m, ratio)
-    p_mean = float(np.mean(p, dtype=np.float64))
-    p0 = p - np.float32(p_mean)
-    out = np.empty_like(up)
-    cache: dict[float, np.ndarray] = {}
-    for b in range(c):
-        g = gains[b]
-        if g not in cache:
-            # Low-pass of the zero-mean PAN; matching below is affine, so it commutes.
-            cache[g] = upsample_bicubic(mtf.degrade(p0, g, ratio), ratio)
-        lp0 = cache[g]
-        s_lp = _std(lp0)
-        mu_b = np.float32(np.mean(up[b], dtype=np.float64))
-        scale = np.float32(_std(up[b]) / s_lp) if s_lp > 0 else np.float32(0.0)
-        pan_b = p0 * scale + mu_b
-        pan_lp = lp0 * scale + mu_b
-        # Guard the modulation ratio where the low-pass PAN is (near) zero.
-        tiny = np.float32(1e-6 * max(abs(float(mu_b)), 1e-6))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mod = np.where(np.abs(pan_lp) > tiny, pan_b / pan_lp, np.float32(1.0))
-        out[b] = up[b] * mod
-    return out
+    return mtf_glp_hpm_apply(ms, pan, ratio, mtf_glp_hpm_stats(ms, pan, ratio, sensor))
 
 
 #: Method name -> function, as used by the engine and the benchmark.
 METHODS = {"exp": exp, "brovey": brovey, "gsa": gsa, "mtf_glp_hpm": mtf_glp_hpm}
+#: Methods whose statistics are fitted once per raster: name -> (stats, apply).
+FITTED = {"gsa": (gsa_stats, gsa_apply), "mtf_glp_hpm": (mtf_glp_hpm_stats, mtf_glp_hpm_apply)}
+
+
+def fit(method: str, ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
+        valid: Windows | None = None) -> GSAStats | HPMStats | None:
+    """Global statistics of ``method`` (None for the stateless ``exp`` and ``brovey``)."""
+    if method not in METHODS:
+        raise PSDNetInputError(f"Classical method {method!r} is unknown; use one of {', '.join(METHODS)}.")
+    if method not in FITTED:
+        return None
+    return FITTED[method][0](ms, pan, ratio, sensor, valid)
+
+
+def apply(method: str, ms: np.ndarray, pan: np.ndarray, ratio: int,
+          stats: GSAStats | HPMStats | None = None) -> np.ndarray:
+    """Run ``method`` on one tile with global ``stats`` from :func:`fit`.
+
+    ``stats=None`` for a fitted method estimates them from this tile (the one-call form:
+    right for a whole image, seams for tiles).
+    """
+    if method not in METHODS:
+        raise PSDNetInputError(f"Classical method {method!r} is unknown; use one of {', '.join(METHODS)}.")
+    if method not in FITTED or stats is None:
+        return METHODS[method](ms, pan, ratio)
+    return FITTED[method][1](ms, pan, ratio, stats)

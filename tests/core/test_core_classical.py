@@ -90,3 +90,65 @@ def test_input_errors(pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         K.mtf_glp_hpm(ms[0], pan, RATIO)
     with pytest.raises(PSDNetInputError):
         K.exp(ms)
+
+
+# ---------------------------------------------------------------- fit once, apply per tile
+@pytest.mark.parametrize("name", sorted(K.FITTED))
+def test_one_call_is_fit_then_apply(name: str, pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    _, ms, pan = pair
+    stats = K.fit(name, ms, pan, RATIO)
+    np.testing.assert_array_equal(K.METHODS[name](ms, pan, RATIO), K.apply(name, ms, pan, RATIO, stats))
+    # a list of one window with an all-true mask is the same estimate
+    one = K.fit(name, [ms], [pan[None]], RATIO, valid=[np.ones(ms.shape[1:], bool)])
+    assert one.to_dict() == stats.to_dict()
+
+
+@pytest.mark.parametrize("name", sorted(K.FITTED))
+def test_apply_is_local_so_tiles_agree(name: str, pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """With global stats a crop's result equals the whole image's result away from the crop
+    border (MTF filter + bicubic reach < 8 MS px): no seams in the tiled engine."""
+    _, ms, pan = pair
+    stats = K.fit(name, ms, pan, RATIO)
+    whole = K.apply(name, ms, pan, RATIO, stats)
+    r0, r1, c0, c1, m = 4, 28, 2, 30, 8  # ms is 32 x 32
+    crop = K.apply(name, ms[:, r0:r1, c0:c1], pan[r0 * RATIO:r1 * RATIO, c0 * RATIO:c1 * RATIO], RATIO, stats)
+    mp = m * RATIO
+    np.testing.assert_allclose(crop[:, mp:-mp, mp:-mp],
+                               whole[:, (r0 + m) * RATIO:(r1 - m) * RATIO, (c0 + m) * RATIO:(c1 - m) * RATIO],
+                               rtol=1e-6, atol=1e-3)
+    # per-crop statistics (the old tiled behaviour) do not agree
+    own = K.METHODS[name](ms[:, r0:r1, c0:c1], pan[r0 * RATIO:r1 * RATIO, c0 * RATIO:c1 * RATIO], RATIO)
+    assert np.abs(own - crop).max() > 1.0
+
+
+@pytest.mark.parametrize("name", sorted(K.FITTED))
+def test_masked_pixels_do_not_enter_the_statistics(name: str, pair: tuple[np.ndarray, np.ndarray, np.ndarray]
+                                                   ) -> None:
+    _, ms, pan = pair
+    valid = np.zeros(ms.shape[1:], bool)
+    valid[:, :20] = True
+    stats = K.fit(name, ms, pan, RATIO, valid=valid).to_dict()
+    ms2, pan2 = ms.copy(), pan.copy()
+    ms2[:, :, 28:] = 5000.0  # beyond the filters' reach (8 MS px) from the counted pixels
+    pan2[:, 28 * RATIO:] = 1.0
+    again = K.fit(name, ms2, pan2, RATIO, valid=valid).to_dict()
+    for k, v in stats.items():
+        np.testing.assert_allclose(again[k], v, rtol=1e-6, err_msg=k)
+    assert K.fit(name, ms, pan, RATIO).to_dict() != stats
+
+
+def test_fit_apply_dispatch_and_errors(pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    _, ms, pan = pair
+    assert K.fit("exp", ms, pan, RATIO) is None and K.fit("brovey", ms, pan, RATIO) is None
+    np.testing.assert_array_equal(K.apply("brovey", ms, pan, RATIO), K.brovey(ms, pan, RATIO))
+    stats = K.gsa_stats(ms, pan, RATIO)
+    with pytest.raises(PSDNetInputError, match="bands"):
+        K.gsa_apply(ms[:3], pan, RATIO, stats)
+    with pytest.raises(PSDNetInputError, match="bands"):
+        K.mtf_glp_hpm_apply(ms[:3], pan, RATIO, K.mtf_glp_hpm_stats(ms, pan, RATIO))
+    with pytest.raises(PSDNetInputError, match="mask"):
+        K.gsa_stats(ms, pan, RATIO, valid=np.zeros((3, 3), bool))
+    with pytest.raises(PSDNetInputError, match="valid pixel"):
+        K.gsa_stats(ms, pan, RATIO, valid=np.zeros(ms.shape[1:], bool))
+    with pytest.raises(PSDNetInputError, match="unknown"):
+        K.fit("pca", ms, pan, RATIO)
