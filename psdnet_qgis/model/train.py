@@ -104,6 +104,7 @@ class TrainConfig:
     lam: Optional[float] = None
     distill_ratio: float = 0.2
     sam_weight: float = 0.0
+    ema: float = 0.0
     seed: int = 0
     threads: Optional[int] = None
     precision: str = "auto"
@@ -311,6 +312,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
         "elapsed": {"teacher": 0.0, "student": 0.0}, "lam": cfg.lam, "best": None,
         "best_epoch": None, "history": [],
     }
+    ck = None
     if cfg.resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         teacher.load_state_dict(ck["teacher"])
@@ -324,8 +326,20 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
     elif cfg.resume:
         LOG.info("--resume: no checkpoint at %s, starting fresh", ckpt_path)
 
+    # Exponential moving average of the student weights (validated and exported instead of
+    # the raw weights when --ema > 0): it damps the epoch-to-epoch swings that the small
+    # batches of a short CPU run cause.
+    ema: Optional[PSDNet] = None
+    if cfg.ema > 0:
+        ema = copy.deepcopy(student)
+        if ck is not None and ck.get("ema") is not None:
+            ema.load_state_dict(ck["ema"])
+        for p_ in ema.parameters():
+            p_.requires_grad_(False)
+
     def save_ckpt() -> None:
         _save_atomic({
+            "ema": ema.state_dict() if ema is not None else None,
             "teacher": teacher.state_dict(), "student": student.state_dict(),
             "opt_teacher": opt_t.state_dict(), "opt_student": opt_s.state_dict(),
             "sampler": sampler.state_dict(), "torch_rng": torch.get_rng_state(),
@@ -390,6 +404,10 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                if ema is not None and phase == "student":
+                    with torch.no_grad():
+                        for pe, ps in zip(ema.parameters(), student.parameters()):
+                            pe.lerp_(ps, 1.0 - cfg.ema)
                 st["steps"][phase] += 1
                 sums["loss"] += float(loss.detach())
                 sums["l1"] += float(l1.detach())
@@ -411,7 +429,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
             if phase == "student" and val_pairs:
                 tv = time.time()
                 # Same autocast as training (speed); `--evaluate` reports fp32 numbers.
-                ev = evaluate(student, val_pairs, device, amp=amp)
+                evm = ema if ema is not None else student
+                ev = evaluate(evm, val_pairs, device, amp=amp)
                 rec["val"] = ev
                 rec["val_s"] = time.time() - tv
                 st["elapsed"][phase] += rec["val_s"]
@@ -419,8 +438,9 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                 if st["best"] is None or ev["score"] < st["best"]["score"]:
                     st["best"] = ev
                     st["best_epoch"] = st["epoch"][phase]
-                    _save_atomic({"student": student.state_dict(), "epoch": st["epoch"][phase],
-                                  "val": ev, "config": asdict(cfg)}, out / "best_student.pt")
+                    _save_atomic({"student": evm.state_dict(), "epoch": st["epoch"][phase],
+                                  "ema": ema is not None, "val": ev, "config": asdict(cfg)},
+                                 out / "best_student.pt")
             log_line(rec)
             msg = (f"{phase} epoch {rec['epoch']} loss {rec['loss']:.4f} (l1 {rec['l1']:.4f}, "
                    f"distill {rec['distill_weighted']:.4f}) lr {lr:.2e} "
@@ -622,6 +642,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--distill-ratio", type=float, default=0.2)
     ap.add_argument("--sam-weight", type=float, default=0.0,
                     help="weight of a spectral-angle loss on out3 (radiometric scale)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="EMA decay of the student weights validated/exported (0 = off, e.g. 0.99)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -659,7 +681,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         teacher_epochs=a.teacher_epochs, teacher_frac=a.teacher_frac,
         steps_per_epoch=a.steps_per_epoch, batch=a.batch, patch=a.patch, balance=a.balance,
         width=a.width, lr=a.lr,
-        lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, seed=a.seed, threads=a.threads,
+        lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, ema=a.ema, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
         export=None if export.lower() == "none" else export, resume=a.resume)
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress)

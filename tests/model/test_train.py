@@ -45,7 +45,7 @@ def test_one_step_smoke_resume_and_export(tmp_path):
 
     # Resume with a larger epoch count continues the same run (no teacher re-training).
     export = tmp_path / "m" / "psdnet_vhr4.pt"
-    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5), train_pairs, val_pairs,
+    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5, ema=0.9), train_pairs, val_pairs,
                progress=False)
     assert s2["steps"] == {"teacher": 1, "student": 2}
     assert s2["lambda"] == s1["lambda"]
