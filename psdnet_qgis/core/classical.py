@@ -357,6 +357,10 @@ def mtf_glp_hpm_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None 
     return HPMStats(pan_mean=p_mean, band_mean=band_mean, scale=scale, gnyq=gnyq)
 
 
+#: Upper bound of the HPM modulation factor pan / pan_lowpass (real detail stays well below).
+HPM_MAX_MODULATION = 4.0
+
+
 def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMStats) -> np.ndarray:
     """MTF-GLP-HPM with given coefficients; local (MTF filter + bicubic support), so tiles agree.
 
@@ -382,11 +386,13 @@ def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMSta
         scale = np.float32(stats.scale[b])
         pan_b = p0 * scale + mu_b
         pan_lp = lps[stats.gnyq[b]] * scale + mu_b
-        # Guard the modulation ratio where the low-pass PAN is (near) zero.
-        tiny = np.float32(1e-6 * max(abs(float(mu_b)), 1e-6))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mod = np.where(np.abs(pan_lp) > tiny, pan_b / pan_lp, np.float32(1.0))
-        out[b] = up[b] * mod
+        # Radiances are non-negative, so the modulation pan_b / pan_lp is ~1 +- detail. Where the
+        # matched low-pass PAN comes near or below zero (band contrast far above its mean, e.g.
+        # uncorrelated bands) the plain ratio explodes (seen: +-3e6); floor the denominator at 1 %
+        # of the band mean and bound the factor to [0, HPM_MAX_MODULATION].
+        floor = np.float32(0.01 * max(abs(float(mu_b)), 1e-6))
+        mod = pan_b / np.maximum(pan_lp, floor)
+        out[b] = up[b] * np.clip(mod, np.float32(0.0), np.float32(HPM_MAX_MODULATION))
     return out
 
 

@@ -152,3 +152,15 @@ def test_fit_apply_dispatch_and_errors(pair: tuple[np.ndarray, np.ndarray, np.nd
         K.gsa_stats(ms, pan, RATIO, valid=np.zeros(ms.shape[1:], bool))
     with pytest.raises(PSDNetInputError, match="unknown"):
         K.fit("pca", ms, pan, RATIO)
+
+
+def test_hpm_stays_bounded_when_bands_do_not_follow_the_pan():
+    """Uncorrelated bands made the plain HPM ratio explode (+-3e6); the guarded one stays in range."""
+    from psdnet_qgis.core.classical import HPM_MAX_MODULATION, mtf_glp_hpm
+    from tests.rasters import synthetic_scene
+
+    pan, ms = synthetic_scene((48, 52), bands=4, ratio=4, seed=0)
+    fused = mtf_glp_hpm(ms.astype(np.float32), pan.astype(np.float32), 4)
+    assert np.isfinite(fused).all()
+    assert fused.min() >= 0.0
+    assert fused.max() <= HPM_MAX_MODULATION * ms.max() * 1.5  # bicubic overshoot allowance
