@@ -248,10 +248,13 @@ def evaluate(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device,
         if classical:
             from psdnet_qgis.core import classical as cl
 
+            from psdnet_qgis.engine.scenes import SCENES
+
+            sensor = SCENES[p.name].sensor if p.name in SCENES else None
             n = p.normalizer
             ms_dn, pan_dn = n.denorm_ms(p.ms), n.denorm_pan(p.pan)
             for name, fn in (("gsa", cl.gsa), ("mtf_glp_hpm", cl.mtf_glp_hpm)):
-                d[name] = pair_metrics(n.norm_ms(fn(ms_dn, pan_dn, p.ratio)), p)
+                d[name] = pair_metrics(n.norm_ms(fn(ms_dn, pan_dn, p.ratio, sensor)), p)
         res["scenes"][p.name] = d
         scores.append(0.5 * (d["psdnet"]["SAM"] / d["bicubic"]["SAM"]
                              + d["psdnet"]["ERGAS"] / d["bicubic"]["ERGAS"]))
@@ -620,6 +623,42 @@ def _scale_check(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device)
     return out
 
 
+def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.PathLike | None,
+                         device: torch.device) -> dict[str, Any]:
+    """No-reference (full-resolution) metrics on the validation scene(s): D_lambda, D_s,
+    QNR, HQNR of PSDNet, bicubic, GSA and MTF-GLP-HPM on the largest fully valid window
+    of the real inputs (normalised with statistics of those inputs, as the engine does)."""
+    from psdnet_qgis.core import classical as cl
+    from psdnet_qgis.core.metrics import full_resolution_metrics
+    from psdnet_qgis.core.radiometry import Normalizer
+    from psdnet_qgis.engine.scenes import load_scene, scenes_for
+
+    res: dict[str, Any] = {}
+    for spec in scenes_for(model_name, "val"):
+        sc = load_scene(spec, data_dir)
+        r = spec.ratio
+        h, w = sc.ms.shape[1:]
+        v = sc.ms_valid & sc.pan_valid.reshape(h, r, w, r).all(axis=(1, 3))
+        y, x, hh, ww = largest_valid_window(v, 1)
+        ms = sc.ms[:, y:y + hh, x:x + ww]
+        pan = sc.pan[:, y * r:(y + hh) * r, x * r:(x + ww) * r]
+        n = Normalizer.from_arrays(ms, pan)
+        pair = WaldPair(spec.name, n.norm_ms(ms), n.norm_pan(pan), np.zeros((ms.shape[0],) + pan.shape[1:],
+                        np.float32), np.ones(pan.shape[1:], bool), n, r)
+        dn = _dn_scale(ms)
+        fused = {
+            "psdnet": n.denorm_ms(predict_pair(model, pair, device)),
+            "bicubic": n.denorm_ms(bicubic_norm(pair)),
+            "gsa": cl.gsa(ms, pan, r),
+            "mtf_glp_hpm": cl.mtf_glp_hpm(ms, pan, r, spec.sensor),
+        }
+        res[spec.name] = {"window_ms_px": [y, x, hh, ww]}
+        for k, f in fused.items():
+            res[spec.name][k] = full_resolution_metrics(f.astype(np.float64), ms.astype(np.float64),
+                                                        pan.astype(np.float64), r, spec.sensor, dn)
+    return res
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command-line entry point (see module docstring)."""
     ap = argparse.ArgumentParser(prog="python -m psdnet_qgis.model.train", description=__doc__,
@@ -673,6 +712,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         model.to(dev, memory_format=torch.channels_last)
         res = evaluate(model, val_pairs, dev, classical=True)
         res["scale_check"] = _scale_check(model, val_pairs, dev)
+        res["full_resolution"] = full_resolution_eval(model, a.model, a.data, dev)
         print(json.dumps(res, indent=2))
         return 0
     export = a.export or str(REPO_ROOT / "resources" / "models" / f"psdnet_{a.model}.pt")
