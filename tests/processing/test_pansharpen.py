@@ -150,3 +150,21 @@ def test_real_bundled_model_auto(psdnet_provider, pair, tmp_path):
     assert np.isfinite(fused).all()
     lr_mean = read(ms).mean(axis=(1, 2))
     np.testing.assert_allclose(fused.mean(axis=(1, 2)), lr_mean, rtol=0.1)
+
+
+def test_result_loaded_on_map_as_true_colour(psdnet_provider, pair, zero_weights, tmp_path):
+    from qgis.core import QgsMultiBandColorRenderer
+
+    pan, ms = pair
+    out = tmp_path / "loaded.tif"
+    processing.runAndLoadResults("psdnet:pansharpen", params(pan, ms, out, zero_weights))
+    QgsApplication.processEvents()
+    layers = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source() == str(out)]
+    assert len(layers) == 1
+    renderer = layers[0].renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    # zero4's metadata: rgb = [2, 1, 0] (0-based) -> bands 3, 2, 1 as red, green, blue
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+    ce = renderer.redContrastEnhancement()
+    assert ce is not None and ce.minimumValue() < ce.maximumValue()
+    QgsProject.instance().removeMapLayer(layers[0].id())
