@@ -112,6 +112,7 @@ class TrainConfig:
     export: Optional[str] = None
     resume: bool = False
     reserve_s: float = 60.0
+    notes: str = ""
 
 
 # ----------------------------------------------------------------------------- data
@@ -546,7 +547,10 @@ def export_meta(cfg: TrainConfig, mdef: ModelDef, st: dict[str, Any],
         "training": {
             "protocol": "Wald reduced resolution, MTF-matched degradation (core.mtf.degrade), "
                         "per-scene zscore4 statistics of the degraded inputs",
-            "config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "export", "resume")},
+            "config": {k: v for k, v in asdict(cfg).items()
+                       if k not in ("out", "export", "resume", "notes")},
+            "config_note": "settings of the last invocation; see notes for changes during the run",
+            "notes": cfg.notes,
             "steps": st["steps"], "epochs": st["epoch"], "elapsed_s": st["elapsed"],
             "lambda": st["lam"], "best_epoch": st["best_epoch"],
             "autocast": str(amp), "device": str(device),
@@ -604,11 +608,11 @@ def _scale_check(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device)
     out: dict[str, Any] = {}
     for p in pairs:
         n = p.normalizer
-        base = pair_metrics(predict_pair(model, p, device), p)
-        res = {"original": base}
-        # Transform the pair's radiometric inputs and reference by a x + b, renormalise
-        # with statistics computed from the transformed inputs (as the engine would).
-        for tag, a, b in (("x1000", 1000.0, 0.0), ("offset+500", 1.0, 500.0)):
+        res: dict[str, Any] = {}
+        # Transform the pair's radiometric inputs and reference by a x + b and renormalise
+        # with statistics computed from the transformed inputs (as the engine would); the
+        # untransformed case goes through the same path, so any difference is the scale's.
+        for tag, a, b in (("original", 1.0, 0.0), ("x1000", 1000.0, 0.0), ("offset+500", 1.0, 500.0)):
             ms_dn, pan_dn, gt_dn = n.denorm_ms(p.ms), n.denorm_pan(p.pan), n.denorm_ms(p.gt)
             n2 = Normalizer.from_arrays(ms_dn * a + b, pan_dn * a + b)
             q = WaldPair(p.name, n2.norm_ms(ms_dn * a + b), n2.norm_pan(pan_dn * a + b),
@@ -690,6 +694,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--export", default=None,
                     help="weights path (default resources/models/psdnet_<model>.pt; 'none' to skip)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--notes", default="", help="free text stored in the exported metadata")
     ap.add_argument("--evaluate", default=None, metavar="WEIGHTS",
                     help="only evaluate these weights on the validation scene(s) and exit")
     ap.add_argument("--no-progress", action="store_true")
@@ -723,7 +728,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         width=a.width, lr=a.lr,
         lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, ema=a.ema, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
-        export=None if export.lower() == "none" else export, resume=a.resume)
+        export=None if export.lower() == "none" else export, resume=a.resume, notes=a.notes)
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress)
     print(json.dumps(summary, indent=2, default=str))
     return 0
