@@ -14,7 +14,10 @@ TORCH_SPEC ?= torch==2.13.0+cpu
 PIP_EXTRA ?=
 DATA ?= ../shared/data
 MODEL ?= landsat3
-MINUTES ?= 60
+MINUTES ?= 100
+# The settings the bundled models were trained with (resources/MODEL_CARD.md).
+TRAIN_FLAGS_vhr4 ?= --batch 4 --patch 64 --balance 0 --sam-weight 3 --ema 0.99
+TRAIN_FLAGS_landsat3 ?= --batch 4 --patch 64 --steps-per-epoch 100 --teacher-epochs 5 --ema 0.99
 DEMO_DIR ?= build/demo
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)
@@ -48,7 +51,7 @@ package:
 	$(PYTHON_SYS) scripts/package.py --out dist
 
 train: deps
-	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --minutes $(MINUTES) --resume
+	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --minutes $(MINUTES) --resume $(TRAIN_FLAGS_$(MODEL))
 
 bench: deps | $(XDG_RUNTIME_DIR)
 	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench
