@@ -75,3 +75,20 @@ def test_qgis_process_bad_input_message(qgis_env, tmp_path):
     assert "single band" in (res.stdout + res.stderr)
     assert "Traceback" not in (res.stdout + res.stderr)
     assert not (tmp_path / "x.tif").exists()
+
+
+def test_qgis_process_classical_then_assess(qgis_env, tmp_path):
+    from tests.rasters import make_pair
+
+    pan, ms = make_pair(tmp_path)
+    fused = tmp_path / "gsa.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:classical", "--",
+                          f"PAN={pan}", f"MS={ms}", "METHOD=0", f"OUTPUT={fused}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    html = tmp_path / "report.html"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:assess", "--",
+                          f"FUSED={fused}", f"PAN={pan}", f"MS={ms}", f"OUTPUT_HTML={html}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "QNR" in res.stdout and html.exists()
