@@ -57,7 +57,7 @@ from osgeo import gdal
 
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .feedback import as_feedback
-from .raster import RasterInputs, _open, _srs, gdal_errors, open_inputs
+from .raster import RasterInputs, _open, _srs, gdal_errors, open_inputs, warp_onto_grid
 
 LOG = logging.getLogger(__name__)
 
@@ -200,24 +200,8 @@ def _on_grid(path: str, name: str, inputs: RasterInputs, bands: int) -> _OnGrid:
             return _OnGrid(name, ds, -int(round(ox)), -int(round(oy)), bands, nodata, 0, zero_fill,
                            False)
     # Not on the grid: warp onto it (cubic), alpha band = footprint.
-    opts: dict[str, Any] = dict(
-        format="VRT", outputBounds=(out_gt[0], out_gt[3] - inputs.height * pan_py,
-                                    out_gt[0] + inputs.width * pan_px, out_gt[3]),
-        width=inputs.width, height=inputs.height, resampleAlg="cubic", dstAlpha=True,
-        outputType=gdal.GDT_Float32,
-    )
-    if pan_srs is not None:
-        opts["dstSRS"] = pan_srs.ExportToWkt()
-    if nodata is not None:
-        opts["srcNodata"] = nodata
-        opts["dstNodata"] = nodata
-    try:
-        vrt = gdal.Warp("", ds, options=gdal.WarpOptions(**opts))
-    except RuntimeError as exc:
-        raise PSDNetInputError(
-            f"{name} input '{path}' cannot be placed on the PAN grid ({exc}); check its "
-            "georeferencing."
-        ) from None
+    vrt = warp_onto_grid(ds, name, path, (out_gt[0], out_gt[3], pan_px, pan_py),
+                         inputs.width, inputs.height, pan_srs, nodata)
     return _OnGrid(name, vrt, 0, 0, bands, nodata, vrt.RasterCount, zero_fill, True)
 
 

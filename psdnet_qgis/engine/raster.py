@@ -497,29 +497,44 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
         descriptions=[ms_ds.GetRasterBand(b).GetDescription() for b in range(1, ms_ds.RasterCount + 1)],
     )
     if warp_reason:
-        opts: dict = dict(
-            format="VRT", outputBounds=(out_x0, out_y0 - ms_h * r * pan_py,
-                                        out_x0 + ms_w * r * pan_px, out_y0),
-            width=ms_w, height=ms_h, resampleAlg="cubic", dstAlpha=True,
-            outputType=gdal.GDT_Float32,
-        )
-        if pan_srs is not None:
-            opts["dstSRS"] = pan_srs.ExportToWkt()
-        if inputs.ms_nodata is not None:
-            opts["srcNodata"] = inputs.ms_nodata
-            opts["dstNodata"] = inputs.ms_nodata
-        try:
-            vrt = gdal.Warp("", ms_ds, options=gdal.WarpOptions(**opts))
-        except RuntimeError as exc:
-            raise PSDNetInputError(
-                f"MS input '{ms}' cannot be warped onto the PAN grid ({_first_line(exc)}); "
-                "check its georeferencing."
-            ) from None
+        vrt = warp_onto_grid(ms_ds, "MS", ms, (out_x0, out_y0, r * pan_px, r * pan_py), ms_w, ms_h,
+                             pan_srs, inputs.ms_nodata)
         inputs.ms_src = vrt
         inputs.ms_alpha = vrt.RasterCount
     else:
         inputs.ms_src = ms_ds
     return inputs
+
+
+def warp_onto_grid(ds: gdal.Dataset, name: str, path: str, grid: tuple[float, float, float, float],
+                   width: int, height: int, dst_srs: osr.SpatialReference | None,
+                   nodata: float | None) -> gdal.Dataset:
+    """Cubic warped VRT of ``ds`` on a north-up grid; its last band is the footprint alpha.
+
+    Args:
+        ds: source GDAL dataset; name, path: for the error message ("MS", "Fused", ...).
+        grid: (x0, y0, pixel width, pixel height) of the target grid's top-left corner.
+        width, height: target size in pixels.
+        dst_srs: target osr.SpatialReference (None: the source's).
+        nodata: source nodata, kept as the target's.
+    """
+    x0, y0, px, py = grid
+    opts: dict = dict(
+        format="VRT", outputBounds=(x0, y0 - height * py, x0 + width * px, y0),
+        width=width, height=height, resampleAlg="cubic", dstAlpha=True, outputType=gdal.GDT_Float32,
+    )
+    if dst_srs is not None:
+        opts["dstSRS"] = dst_srs.ExportToWkt()
+    if nodata is not None:
+        opts["srcNodata"] = nodata
+        opts["dstNodata"] = nodata
+    try:
+        return gdal.Warp("", ds, options=gdal.WarpOptions(**opts))
+    except RuntimeError as exc:
+        raise PSDNetInputError(
+            f"{name} input '{path}' cannot be warped onto the PAN grid ({_first_line(exc)}); "
+            "check its georeferencing."
+        ) from None
 
 
 def check_output(out: str, inputs: Sequence[str]) -> str:
