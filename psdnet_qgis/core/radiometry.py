@@ -4,6 +4,10 @@
 map to [0, 1]. Statistics are global to a raster (computed once by the engine from a
 sample, never per tile: per-tile statistics would make neighbouring tiles disagree and
 show seams) and are stored in dict form beside model metadata or in run reports.
+
+"joint4": the same formula with one mean and one std shared by all MS bands (pooled over
+the bands), so the normalised MS keeps the bands' relative levels (spectral shape); the
+PAN keeps its own statistics. Used for the normalisation ablation (model card).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 from ..errors import PSDNetInputError
 
 METHOD = "zscore4"
+#: Supported methods (see the module docstring).
+METHODS = ("zscore4", "joint4")
 
 # std floor relative to the band's magnitude: a constant band (e.g. a fill-only band or
 # a synthetic test) must not divide by zero, and its normalised values stay at 0.5.
@@ -79,8 +85,10 @@ class Normalizer:
             )
         self.pan_mean = float(self.pan_mean)
         self.pan_std = float(_floor_std(np.asarray(self.pan_std, dtype=np.float64), np.asarray(self.pan_mean)))
-        if self.method != METHOD:
-            raise PSDNetInputError(f"Normalizer: method {self.method!r} is not supported; use {METHOD!r}.")
+        if self.method not in METHODS:
+            raise PSDNetInputError(
+                f"Normalizer: method {self.method!r} is not supported; use one of {METHODS}."
+            )
 
     @property
     def bands(self) -> int:
@@ -93,6 +101,7 @@ class Normalizer:
         pan: np.ndarray,
         ms_valid: np.ndarray | None = None,
         pan_valid: np.ndarray | None = None,
+        method: str = METHOD,
     ) -> "Normalizer":
         """Global statistics from sample arrays.
 
@@ -102,6 +111,7 @@ class Normalizer:
             ms_valid: Optional (h, w) or (C, h, w) bool mask of valid MS pixels.
             pan_valid: Optional (H, W) or (1, H, W) bool mask of valid PAN pixels.
             Non-finite values are always excluded.
+            method: "zscore4" (per-band statistics) or "joint4" (one pooled MS mean/std).
         """
         ms = np.asarray(ms)
         if ms.ndim != 3:
@@ -113,9 +123,17 @@ class Normalizer:
                 f"Normalizer.from_arrays: pan has shape {pan.shape}; pass (H, W) or (1, H, W)."
             )
         pv = None if pan_valid is None else np.asarray(pan_valid, dtype=bool).reshape(pan3.shape[1:])
+        if method not in METHODS:
+            raise PSDNetInputError(f"Normalizer: method {method!r} is not supported; use one of {METHODS}.")
         ms_mean, ms_std = _band_stats(ms, ms_valid, "ms")
+        if method == "joint4":
+            # Pooled over bands (each band weighted equally): total variance = mean within-band
+            # variance + variance of the band means.
+            m = float(ms_mean.mean())
+            s = float(np.sqrt(np.mean(ms_std**2 + (ms_mean - m) ** 2)))
+            ms_mean, ms_std = np.full_like(ms_mean, m), np.full_like(ms_std, s)
         pan_mean, pan_std = _band_stats(pan3, pv, "pan")
-        return cls(ms_mean, ms_std, float(pan_mean[0]), float(pan_std[0]))
+        return cls(ms_mean, ms_std, float(pan_mean[0]), float(pan_std[0]), method)
 
     def _check(self, x: np.ndarray, what: str) -> np.ndarray:
         x = np.asarray(x)

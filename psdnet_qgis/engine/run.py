@@ -427,7 +427,9 @@ def pansharpen(
                     f"MS input '{inputs.ms_path}' is entirely nodata over the area shared with "
                     "the PAN: check its nodata value or choose another MS."
                 )
-            normalizer = Normalizer.from_arrays(s_ms, s_pan, s_mv, s_pv)
+            # The model's own normalisation (its metadata); classical methods use zscore4.
+            normalizer = Normalizer.from_arrays(
+                s_ms, s_pan, s_mv, s_pv, method=str(meta.get("normalisation", "zscore4")))
 
             if method == "psdnet":
                 from psdnet_qgis.model.predictor import TorchPredictor, resolve_device

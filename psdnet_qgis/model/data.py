@@ -93,6 +93,7 @@ def make_wald_pair(
     ms_valid: np.ndarray | None = None,
     pan_valid: np.ndarray | None = None,
     name: str = "",
+    norm_method: str = "zscore4",
 ) -> WaldPair:
     """Build a normalised Wald reduced-resolution pair from a real scene.
 
@@ -151,7 +152,7 @@ def make_wald_pair(
     pan_lr_valid = pan_bad_lr <= _CONTAMINATION
     if not lr_valid.any() or not pan_lr_valid.any():
         raise PSDNetInputError(f"make_wald_pair {name}: no valid data left after degradation")
-    norm = Normalizer.from_arrays(ms_lr, pan_lr, lr_valid, pan_lr_valid)
+    norm = Normalizer.from_arrays(ms_lr, pan_lr, lr_valid, pan_lr_valid, method=norm_method)
     return WaldPair(
         name=name,
         ms=norm.norm_ms(ms_lr),

@@ -63,6 +63,9 @@ PAD_MULTIPLE = 8
 #: Smallest accepted MS tile side.
 MIN_SIDE = 8
 
+#: Stage-1 layouts: the paper's four sub-patches, or the whole patch (ablation only).
+STAGE1_MODES = ("multipatch", "whole")
+
 
 class PSDNetOutput(NamedTuple):
     """Outputs of :class:`PSDNet`, all cropped to the input PAN size ``(H, W)``.
@@ -346,9 +349,13 @@ class PSDNet(nn.Module):
         width: feature channels ``w`` (UNet levels w / 2w / 3w); 28 in the paper.
         teacher: when True, ``forward`` needs ``gt`` and uses its top/bottom
             halves as the stage-2 image input (knowledge-distillation teacher).
+        stage1: ``"multipatch"`` (the paper: DBPN on four overlapping sub-patches) or
+            ``"whole"`` (ablation: DBPN on the whole patch, then split into the two
+            stage-2 halves). Same parameters either way.
     """
 
-    def __init__(self, bands: int, ratio: int, width: int = 28, teacher: bool = False) -> None:
+    def __init__(self, bands: int, ratio: int, width: int = 28, teacher: bool = False,
+                 stage1: str = "multipatch") -> None:
         super().__init__()
         if int(bands) < 1:
             raise PSDNetInputError(f"PSDNet bands: got {bands}, need at least 1 band.")
@@ -356,6 +363,9 @@ class PSDNet(nn.Module):
             raise PSDNetInputError(f"PSDNet ratio: got {ratio}, supported ratios are 2, 3 and 4.")
         if int(width) < 4:
             raise PSDNetInputError(f"PSDNet width: got {width}, use at least 4 (28 in the paper).")
+        if stage1 not in STAGE1_MODES:
+            raise PSDNetInputError(f"PSDNet stage1: got {stage1!r}, use one of {STAGE1_MODES}.")
+        self.stage1 = stage1
         self.bands = int(bands)
         self.ratio = int(ratio)
         self.width = int(width)
@@ -399,7 +409,10 @@ class PSDNet(nn.Module):
     # ------------------------------------------------------------------ #
     def arch_kwargs(self) -> dict:
         """Constructor arguments that define the architecture (stored with weights)."""
-        return {"bands": self.bands, "ratio": self.ratio, "width": self.width}
+        kw = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
+        if self.stage1 != "multipatch":
+            kw["stage1"] = self.stage1
+        return kw
 
     @torch.no_grad()
     def zero_residual_(self) -> "PSDNet":
@@ -494,15 +507,23 @@ class PSDNet(nn.Module):
         # ---- Stage 1: 4 sub-patches (quarters), batched as (4B, ...).
         # Order on the batch axis: [top-left, bottom-left, top-right, bottom-right]
         # (split rows first, then columns), so merging columns gives [top, bottom].
-        ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
-        pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
-        x = self.stem1(ms_q, pan_q)
-        hr1, lr1 = self.dbpn[0](x)
-        # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
-        hr1 = _merge(hr1, 3, ov_pan)
-        lr1 = _merge(lr1, 3, ov_ms)
-        hr2, lr2 = self.dbpn[1](hr1)
-        hr3, lr3 = self.dbpn[2](hr2)
+        if self.stage1 == "multipatch":
+            ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
+            pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
+            x = self.stem1(ms_q, pan_q)
+            hr1, lr1 = self.dbpn[0](x)
+            # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
+            hr1 = _merge(hr1, 3, ov_pan)
+            lr1 = _merge(lr1, 3, ov_ms)
+            hr2, lr2 = self.dbpn[1](hr1)
+            hr3, lr3 = self.dbpn[2](hr2)
+        else:
+            # Ablation: the whole patch through DBPN, split into halves afterwards.
+            hr1, lr1 = self.dbpn[0](self.stem1(ms, pan))
+            hr2, lr2 = self.dbpn[1](hr1)
+            hr3, lr3 = self.dbpn[2](hr2)
+            hr1, hr2, hr3 = (_split(t, 2, ov_pan) for t in (hr1, hr2, hr3))
+            lr1, lr2, lr3 = (_split(t, 2, ov_ms) for t in (lr1, lr2, lr3))
         feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
         feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
         res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)

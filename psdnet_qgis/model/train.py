@@ -112,12 +112,18 @@ class TrainConfig:
     export: Optional[str] = None
     resume: bool = False
     reserve_s: float = 60.0
+    norm: str = "zscore4"
+    stage1: str = "multipatch"
+    teacher_from: Optional[str] = None
     notes: str = ""
 
 
 # ----------------------------------------------------------------------------- data
-def load_pairs(model: str, data_dir: str | os.PathLike | None) -> tuple[list[WaldPair], list[WaldPair]]:
+def load_pairs(model: str, data_dir: str | os.PathLike | None,
+               norm: str = "zscore4") -> tuple[list[WaldPair], list[WaldPair]]:
     """Read the model's training and validation scenes and make Wald pairs.
+
+    ``norm`` is the ``core.radiometry`` method the pairs are normalised with.
 
     Returns:
         (train_pairs, val_pairs); validation pairs are cropped to their largest fully
@@ -133,7 +139,7 @@ def load_pairs(model: str, data_dir: str | os.PathLike | None) -> tuple[list[Wal
             sc = load_scene(spec, data_dir)
             ms_g, pan_g = scene_gains(spec.sensor, len(spec.bands))
             p = make_wald_pair(sc.ms, sc.pan, spec.ratio, ms_g, pan_g, sc.ms_valid,
-                               sc.pan_valid, spec.name)
+                               sc.pan_valid, spec.name, norm_method=norm)
             if role == "val":
                 p = crop_pair(p, largest_valid_window(p.valid, p.ratio))
             pairs.append(p)
@@ -301,8 +307,10 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
     bands = train_pairs[0].gt.shape[0]
     ratio = train_pairs[0].ratio
     sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance)
+    # The teacher is always the paper's multipatch network (also in the stage-1 ablation,
+    # so that ablation changes the student only).
     teacher = PSDNet(bands, ratio, cfg.width, teacher=True).to(device, memory_format=torch.channels_last)
-    student = PSDNet(bands, ratio, cfg.width).to(device, memory_format=torch.channels_last)
+    student = PSDNet(bands, ratio, cfg.width, stage1=cfg.stage1).to(device, memory_format=torch.channels_last)
     opt_t = torch.optim.Adam(teacher.parameters(), lr=cfg.lr)
     opt_s = torch.optim.Adam(student.parameters(), lr=cfg.lr)
 
@@ -329,6 +337,16 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
         LOG.info("resumed from %s: phase %s, epochs %s", ckpt_path, st["phase"], st["epoch"])
     elif cfg.resume:
         LOG.info("--resume: no checkpoint at %s, starting fresh", ckpt_path)
+    if ck is None and cfg.teacher_from:
+        # Ablations share one teacher: take it from another run's checkpoint, skip phase 1.
+        tk = torch.load(cfg.teacher_from, map_location="cpu", weights_only=False)
+        if tk["state"]["phase"] != "student":
+            raise PSDNetInputError(f"--teacher-from {cfg.teacher_from}: that run has not finished its teacher")
+        teacher.load_state_dict(tk["teacher"])
+        st["phase"] = "student"
+        for k in ("epoch", "steps", "elapsed"):
+            st[k]["teacher"] = tk["state"][k]["teacher"]
+        LOG.info("teacher from %s (%d epochs)", cfg.teacher_from, st["epoch"]["teacher"])
 
     # Exponential moving average of the student weights (validated and exported instead of
     # the raw weights when --ema > 0): it damps the epoch-to-epoch swings that the small
@@ -537,7 +555,7 @@ def export_meta(cfg: TrainConfig, mdef: ModelDef, st: dict[str, Any],
         "band_names": list(mdef.band_names),
         "rgb": list(mdef.rgb),
         "sensor": mdef.sensor,
-        "normalisation": "zscore4",
+        "normalisation": cfg.norm,
         "version": "1.0",
         "training_scenes": [p.name for p in train_pairs],
         "validation_scenes": [p.name for p in val_pairs],
@@ -546,7 +564,7 @@ def export_meta(cfg: TrainConfig, mdef: ModelDef, st: dict[str, Any],
         "scenes": scene_info,
         "training": {
             "protocol": "Wald reduced resolution, MTF-matched degradation (core.mtf.degrade), "
-                        "per-scene zscore4 statistics of the degraded inputs",
+                        f"per-scene {cfg.norm} statistics of the degraded inputs",
             "config": {k: v for k, v in asdict(cfg).items()
                        if k not in ("out", "export", "resume", "notes")},
             "config_note": "settings of the last invocation; see notes for changes during the run",
@@ -614,7 +632,7 @@ def _scale_check(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device)
         # untransformed case goes through the same path, so any difference is the scale's.
         for tag, a, b in (("original", 1.0, 0.0), ("x1000", 1000.0, 0.0), ("offset+500", 1.0, 500.0)):
             ms_dn, pan_dn, gt_dn = n.denorm_ms(p.ms), n.denorm_pan(p.pan), n.denorm_ms(p.gt)
-            n2 = Normalizer.from_arrays(ms_dn * a + b, pan_dn * a + b)
+            n2 = Normalizer.from_arrays(ms_dn * a + b, pan_dn * a + b, method=n.method)
             q = WaldPair(p.name, n2.norm_ms(ms_dn * a + b), n2.norm_pan(pan_dn * a + b),
                          n2.norm_ms(gt_dn * a + b), p.valid, n2, p.ratio)
             fused = n2.denorm_ms(predict_pair(model, q, device))
@@ -628,7 +646,7 @@ def _scale_check(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device)
 
 
 def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.PathLike | None,
-                         device: torch.device) -> dict[str, Any]:
+                         device: torch.device, norm: str = "zscore4") -> dict[str, Any]:
     """No-reference (full-resolution) metrics on the validation scene(s): D_lambda, D_s,
     QNR, HQNR of PSDNet, bicubic, GSA and MTF-GLP-HPM on the largest fully valid window
     of the real inputs (normalised with statistics of those inputs, as the engine does)."""
@@ -646,7 +664,7 @@ def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.Path
         y, x, hh, ww = largest_valid_window(v, 1)
         ms = sc.ms[:, y:y + hh, x:x + ww]
         pan = sc.pan[:, y * r:(y + hh) * r, x * r:(x + ww) * r]
-        n = Normalizer.from_arrays(ms, pan)
+        n = Normalizer.from_arrays(ms, pan, method=norm)
         pair = WaldPair(spec.name, n.norm_ms(ms), n.norm_pan(pan), np.zeros((ms.shape[0],) + pan.shape[1:],
                         np.float32), np.ones(pan.shape[1:], bool), n, r)
         dn = _dn_scale(ms)
@@ -687,6 +705,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="weight of a spectral-angle loss on out3 (radiometric scale)")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="EMA decay of the student weights validated/exported (0 = off, e.g. 0.99)")
+    ap.add_argument("--norm", choices=("zscore4", "joint4"), default="zscore4",
+                    help="input normalisation (core.radiometry): per-band or pooled MS statistics")
+    ap.add_argument("--stage1", choices=("multipatch", "whole"), default="multipatch",
+                    help="student stage 1 on four sub-patches (paper) or the whole patch (ablation)")
+    ap.add_argument("--teacher-from", default=None, metavar="CKPT",
+                    help="take the frozen teacher from another run's last.pt (ablations)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -708,18 +732,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     if a.threads:
         torch.set_num_threads(a.threads)
-    train_pairs, val_pairs = load_pairs(a.model, a.data)
     if a.evaluate:
         from psdnet_qgis.model.weights import load_model
 
-        model, _ = load_model(a.evaluate)
+        model, meta = load_model(a.evaluate)
+        norm = str(meta.get("normalisation", "zscore4"))
+        _, val_pairs = load_pairs(a.model, a.data, norm)
         dev = _device(a.device)
         model.to(dev, memory_format=torch.channels_last)
         res = evaluate(model, val_pairs, dev, classical=True)
         res["scale_check"] = _scale_check(model, val_pairs, dev)
-        res["full_resolution"] = full_resolution_eval(model, a.model, a.data, dev)
+        res["full_resolution"] = full_resolution_eval(model, a.model, a.data, dev, norm)
         print(json.dumps(res, indent=2))
         return 0
+    train_pairs, val_pairs = load_pairs(a.model, a.data, a.norm)
     export = a.export or str(REPO_ROOT / "resources" / "models" / f"psdnet_{a.model}.pt")
     cfg = TrainConfig(
         model=a.model, out=a.out or f"runs/{a.model}", minutes=a.minutes, epochs=a.epochs,
@@ -728,7 +754,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         width=a.width, lr=a.lr,
         lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, ema=a.ema, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
-        export=None if export.lower() == "none" else export, resume=a.resume, notes=a.notes)
+        export=None if export.lower() == "none" else export, resume=a.resume, notes=a.notes,
+        norm=a.norm, stage1=a.stage1, teacher_from=a.teacher_from)
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress)
     print(json.dumps(summary, indent=2, default=str))
     return 0

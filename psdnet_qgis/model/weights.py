@@ -165,7 +165,8 @@ def load_model(
         raise PSDNetInputError(
             f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model."
         ) from None
-    model = PSDNet(bands=int(meta["bands"]), ratio=int(meta["ratio"]), width=int(meta.get("width", 28)))
+    model = PSDNet(bands=int(meta["bands"]), ratio=int(meta["ratio"]), width=int(meta.get("width", 28)),
+                   stage1=str(meta.get("stage1", "multipatch")))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
