@@ -229,6 +229,22 @@ def mtf_filter(img: np.ndarray, gnyq: Sequence[float] | float, ratio: int) -> np
     return out[0] if squeeze else out
 
 
+def decimation_filter(gnyq: float, ratio: int) -> tuple[np.ndarray, int]:
+    """The 1-D filter :func:`degrade` applies before keeping every ``ratio``-th sample.
+
+    Output pixel i is ``sum_k h[k] x[i * ratio + first + k]``: centred on the middle of
+    PAN pixels [i r, (i + 1) r), i.e. at i r + (r - 1) / 2. Even ratios sample the
+    Gaussian at half-integers (42 taps), odd ratios use 41 taps.
+
+    Returns:
+        (h float64 of 41 or 42 taps summing to 1, first tap offset ``first``).
+    """
+    ratio = _check_ratio(ratio)
+    even = ratio % 2 == 0
+    first = (ratio - 1) // 2 - DEFAULT_TAPS // 2
+    return _kernel_1d(gnyq, ratio, DEFAULT_TAPS, half_shift=even), first
+
+
 def degrade(img: np.ndarray, gnyq: Sequence[float] | float, ratio: int) -> np.ndarray:
     """MTF low-pass and decimate by ``ratio`` (Wald protocol), area-aligned.
 
@@ -252,19 +268,13 @@ def degrade(img: np.ndarray, gnyq: Sequence[float] | float, ratio: int) -> np.nd
         )
     x = x[:, : hh * ratio, : ww * ratio]
     gains = _gains(gnyq, x.shape[0])
-    even = ratio % 2 == 0
-    taps = DEFAULT_TAPS + 1 if even else DEFAULT_TAPS
-    # Centre of MS pixel i in PAN coordinates is i*r + (r-1)/2; the first tap sits taps//2
-    # (odd r) or (taps-1)/2 = 20.5 (even r, half-integer sampling) before it.
-    first = (ratio - 1) // 2 - DEFAULT_TAPS // 2
-    rows = np.arange(hh) * ratio + first
-    cols = np.arange(ww) * ratio + first
     out = np.empty((x.shape[0], hh, ww), dtype=np.float32)
-    cache: dict[float, np.ndarray] = {}
+    cache: dict[float, tuple[np.ndarray, int]] = {}
     for b, g in enumerate(gains):
         if g not in cache:
-            cache[g] = _kernel_1d(g, ratio, DEFAULT_TAPS, half_shift=even)
-        h = cache[g]
-        assert h.size == taps
+            cache[g] = decimation_filter(g, ratio)
+        h, first = cache[g]
+        rows = np.arange(hh) * ratio + first
+        cols = np.arange(ww) * ratio + first
         out[b] = _filter_axis(_filter_axis(x[b], h, 0, rows), h, 1, cols)
     return out[0] if squeeze else out

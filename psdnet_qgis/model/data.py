@@ -278,12 +278,13 @@ class PatchSampler:
         """
         r, p = self.ratio, self.patch
         ms_l, pan_l, gt_l = [], [], []
-        means, stds = [], []
+        means, stds, names = [], [], []
         for _ in range(batch):
             k = int(self.rng.choice(len(self.pairs), p=self.weights))
             pos = self.positions[k]
             y, x = (int(v) for v in pos[int(self.rng.integers(len(pos)))])
             pr = self.pairs[k]
+            names.append(pr.name)
             means.append(pr.normalizer.ms_mean)
             stds.append(pr.normalizer.ms_std)
             ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
@@ -298,6 +299,7 @@ class PatchSampler:
             ms_l.append(np.ascontiguousarray(ms))
             pan_l.append(np.ascontiguousarray(pan))
             gt_l.append(np.ascontiguousarray(gt))
+        self.last_names = names
         self.last_stats = (torch.from_numpy(np.stack(means).astype(np.float32)),
                            torch.from_numpy(np.stack(stds).astype(np.float32)))
         return (torch.from_numpy(np.stack(ms_l)), torch.from_numpy(np.stack(pan_l)),

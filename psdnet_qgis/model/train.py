@@ -115,6 +115,16 @@ class TrainConfig:
     norm: str = "zscore4"
     stage1: str = "multipatch"
     teacher_from: Optional[str] = None
+    # Full-resolution fine-tuning (beyond the paper; model/fullres.py), after the student
+    # or from --init weights: each step adds a batch of real full-resolution patches with
+    # the no-reference losses to the usual Wald batch.
+    fullres_epochs: int = 0
+    fullres_patch: int = 128
+    fullres_batch: int = 2
+    fullres_spectral: float = 1.0
+    fullres_spatial: float = 0.2
+    fullres_lr: float = 1e-4
+    init: Optional[str] = None
     notes: str = ""
 
 
@@ -277,7 +287,8 @@ def _save_atomic(obj: Any, path: Path) -> None:
 
 # ----------------------------------------------------------------------------- training
 def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence[WaldPair],
-          progress: bool = True) -> dict[str, Any]:
+          progress: bool = True, full_pairs: Optional[Sequence[WaldPair]] = None,
+          val_full: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
     """Train teacher then student; checkpoint every epoch; export the best student.
 
     Args:
@@ -285,6 +296,9 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
         train_pairs: Wald pairs to sample patches from.
         val_pairs: Wald pairs validated whole after every student epoch.
         progress: show tqdm progress bars.
+        full_pairs, val_full: full-resolution training pairs and validation inputs
+            (``load_fullres_pairs``, ``fullres_val_inputs``), needed when
+            ``cfg.fullres_epochs`` > 0.
 
     Returns:
         Summary dict (best validation, steps, samples/s, paths).
@@ -379,7 +393,16 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
              [p.name for p in val_pairs])
 
     # ------------------------------------------------------------------ phases
+    if cfg.init:
+        # Start from exported weights: no teacher / student phases (fine-tuning only).
+        from psdnet_qgis.model.weights import load_model
+
+        init_model, _ = load_model(cfg.init)
+        student.load_state_dict(init_model.state_dict())
+        LOG.info("--init %s: skipping the teacher and student phases", cfg.init)
     for phase in ("teacher", "student"):
+        if cfg.init:
+            break
         if phase == "teacher" and st["phase"] == "student":
             continue
         st["phase"] = phase
@@ -484,8 +507,15 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
         "elapsed_s": st["elapsed"], "lambda": st["lam"], "checkpoint": str(ckpt_path),
     }
     best_path = out / "best_student.pt"
-    if best_path.exists():
+    if best_path.exists() and not cfg.init:
         student.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["student"])
+    if cfg.fullres_epochs > 0:
+        if not full_pairs:
+            raise PSDNetInputError("fullres_epochs > 0 needs full_pairs (load_fullres_pairs)")
+        wald = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed + 1, balance=cfg.balance)
+        full = PatchSampler(full_pairs, cfg.fullres_patch, seed=cfg.seed + 2, balance=cfg.balance)
+        student, summary["fullres"] = finetune_fullres(
+            cfg, student, wald, full, val_pairs, val_full or [], device, amp, out, progress)
     if cfg.export:
         meta = export_meta(cfg, mdef, st, train_pairs, val_pairs, amp, device)
         from psdnet_qgis.model.weights import save_model
@@ -571,6 +601,7 @@ def export_meta(cfg: TrainConfig, mdef: ModelDef, st: dict[str, Any],
             "notes": cfg.notes,
             "steps": st["steps"], "epochs": st["epoch"], "elapsed_s": st["elapsed"],
             "lambda": st["lam"], "best_epoch": st["best_epoch"],
+            "fullres_epochs": cfg.fullres_epochs,
             "autocast": str(amp), "device": str(device),
             "hardware": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
                         if device.type == "cpu" else torch.cuda.get_device_name(0),
@@ -645,17 +676,14 @@ def _scale_check(model: PSDNet, pairs: Sequence[WaldPair], device: torch.device)
     return out
 
 
-def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.PathLike | None,
-                         device: torch.device, norm: str = "zscore4") -> dict[str, Any]:
-    """No-reference (full-resolution) metrics on the validation scene(s): D_lambda, D_s,
-    QNR, HQNR of PSDNet, bicubic, GSA and MTF-GLP-HPM on the largest fully valid window
-    of the real inputs (normalised with statistics of those inputs, as the engine does)."""
-    from psdnet_qgis.core import classical as cl
-    from psdnet_qgis.core.metrics import full_resolution_metrics
+def fullres_val_inputs(model_name: str, data_dir: str | os.PathLike | None,
+                       norm: str = "zscore4") -> list[dict[str, Any]]:
+    """The validation scene(s) at full resolution: the largest fully valid window of the
+    real inputs, normalised with statistics of those inputs (as the engine does)."""
     from psdnet_qgis.core.radiometry import Normalizer
     from psdnet_qgis.engine.scenes import load_scene, scenes_for
 
-    res: dict[str, Any] = {}
+    out = []
     for spec in scenes_for(model_name, "val"):
         sc = load_scene(spec, data_dir)
         r = spec.ratio
@@ -667,18 +695,173 @@ def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.Path
         n = Normalizer.from_arrays(ms, pan, method=norm)
         pair = WaldPair(spec.name, n.norm_ms(ms), n.norm_pan(pan), np.zeros((ms.shape[0],) + pan.shape[1:],
                         np.float32), np.ones(pan.shape[1:], bool), n, r)
+        out.append({"spec": spec, "ms": ms, "pan": pan, "pair": pair, "window": [y, x, hh, ww]})
+    return out
+
+
+def full_resolution_eval(model: PSDNet, model_name: str, data_dir: str | os.PathLike | None,
+                         device: torch.device, norm: str = "zscore4", classical: bool = True,
+                         inputs: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
+    """No-reference (full-resolution) metrics on the validation scene(s): D_lambda, D_s,
+    QNR, HQNR of PSDNet and, with ``classical``, bicubic, GSA and MTF-GLP-HPM."""
+    from psdnet_qgis.core import classical as cl
+    from psdnet_qgis.core.metrics import full_resolution_metrics
+
+    res: dict[str, Any] = {}
+    for v in inputs if inputs is not None else fullres_val_inputs(model_name, data_dir, norm):
+        spec, ms, pan, pair = v["spec"], v["ms"], v["pan"], v["pair"]
+        r, n = spec.ratio, pair.normalizer
         dn = _dn_scale(ms)
-        fused = {
-            "psdnet": n.denorm_ms(predict_pair(model, pair, device)),
-            "bicubic": n.denorm_ms(bicubic_norm(pair)),
-            "gsa": cl.gsa(ms, pan, r),
-            "mtf_glp_hpm": cl.mtf_glp_hpm(ms, pan, r, spec.sensor),
-        }
-        res[spec.name] = {"window_ms_px": [y, x, hh, ww]}
+        fused = {"psdnet": n.denorm_ms(predict_pair(model, pair, device))}
+        if classical:
+            fused["bicubic"] = n.denorm_ms(bicubic_norm(pair))
+            fused["gsa"] = cl.gsa(ms, pan, r)
+            fused["mtf_glp_hpm"] = cl.mtf_glp_hpm(ms, pan, r, spec.sensor)
+        res[spec.name] = {"window_ms_px": v["window"]}
         for k, f in fused.items():
             res[spec.name][k] = full_resolution_metrics(f.astype(np.float64), ms.astype(np.float64),
                                                         pan.astype(np.float64), r, spec.sensor, dn)
     return res
+
+
+def load_fullres_pairs(model_name: str, data_dir: str | os.PathLike | None,
+                       norm: str = "zscore4") -> list[WaldPair]:
+    """The training scenes at full resolution for the no-reference fine-tuning stage.
+
+    Each is a :class:`WaldPair` whose ``ms``/``pan`` are the real inputs normalised with
+    their own statistics (as the engine does) and whose ``gt`` is a zero placeholder
+    (there is no reference); ``valid`` marks PAN pixels where both inputs are valid.
+    """
+    from psdnet_qgis.core.radiometry import Normalizer
+    from psdnet_qgis.engine.scenes import load_scene, scenes_for
+
+    pairs = []
+    for spec in scenes_for(model_name, "train"):
+        sc = load_scene(spec, data_dir)
+        r = spec.ratio
+        c, h, w = sc.ms.shape
+        valid = np.repeat(np.repeat(sc.ms_valid, r, 0), r, 1) & sc.pan_valid.reshape(h * r, w * r)
+        n = Normalizer.from_arrays(sc.ms, sc.pan, sc.ms_valid, sc.pan_valid, method=norm)
+        gt = np.broadcast_to(np.zeros((c, 1, 1), np.float32), (c, h * r, w * r))
+        pairs.append(WaldPair(spec.name, n.norm_ms(sc.ms), n.norm_pan(sc.pan), gt, valid, n, r))
+    return pairs
+
+
+def finetune_fullres(cfg: TrainConfig, model: PSDNet, wald: PatchSampler, full: PatchSampler,
+                     val_pairs: Sequence[WaldPair], val_full: list[dict[str, Any]],
+                     device: torch.device, amp: Optional[torch.dtype], out: Path,
+                     progress: bool = True) -> tuple[PSDNet, dict[str, Any]]:
+    """Full-resolution fine-tuning: ``L = Wald L1 (+ SAM) + a * spectral + b * spatial``.
+
+    ``model`` holds the starting weights. Checkpoints to ``<out>/fullres_last.pt`` every
+    epoch (resumed with ``--resume``); logs to ``<out>/log.jsonl`` (phase "fullres").
+    Runs a fixed ``cfg.fullres_epochs`` (no selection on the validation scene).
+
+    Returns:
+        (the fine-tuned model -- its EMA when ``cfg.ema`` > 0 --, summary dict).
+    """
+    from tqdm import tqdm
+
+    from psdnet_qgis.core.mtf import gnyq_for
+    from psdnet_qgis.engine.scenes import SCENES
+    from psdnet_qgis.model.fullres import Degrade, fullres_losses
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.fullres_lr)
+    ema = copy.deepcopy(model) if cfg.ema > 0 else None
+    if ema is not None:
+        for p_ in ema.parameters():
+            p_.requires_grad_(False)
+    # One degradation per training scene (its sensor's MTF gains).
+    degr: dict[str, tuple[Degrade, Degrade]] = {}
+    for p in full.pairs:
+        sensor = SCENES[p.name].sensor if p.name in SCENES else None
+        g_ms, g_pan = scene_gains(sensor, p.ms.shape[0])
+        degr[p.name] = (Degrade(g_ms, p.ratio).to(device), Degrade([g_pan], p.ratio).to(device))
+    ck_path = out / "fullres_last.pt"
+    epoch, hist = 0, []
+    if cfg.resume and ck_path.exists():
+        ck = torch.load(ck_path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        if ema is not None:
+            ema.load_state_dict(ck["ema"])
+        wald.load_state_dict(ck["wald"])
+        full.load_state_dict(ck["full"])
+        torch.set_rng_state(ck["torch_rng"])
+        epoch, hist = ck["epoch"], ck["history"]
+        LOG.info("fullres: resumed at epoch %d", epoch)
+    margin = max(2, 24 // wald.ratio)  # MS px: the 42-tap filter reaches ~21 PAN px
+    evm = ema if ema is not None else model
+    if epoch == 0:
+        rec0 = {"phase": "fullres", "epoch": 0,
+                "val": evaluate(evm, val_pairs, device, amp=amp),
+                "val_full": full_resolution_eval(evm, cfg.model, None, device, classical=False,
+                                                 inputs=val_full)}
+        hist.append(rec0)
+        with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec0) + "\n")
+    while epoch < cfg.fullres_epochs:
+        prog = epoch / max(cfg.fullres_epochs, 1)
+        lr = cfg.fullres_lr * (cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * prog)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        t0 = time.time()
+        sums = {"l1": 0.0, "spectral": 0.0, "spatial": 0.0}
+        bar = tqdm(range(cfg.steps_per_epoch), desc=f"fullres {epoch + 1}", leave=False,
+                   disable=not progress, dynamic_ncols=True)
+        for _ in bar:
+            ms, pan, gt = (_to(t, device) for t in wald.sample(cfg.batch))
+            o = _forward(model, ms, pan, None, amp, device)
+            l1 = distillation_loss(o, None, gt, 0.0)
+            loss = l1
+            if cfg.sam_weight > 0:
+                loss = loss + cfg.sam_weight * spectral_angle_loss(
+                    o.out3, gt, *(t.to(device) for t in wald.last_stats))
+            fms, fpan, _ = (_to(t, device) for t in full.sample(cfg.fullres_batch))
+            names = full.last_names
+            fo = _forward(model, fms, fpan, None, amp, device).out3
+            spec = fo.new_zeros(())
+            spat = fo.new_zeros(())
+            for i, name in enumerate(names):
+                dm, dp = degr[name]
+                s1, s2 = fullres_losses(fo[i:i + 1], fms[i:i + 1], fpan[i:i + 1], dm, dp, margin)
+                spec = spec + s1 / len(names)
+                spat = spat + s2 / len(names)
+            loss = loss + cfg.fullres_spectral * spec + cfg.fullres_spatial * spat
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, ps in zip(ema.parameters(), model.parameters()):
+                        pe.lerp_(ps, 1.0 - cfg.ema)
+            sums["l1"] += float(l1.detach())
+            sums["spectral"] += float(spec.detach())
+            sums["spatial"] += float(spat.detach())
+            bar.set_postfix(l1=f"{float(l1.detach()):.4f}", spec=f"{float(spec.detach()):.4f}",
+                            spat=f"{float(spat.detach()):.3f}")
+        bar.close()
+        epoch += 1
+        n = cfg.steps_per_epoch
+        rec = {"phase": "fullres", "epoch": epoch, "lr": lr, "epoch_s": time.time() - t0,
+               **{k: v / n for k, v in sums.items()}}
+        rec["val"] = evaluate(evm, val_pairs, device, amp=amp)
+        rec["val_full"] = full_resolution_eval(evm, cfg.model, None, device, classical=False,
+                                               inputs=val_full)
+        hist.append(rec)
+        with open(out / "log.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+        msg = f"fullres epoch {epoch} l1 {rec['l1']:.4f} spectral {rec['spectral']:.4f} spatial {rec['spatial']:.4f}"
+        for name, d in rec["val"]["scenes"].items():
+            msg += (f" | {name} SAM {d['psdnet']['SAM']:.3f} ERGAS {d['psdnet']['ERGAS']:.3f}"
+                    f" HQNR {rec['val_full'][name]['psdnet']['HQNR']:.4f}")
+        LOG.info(msg)
+        _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(),
+                      "ema": ema.state_dict() if ema is not None else None,
+                      "wald": wald.state_dict(), "full": full.state_dict(),
+                      "torch_rng": torch.get_rng_state(), "epoch": epoch, "history": hist}, ck_path)
+    return evm, {"epochs": epoch, "start": hist[0], "end": hist[-1]}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -711,6 +894,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="student stage 1 on four sub-patches (paper) or the whole patch (ablation)")
     ap.add_argument("--teacher-from", default=None, metavar="CKPT",
                     help="take the frozen teacher from another run's last.pt (ablations)")
+    ap.add_argument("--fullres-epochs", type=int, default=0,
+                    help="epochs of full-resolution no-reference fine-tuning after the student")
+    ap.add_argument("--fullres-patch", type=int, default=128, help="full-resolution patch side (PAN px)")
+    ap.add_argument("--fullres-batch", type=int, default=2)
+    ap.add_argument("--fullres-spectral", type=float, default=1.0, help="weight of the spectral term")
+    ap.add_argument("--fullres-spatial", type=float, default=0.2, help="weight of the spatial term")
+    ap.add_argument("--fullres-lr", type=float, default=1e-4)
+    ap.add_argument("--init", default=None, metavar="WEIGHTS",
+                    help="start from exported weights and only run the fine-tuning stage")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
@@ -746,6 +938,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(json.dumps(res, indent=2))
         return 0
     train_pairs, val_pairs = load_pairs(a.model, a.data, a.norm)
+    full_pairs = val_full = None
+    if a.fullres_epochs > 0:
+        full_pairs = load_fullres_pairs(a.model, a.data, a.norm)
+        val_full = fullres_val_inputs(a.model, a.data, a.norm)
     export = a.export or str(REPO_ROOT / "resources" / "models" / f"psdnet_{a.model}.pt")
     cfg = TrainConfig(
         model=a.model, out=a.out or f"runs/{a.model}", minutes=a.minutes, epochs=a.epochs,
@@ -755,8 +951,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, ema=a.ema, seed=a.seed, threads=a.threads,
         precision=a.precision, device=a.device,
         export=None if export.lower() == "none" else export, resume=a.resume, notes=a.notes,
-        norm=a.norm, stage1=a.stage1, teacher_from=a.teacher_from)
-    summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress)
+        norm=a.norm, stage1=a.stage1, teacher_from=a.teacher_from,
+        fullres_epochs=a.fullres_epochs, fullres_patch=a.fullres_patch, fullres_batch=a.fullres_batch,
+        fullres_spectral=a.fullres_spectral, fullres_spatial=a.fullres_spatial,
+        fullres_lr=a.fullres_lr, init=a.init)
+    summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress,
+                    full_pairs=full_pairs, val_full=val_full)
     print(json.dumps(summary, indent=2, default=str))
     return 0
 
