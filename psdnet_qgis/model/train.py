@@ -854,8 +854,9 @@ def finetune_fullres(cfg: TrainConfig, model: PSDNet, wald: PatchSampler, full: 
             f.write(json.dumps(rec) + "\n")
         msg = f"fullres epoch {epoch} l1 {rec['l1']:.4f} spectral {rec['spectral']:.4f} spatial {rec['spatial']:.4f}"
         for name, d in rec["val"]["scenes"].items():
-            msg += (f" | {name} SAM {d['psdnet']['SAM']:.3f} ERGAS {d['psdnet']['ERGAS']:.3f}"
-                    f" HQNR {rec['val_full'][name]['psdnet']['HQNR']:.4f}")
+            msg += f" | {name} SAM {d['psdnet']['SAM']:.3f} ERGAS {d['psdnet']['ERGAS']:.3f}"
+            if name in rec["val_full"]:
+                msg += f" HQNR {rec['val_full'][name]['psdnet']['HQNR']:.4f}"
         LOG.info(msg)
         _save_atomic({"model": model.state_dict(), "opt": opt.state_dict(),
                       "ema": ema.state_dict() if ema is not None else None,

@@ -76,3 +76,18 @@ def test_errors() -> None:
         Normalizer.from_arrays(ms, pan, ms_valid=np.zeros((16, 16), bool))
     with pytest.raises(PSDNetInputError):
         Normalizer.from_dict({"ms_mean": [1.0]})
+
+
+def test_joint4_pools_the_ms_bands_and_is_scale_invariant():
+    rng = np.random.default_rng(0)
+    ms = rng.random((3, 20, 20)) * np.array([1.0, 2.0, 3.0])[:, None, None] + 5.0
+    pan = rng.random((40, 40))
+    n = Normalizer.from_arrays(ms, pan, method="joint4")
+    assert np.all(n.ms_mean == n.ms_mean[0]) and np.all(n.ms_std == n.ms_std[0])
+    assert np.isclose(n.ms_mean[0], ms.mean())
+    assert np.isclose(n.ms_std[0], ms.std())  # equal counts per band: pooled = overall std
+    v = n.norm_ms(ms)
+    n2 = Normalizer.from_arrays(ms * 1000 + 7, pan * 1000, method="joint4")
+    np.testing.assert_allclose(n2.norm_ms(ms * 1000 + 7), v, atol=1e-5)
+    assert Normalizer.from_dict(n.to_dict()).method == "joint4"
+    np.testing.assert_allclose(n.denorm_ms(v), ms, rtol=1e-5)

@@ -154,3 +154,17 @@ def test_a_few_adam_steps_reduce_the_loss() -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_stage1_whole_patch_ablation_same_parameters_and_shapes():
+    a = PSDNet(4, 4, 8)
+    b = PSDNet(4, 4, 8, stage1="whole")
+    b.load_state_dict(a.state_dict())  # same parameters, only the stage-1 layout differs
+    ms, pan = torch.rand(1, 4, 12, 20), torch.rand(1, 1, 48, 80)
+    with torch.inference_mode():
+        oa, ob = a(ms, pan), b(ms, pan)
+    assert oa.out3.shape == ob.out3.shape == (1, 4, 48, 80)
+    assert not torch.allclose(oa.out1, ob.out1)
+    assert b.arch_kwargs()["stage1"] == "whole" and "stage1" not in a.arch_kwargs()
+    with pytest.raises(PSDNetInputError, match="stage1"):
+        PSDNet(4, 4, 8, stage1="quarters")

@@ -87,3 +87,19 @@ def test_spectral_angle_loss_is_angle_on_radiometric_scale():
     other = gt.clone()
     other[:, 0] += 0.5
     assert float(spectral_angle_loss(other, gt, mean, std)) > 0.01
+
+
+def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path):
+    from psdnet_qgis.model.data import make_wald_pair  # noqa: F401 - same helper as above
+
+    train_pairs, val_pairs = [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")]
+    train(_cfg(tmp_path, epochs=0), train_pairs, val_pairs, progress=False)
+    teacher = tmp_path / "run" / "last.pt"
+    export = tmp_path / "m" / "psdnet_vhr4.pt"
+    s = train(_cfg(tmp_path, out=str(tmp_path / "whole"), stage1="whole", norm="joint4",
+                   teacher_from=str(teacher), export=str(export)), train_pairs, val_pairs, progress=False)
+    assert s["steps"] == {"teacher": 1, "student": 1}
+    from psdnet_qgis.model.weights import load_model
+
+    model, meta = load_model(export)
+    assert model.stage1 == "whole" and meta["stage1"] == "whole" and meta["normalisation"] == "joint4"
