@@ -57,7 +57,7 @@ from osgeo import gdal
 
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .feedback import as_feedback
-from .raster import RasterInputs, _open, _srs, gdal_errors, open_inputs, warp_onto_grid
+from .raster import RasterInputs, open_raster, dataset_srs, gdal_errors, open_inputs, warp_onto_grid
 
 LOG = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _validity(arr: np.ndarray, nodata: float | None, zero_fill: bool) -> np.ndar
 
 def _on_grid(path: str, name: str, inputs: RasterInputs, bands: int) -> _OnGrid:
     """Open ``path`` and place it on the output grid of ``inputs`` (PSDNetInputError if it can't)."""
-    ds = _open(path, name)
+    ds = open_raster(path, name)
     if ds.RasterCount != bands:
         raise PSDNetInputError(
             f"{name} input '{path}' has {ds.RasterCount} band(s) but the MS input has {bands}: "
@@ -175,8 +175,8 @@ def _on_grid(path: str, name: str, inputs: RasterInputs, bands: int) -> _OnGrid:
         )
     out_gt = inputs.geotransform
     pan_px, pan_py = out_gt[1], -out_gt[5]
-    srs = _srs(ds)
-    pan_srs = _srs(inputs.pan_ds)
+    srs = dataset_srs(ds)
+    pan_srs = dataset_srs(inputs.pan_ds)
     # a raster without CRS is taken to be in the PAN's (a fused output always has one)
     same_crs = srs is None or pan_srs is None or bool(srs.IsSame(pan_srs))
     north_up = gt[2] == 0.0 and gt[4] == 0.0 and gt[1] > 0 and gt[5] < 0

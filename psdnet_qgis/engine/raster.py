@@ -64,7 +64,7 @@ def gdal_errors(cache_bytes: int | None = 64 * 2**20) -> Iterator[None]:
             gdal.DontUseExceptions()
 
 
-def _open(path: str, name: str) -> gdal.Dataset:
+def open_raster(path: str, name: str) -> gdal.Dataset:
     """Open ``path`` read-only or raise a PSDNetInputError naming ``name``."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise PSDNetInputError(f"{name} input: no file given; choose a raster file.")
@@ -115,7 +115,8 @@ def _check_readable(ds: gdal.Dataset, name: str, path: str, bands: Sequence[int]
         ) from None
 
 
-def _srs(ds: gdal.Dataset) -> osr.SpatialReference | None:
+def dataset_srs(ds: gdal.Dataset) -> osr.SpatialReference | None:
+    """The dataset's CRS, or None when it has none (or an empty one)."""
     srs = ds.GetSpatialRef()
     if srs is None:
         return None
@@ -360,8 +361,8 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
         PSDNetInputError: any problem with the inputs (message names the input and the fix).
     """
     pan, ms = os.fspath(pan), os.fspath(ms)
-    pan_ds = _open(pan, "PAN")
-    ms_ds = _open(ms, "MS")
+    pan_ds = open_raster(pan, "PAN")
+    ms_ds = open_raster(ms, "MS")
     if os.path.abspath(pan) == os.path.abspath(ms):
         raise PSDNetInputError(
             f"PAN and MS inputs are the same file '{pan}': choose the panchromatic image as PAN "
@@ -392,7 +393,7 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
                 f"{name} input '{path}' has no georeferencing (geotransform): the engine places "
                 "MS on PAN by coordinates; georeference it (e.g. gdal_translate -a_ullr -a_srs)."
             )
-    pan_srs, ms_srs = _srs(pan_ds), _srs(ms_ds)
+    pan_srs, ms_srs = dataset_srs(pan_ds), dataset_srs(ms_ds)
     if (pan_srs is None) != (ms_srs is None):
         name, path = ("PAN", pan) if pan_srs is None else ("MS", ms)
         raise PSDNetInputError(
