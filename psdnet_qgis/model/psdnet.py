@@ -480,6 +480,12 @@ class PSDNet(nn.Module):
                 gt = F.pad(gt, (0, pw * r, 0, ph * r), mode="reflect")
         else:
             lms_p = lms
+        dt = self.head3.last.weight.dtype
+        if ms.dtype != dt:
+            # Weights converted once (model/fastcpu.py, bf16): the body runs in their dtype,
+            # lms and the outputs stay in the input dtype (zero residual -> exactly lms).
+            ms, pan, lms_p = ms.to(dt), pan.to(dt), lms_p.to(dt)
+            gt = gt.to(dt) if gt is not None else None
 
         res1, res2, res3, f2, f3 = self._forward_padded(ms, pan, lms_p, gt if self.teacher else None)
         crop = (slice(None), slice(None), slice(0, H), slice(0, W))

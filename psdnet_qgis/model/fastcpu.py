@@ -1,0 +1,325 @@
+"""CPU inference copy of a :class:`~psdnet_qgis.model.psdnet.PSDNet` with fused oneDNN ops.
+
+:func:`fuse_for_cpu` returns a copy of a trained network whose blocks call oneDNN's fused
+convolutions directly (``torch.ops.mkldnn._convolution_pointwise``, the kernels that
+``torch.compile`` uses on CPU), optionally with the weights converted once to bf16. The
+parameters and the arithmetic are those of the network; only the order of roundings changes:
+
+* a convolution (or transposed convolution) followed by a one-slope ``PReLU`` runs as one
+  convolution with a ``leaky_relu`` post-op (at inference a one-parameter PReLU *is* a leaky
+  ReLU with that slope): one pass over the activations instead of two;
+* ``x + conv(y)`` (the ResBlock residual) runs as one convolution with an ``add`` post-op;
+* a 1x1 convolution of a channel concatenation ``conv([a, b])`` runs as
+  ``conv_a(a) + conv_b(b)`` (the weight split in two, the sum as a post-op): no
+  concatenated copy;
+* the channel mean of the spatial attention is a 1x1 convolution with unit weights (times
+  ``1 / C``), the global average pool of the channel attention a ``sum`` times ``1 / (H W)``
+  and the gates ``x + x s`` / ``x + y s`` use ``addcmul`` (one pass each).
+
+Nothing here has gradients: it is for inference only (``torch.inference_mode``). Training,
+the plain model and CUDA runs do not use it. ``bf16`` weights need a CPU with native bf16
+(AVX512-BF16 / AMX; :func:`psdnet_qgis.engine.run.auto_precision` checks) and change the
+outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
+
+Measured on the project's 2-core AVX512-BF16/AMX CPU (shared with training jobs), bundled
+psdnet_vhr4, one 136 x 136 MS px tile, 1 thread, min CPU time of 4 interleaved rounds:
+bf16 autocast 1.84 s, plain bf16 weights 1.86 s, this fused bf16 copy 1.40 s (fp32: plain
+2.58 s vs fused 2.40 s on a 96 px tile, so fp32 runs keep the plain network). What is left
+is mostly the convolutions themselves (~65 %, oneDNN AMX kernels) and the channel max of the
+spatial attention (~9 %: a reduction over the 28 contiguous channels, no fast kernel).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from psdnet_qgis.model import psdnet as P
+
+_MK = getattr(torch.ops, "mkldnn", None)
+
+def available() -> bool:
+    """True when this torch build has oneDNN's fused convolution ops."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and hasattr(_MK, "_convolution_pointwise")
+                    and hasattr(_MK, "_convolution_transpose_pointwise"))
+    except Exception:  # noqa: BLE001 - any odd build: no fused path
+        return False
+
+
+def _cl1(x: torch.Tensor) -> torch.Tensor:
+    """A one-channel tensor viewed with channels-last strides (same memory, no copy).
+
+    With one channel both layouts are contiguous, and oneDNN then picks NCHW for the
+    output of the convolution, which makes every following op convert it back.
+    """
+    b, _, h, w = x.shape
+    if x.is_contiguous() and x.stride(1) != 1:
+        return x.as_strided(x.shape, (h * w, 1, w, 1))
+    return x
+
+
+def _slope(act: Optional[nn.Module]) -> Optional[float]:
+    """Slope of a one-parameter PReLU (None when ``act`` is not one)."""
+    if isinstance(act, nn.PReLU) and act.weight.numel() == 1:
+        return float(act.weight.detach().float().reshape(()))
+    return None
+
+
+class FusedConv(nn.Module):
+    """``act(conv(x))`` or ``act(conv(x) + other)`` with oneDNN post-ops.
+
+    Args:
+        conv: a ``Conv2d`` (any stride/padding, no dilation/groups beyond 1) or a
+            ``ConvTranspose2d``.
+        act: optional one-parameter ``PReLU`` applied after the convolution (and after
+            ``other`` is added).
+        dtype: weight dtype (float32 or bfloat16).
+        weight: optional replacement weight (a slice of ``conv.weight``), bias may be None.
+    """
+
+    def __init__(self, conv: nn.Module, act: Optional[nn.Module], dtype: torch.dtype,
+                 weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
+                 use_bias: bool = True) -> None:
+        super().__init__()
+        self.transposed = isinstance(conv, nn.ConvTranspose2d)
+        w = conv.weight if weight is None else weight
+        b = conv.bias if (bias is None and use_bias) else bias
+        self.register_buffer("weight", w.detach().to(dtype).clone().contiguous(memory_format=torch.channels_last))
+        self.register_buffer("bias", None if b is None else b.detach().to(dtype).clone())
+        self.padding = list(conv.padding)
+        self.stride = list(conv.stride)
+        self.dilation = list(conv.dilation)
+        self.groups = int(conv.groups)
+        self.output_padding = list(getattr(conv, "output_padding", (0, 0)))
+        self.slope = _slope(act)
+        if act is not None and self.slope is None:
+            raise ValueError("FusedConv: only a one-parameter PReLU can be fused")
+        #: oneDNN post-op without scalars ("none" or "sigmoid") when there is no PReLU.
+        self.post = "none"
+
+    def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
+        attr, scal = ("leaky_relu", [self.slope]) if self.slope is not None else (self.post, [])
+        if x.shape[1] == 1:
+            x = _cl1(x)
+        if other is None:
+            if self.transposed:
+                return _MK._convolution_transpose_pointwise(
+                    x, self.weight, self.bias, self.padding, self.output_padding, self.stride,
+                    self.dilation, self.groups, attr, scal, "")
+            return _MK._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride,
+                                              self.dilation, self.groups, attr, scal, "")
+        assert not self.transposed
+        y = _MK._convolution_pointwise.binary(x, other, self.weight, self.bias, self.padding,
+                                              self.stride, self.dilation, self.groups, "add", None,
+                                              None, [], None)
+        if self.slope is not None:
+            y = F.leaky_relu_(y, self.slope)
+        return y
+
+
+class FusedCatConv(nn.Module):
+    """``act(conv(cat(xs)))`` as ``act(conv_1(x_1) + ... + conv_n(x_n))``: no concatenation.
+
+    The weight is split along its input channels (``widths``); the bias goes with the first
+    part and each further part adds the running sum as a post-op.
+    """
+
+    def __init__(self, conv: nn.Conv2d, act: Optional[nn.Module], widths: list[int],
+                 dtype: torch.dtype) -> None:
+        super().__init__()
+        if sum(widths) != conv.in_channels or conv.groups != 1:
+            raise ValueError("FusedCatConv: the widths must add up to the conv's input channels")
+        parts, c0 = [], 0
+        for k, c in enumerate(widths):
+            parts.append(FusedConv(conv, None, dtype, weight=conv.weight[:, c0:c0 + c],
+                                   bias=conv.bias if k == 0 else None, use_bias=k == 0))
+            c0 += c
+        self.parts = nn.ModuleList(parts)
+        self.slope = _slope(act)
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        y = self.parts[0](xs[0])
+        for part, x in zip(self.parts[1:], xs[1:]):
+            y = part(x, y)
+        if self.slope is not None:
+            y = F.leaky_relu_(y, self.slope)
+        return y
+
+
+def _seq(seq: nn.Sequential, dtype: torch.dtype) -> nn.Sequential:
+    """Fuse ``(conv, PReLU)`` pairs of a Sequential; lone convs become unfused FusedConv."""
+    mods = list(seq)
+    out: list[nn.Module] = []
+    i = 0
+    while i < len(mods):
+        m = mods[i]
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nxt = mods[i + 1] if i + 1 < len(mods) else None
+            if _slope(nxt) is not None:
+                out.append(FusedConv(m, nxt, dtype))
+                i += 2
+                continue
+            out.append(FusedConv(m, None, dtype))
+        else:
+            out.append(copy.deepcopy(m).to(dtype))
+        i += 1
+    return nn.Sequential(*out)
+
+
+class FusedCAB(nn.Module):
+    """:class:`~psdnet_qgis.model.psdnet.CAB` with a fused body and a one-pass gate."""
+
+    def __init__(self, cab: P.CAB, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.body = _seq(cab.body, dtype)
+        self.mlp = copy.deepcopy(cab.mlp).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.body(x)
+        avg = y.sum((2, 3), keepdim=True) * (1.0 / (y.shape[-2] * y.shape[-1]))
+        mx = F.adaptive_max_pool2d(y, 1)
+        att = torch.sigmoid(self.mlp(torch.cat([avg, mx], dim=0)).view(2, *avg.shape).sum(0))
+        # x + y * att as a depthwise 1x1 convolution (weights att) with an add post-op.
+        b, c = att.shape[:2]
+        if b == 1:
+            return _MK._convolution_pointwise.binary(y, x, att.reshape(c, 1, 1, 1), None, [0, 0], [1, 1],
+                                                     [1, 1], c, "add", None, None, [], None)
+        return x + y * att
+
+
+class FusedSAB(nn.Module):
+    """:class:`~psdnet_qgis.model.psdnet.SAB`: channel mean as a 1x1 conv, gate as addcmul."""
+
+    def __init__(self, sab: P.SAB, width: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.conv = FusedConv(sab.conv, None, dtype)
+        self.conv.post = "sigmoid"
+        self.register_buffer("ones", torch.ones(1, width, 1, 1, dtype=dtype).contiguous(
+            memory_format=torch.channels_last))
+        self.inv = 1.0 / width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = _MK._convolution_pointwise(x, self.ones, None, [0, 0], [1, 1], [1, 1], 1, "none", [], "")
+        # [mean, max] stacked on the last axis: a (B, 2, H, W) tensor in channels-last memory.
+        stats = torch.stack([s[:, 0] * self.inv, x.amax(dim=1)], dim=-1).permute(0, 3, 1, 2)
+        return torch.addcmul(x, x, self.conv(stats))
+
+
+class FusedResBlock(nn.Module):
+    """:class:`~psdnet_qgis.model.psdnet.ResBlock`: conv+PReLU fused, residual as a post-op."""
+
+    def __init__(self, rb: P.ResBlock, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.c1 = FusedConv(rb.body[0], rb.body[1], dtype)
+        self.c2 = FusedConv(rb.body[2], None, dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c2(self.c1(x), x)
+
+
+class FusedStem(nn.Module):
+    """:class:`~psdnet_qgis.model.psdnet.Stem` without the concatenation."""
+
+    def __init__(self, stem: P.Stem, width: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.image = _seq(stem.image, dtype)
+        self.pan = _seq(stem.pan, dtype)
+        self.fuse = FusedCatConv(stem.fuse[0], stem.fuse[1], [width, width], dtype)
+        self.cab = FusedCAB(stem.cab, dtype)
+        self.sab = FusedSAB(stem.sab, width, dtype)
+
+    def forward(self, img: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+        return self.sab(self.cab(self.fuse(self.image(img), self.pan(pan))))
+
+
+class FusedDBPNBlock(nn.Module):
+    """:class:`~psdnet_qgis.model.psdnet.DBPNBlock` with fused projections, no concatenations."""
+
+    def __init__(self, blk: P.DBPNBlock, width: int, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.down1 = _proj(blk.down1, dtype)
+        self.up1 = _proj(blk.up1, dtype)
+        self.cat_h = FusedCatConv(blk.cat_h[0], blk.cat_h[1], [width, width], dtype)
+        self.down2 = _proj(blk.down2, dtype)
+        self.cat_l = FusedCatConv(blk.cat_l[0], blk.cat_l[1], [width, width], dtype)
+        self.up2 = _proj(blk.up2, dtype)
+        self.out_h = FusedCatConv(blk.out_h[0], blk.out_h[1], [width, width], dtype)
+        self.out_l = FusedCatConv(blk.out_l[0], blk.out_l[1], [width, width], dtype)
+
+    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        l1 = self.down1(h)
+        h1 = self.up1(l1)
+        l2 = self.down2(self.cat_h(h, h1))
+        h2 = self.up2(self.cat_l(l1, l2))
+        return self.out_h(h1, h2), self.out_l(l1, l2)
+
+
+def _proj(p: nn.Module, dtype: torch.dtype) -> nn.Module:
+    q = copy.copy(p)
+    q._modules = dict(p._modules)
+    for name, m in p.named_children():
+        q._modules[name] = _seq(m, dtype)
+    return q
+
+
+class _FusedPSDNet(P.PSDNet):
+    """Marker subclass: a PSDNet whose blocks were replaced by :func:`fuse_for_cpu`."""
+
+
+def fuse_for_cpu(model: P.PSDNet, dtype: torch.dtype = torch.float32) -> P.PSDNet:
+    """Inference copy of ``model`` with fused oneDNN blocks and weights in ``dtype``.
+
+    The returned module keeps :class:`PSDNet`'s ``forward`` (tiling of the sub-patches,
+    stitching, padding) and computes ``lms`` and the outputs in float32; the body runs in
+    ``dtype``. ``model`` itself is not modified.
+
+    Raises:
+        RuntimeError: this torch build lacks the oneDNN fused ops (:func:`available`).
+    """
+    if not available():
+        raise RuntimeError("fuse_for_cpu: this torch build has no oneDNN fused convolutions")
+    w = model.width
+    m = copy.copy(model)
+    m.__class__ = _FusedPSDNet
+    m._modules = dict(model._modules)
+    m._parameters = {}
+    m._buffers = {}
+    m._modules["stem1"] = FusedStem(model.stem1, w, dtype)
+    m._modules["stem2"] = FusedStem(model.stem2, w, dtype)
+    m._modules["stem3"] = FusedStem(model.stem3, w, dtype)
+    m._modules["dbpn"] = nn.ModuleList([FusedDBPNBlock(b, w, dtype) for b in model.dbpn])
+    m._modules["fuse1_hr"] = _seq(model.fuse1_hr, dtype)
+    m._modules["fuse1_lr"] = _seq(model.fuse1_lr, dtype)
+    for name in ("head1", "head2", "head3"):
+        h = model._modules[name]
+        hh = copy.copy(h)
+        hh._modules = {"conv": FusedConv(h.conv, h.act, dtype), "act": nn.Identity(),
+                       "last": FusedConv(h.last, None, dtype)}
+        m._modules[name] = hh
+    for name in ("tb2_hr", "tb2_lr", "tb3_enc", "tb3_dec"):
+        t = model._modules[name]
+        tt = copy.copy(t)
+        tt._modules = {"body": _seq(t.body, dtype)}
+        m._modules[name] = tt
+    for name in ("enc1", "enc2", "enc3", "dec2", "dec1"):
+        m._modules[name] = nn.Sequential(*[FusedResBlock(rb, dtype) for rb in model._modules[name]])
+    for name in ("skip2", "skip1"):
+        m._modules[name] = FusedResBlock(model._modules[name], dtype)
+    for name in ("down1", "down2", "up2", "up1"):
+        m._modules[name] = FusedConv(model._modules[name], None, dtype)
+    ofbs = []
+    for o in model.ofbs:
+        oo = copy.copy(o)
+        oo._modules = {"cab": FusedCAB(o.cab, dtype), "sab": FusedSAB(o.sab, w, dtype),
+                       "conv": FusedConv(o.conv, o.act, dtype), "act": nn.Identity()}
+        ofbs.append(oo)
+    m._modules["ofbs"] = nn.Sequential(*ofbs)
+    for p in m.parameters():  # the small channel-attention MLPs (copied, in ``dtype``)
+        p.requires_grad_(False)
+    return m.eval()
