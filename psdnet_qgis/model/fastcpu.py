@@ -12,6 +12,12 @@ parameters and the arithmetic are those of the network; only the order of roundi
 * a 1x1 convolution of a channel concatenation ``conv([a, b])`` runs as
   ``conv_a(a) + conv_b(b)`` (the weight split in two, the sum as a post-op): no
   concatenated copy;
+* every feature map carries its channels padded with zeros to a multiple of
+  :data:`CHANNEL_PAD` (28 -> 32, 56 -> 64, 84 -> 96): the weights get zero rows/columns and
+  zero biases, so the padding channels stay exactly 0 through every block (PReLU(0) = 0,
+  attention gates multiply 0) and the real channels get the same sums. oneDNN's AMX kernels
+  work on 16/32-channel blocks: a 28 -> 28 3x3 convolution takes 12.3 ms where 32 -> 32
+  takes 7.5 ms (576 x 576 px, bf16), the transposed 8x8 one 9.7 vs 5.5 ms;
 * the channel mean of the spatial attention is a 1x1 convolution with unit weights (times
   ``1 / C``), the global average pool of the channel attention a ``sum`` times ``1 / (H W)``
   and the gates ``x + x s`` / ``x + y s`` use ``addcmul`` (one pass each).
@@ -23,10 +29,12 @@ outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
 
 Measured on the project's 2-core AVX512-BF16/AMX CPU (shared with training jobs), bundled
 psdnet_vhr4, one 136 x 136 MS px tile, 1 thread, min CPU time of 4 interleaved rounds:
-bf16 autocast 1.84 s, plain bf16 weights 1.86 s, this fused bf16 copy 1.40 s (fp32: plain
-2.58 s vs fused 2.40 s on a 96 px tile, so fp32 runs keep the plain network). What is left
-is mostly the convolutions themselves (~65 %, oneDNN AMX kernels) and the channel max of the
-spatial attention (~9 %: a reduction over the 28 contiguous channels, no fast kernel).
+bf16 autocast 1.84 s, plain bf16 weights 1.86 s, fused bf16 on 28 channels 1.40 s (fp32:
+plain 2.58 s vs fused 2.40 s on a 96 px tile, so fp32 runs keep the plain network). With the
+channel padding, later and under heavier load (144 px tile): autocast 2.62 s, fused 1.75 s.
+What is left is mostly the convolutions themselves (~60 %, oneDNN AMX kernels) and the
+channel max of the spatial attention (~10 %: a reduction over the contiguous channels of
+each pixel; no torch kernel does it fast, tried: amax, max-pool views, max trees, NCHW copy).
 """
 
 from __future__ import annotations
@@ -41,6 +49,14 @@ from torch import nn
 from psdnet_qgis.model import psdnet as P
 
 _MK = getattr(torch.ops, "mkldnn", None)
+#: Feature channels are padded with zero channels to a multiple of this.
+CHANNEL_PAD = 16
+
+
+def pad_channels(c: int) -> int:
+    """Padded channel count of a feature map with ``c`` channels."""
+    return -(-int(c) // CHANNEL_PAD) * CHANNEL_PAD
+
 
 def available() -> bool:
     """True when this torch build has oneDNN's fused convolution ops."""
@@ -72,30 +88,49 @@ def _slope(act: Optional[nn.Module]) -> Optional[float]:
 
 
 class FusedConv(nn.Module):
-    """``act(conv(x))`` or ``act(conv(x) + other)`` with oneDNN post-ops.
+    """``act(conv(x))`` or ``act(conv(x) + other)`` with oneDNN post-ops, on padded channels.
 
     Args:
-        conv: a ``Conv2d`` (any stride/padding, no dilation/groups beyond 1) or a
-            ``ConvTranspose2d``.
+        conv: a ``Conv2d`` (groups 1) or a ``ConvTranspose2d``.
         act: optional one-parameter ``PReLU`` applied after the convolution (and after
             ``other`` is added).
         dtype: weight dtype (float32 or bfloat16).
-        weight: optional replacement weight (a slice of ``conv.weight``), bias may be None.
+        weight, bias: replacement weight (a slice of ``conv.weight`` along its input
+            channels) and bias; ``use_bias=False`` drops the bias.
+        in_idx: channel of the (padded) input holding each real input channel (default
+            ``0..cin-1``); in_p: channels of the padded input (default ``cin``).
+        out_p: channels of the output (default ``cout``): rows past ``cout`` are zero.
     """
 
     def __init__(self, conv: nn.Module, act: Optional[nn.Module], dtype: torch.dtype,
                  weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
-                 use_bias: bool = True) -> None:
+                 use_bias: bool = True, in_idx: Optional[list[int]] = None,
+                 in_p: Optional[int] = None, out_p: Optional[int] = None) -> None:
         super().__init__()
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
-        w = conv.weight if weight is None else weight
+        if int(conv.groups) != 1:
+            raise ValueError("FusedConv: grouped convolutions are not padded")
+        w = (conv.weight if weight is None else weight).detach().float()
         b = conv.bias if (bias is None and use_bias) else bias
-        self.register_buffer("weight", w.detach().to(dtype).clone().contiguous(memory_format=torch.channels_last))
-        self.register_buffer("bias", None if b is None else b.detach().to(dtype).clone())
+        if self.transposed:
+            w = w.transpose(0, 1)  # (in, out, kh, kw) -> (out, in, kh, kw) while padding
+        cout, cin = w.shape[:2]
+        idx = list(range(cin)) if in_idx is None else list(in_idx)
+        in_p = cin if in_p is None else int(in_p)
+        out_p = cout if out_p is None else int(out_p)
+        wp = w.new_zeros((out_p, in_p) + tuple(w.shape[2:]))
+        wp[:cout, idx] = w
+        if self.transposed:
+            wp = wp.transpose(0, 1)
+        self.register_buffer("weight", wp.to(dtype).contiguous(memory_format=torch.channels_last))
+        if b is not None:
+            bp = torch.zeros(out_p)
+            bp[:cout] = b.detach().float()
+            b = bp.to(dtype)
+        self.register_buffer("bias", b)
         self.padding = list(conv.padding)
         self.stride = list(conv.stride)
         self.dilation = list(conv.dilation)
-        self.groups = int(conv.groups)
         self.output_padding = list(getattr(conv, "output_padding", (0, 0)))
         self.slope = _slope(act)
         if act is not None and self.slope is None:
@@ -111,23 +146,32 @@ class FusedConv(nn.Module):
             if self.transposed:
                 return _MK._convolution_transpose_pointwise(
                     x, self.weight, self.bias, self.padding, self.output_padding, self.stride,
-                    self.dilation, self.groups, attr, scal, "")
+                    self.dilation, 1, attr, scal, "")
             return _MK._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride,
-                                              self.dilation, self.groups, attr, scal, "")
+                                              self.dilation, 1, attr, scal, "")
         assert not self.transposed
         y = _MK._convolution_pointwise.binary(x, other, self.weight, self.bias, self.padding,
-                                              self.stride, self.dilation, self.groups, "add", None,
+                                              self.stride, self.dilation, 1, "add", None,
                                               None, [], None)
         if self.slope is not None:
             y = F.leaky_relu_(y, self.slope)
         return y
 
 
+def _fc(conv: nn.Module, act: Optional[nn.Module], dtype: torch.dtype, raw_in: bool = False,
+        raw_out: bool = False) -> FusedConv:
+    """FusedConv with padded input (unless ``raw_in``) and padded output (unless ``raw_out``)."""
+    transposed = isinstance(conv, nn.ConvTranspose2d)
+    cout, cin = (conv.weight.shape[1], conv.weight.shape[0]) if transposed else conv.weight.shape[:2]
+    return FusedConv(conv, act, dtype, in_p=None if raw_in else pad_channels(cin),
+                     out_p=None if raw_out else pad_channels(cout))
+
+
 class FusedCatConv(nn.Module):
     """``act(conv(cat(xs)))`` as ``act(conv_1(x_1) + ... + conv_n(x_n))``: no concatenation.
 
-    The weight is split along its input channels (``widths``); the bias goes with the first
-    part and each further part adds the running sum as a post-op.
+    The weight is split along its input channels (``widths``, each input padded); the bias
+    goes with the first part and each further part adds the running sum as a post-op.
     """
 
     def __init__(self, conv: nn.Conv2d, act: Optional[nn.Module], widths: list[int],
@@ -136,9 +180,11 @@ class FusedCatConv(nn.Module):
         if sum(widths) != conv.in_channels or conv.groups != 1:
             raise ValueError("FusedCatConv: the widths must add up to the conv's input channels")
         parts, c0 = [], 0
+        out_p = pad_channels(conv.out_channels)
         for k, c in enumerate(widths):
             parts.append(FusedConv(conv, None, dtype, weight=conv.weight[:, c0:c0 + c],
-                                   bias=conv.bias if k == 0 else None, use_bias=k == 0))
+                                   bias=conv.bias if k == 0 else None, use_bias=k == 0,
+                                   in_p=pad_channels(c), out_p=out_p))
             c0 += c
         self.parts = nn.ModuleList(parts)
         self.slope = _slope(act)
@@ -152,23 +198,22 @@ class FusedCatConv(nn.Module):
         return y
 
 
-def _seq(seq: nn.Sequential, dtype: torch.dtype) -> nn.Sequential:
-    """Fuse ``(conv, PReLU)`` pairs of a Sequential; lone convs become unfused FusedConv."""
+def _seq(seq: nn.Sequential, dtype: torch.dtype, raw_in: bool = False) -> nn.Sequential:
+    """Fuse the ``(conv, PReLU)`` pairs of a Sequential (padded channels; the first input
+    raw when ``raw_in``)."""
     mods = list(seq)
     out: list[nn.Module] = []
     i = 0
+    first = True
     while i < len(mods):
         m = mods[i]
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nxt = mods[i + 1] if i + 1 < len(mods) else None
-            if _slope(nxt) is not None:
-                out.append(FusedConv(m, nxt, dtype))
-                i += 2
-                continue
-            out.append(FusedConv(m, None, dtype))
-        else:
-            out.append(copy.deepcopy(m).to(dtype))
-        i += 1
+        if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            raise ValueError(f"fuse_for_cpu: unexpected {type(m).__name__} in a Sequential")
+        nxt = mods[i + 1] if i + 1 < len(mods) else None
+        act = nxt if _slope(nxt) is not None else None
+        out.append(_fc(m, act, dtype, raw_in=raw_in and first))
+        first = False
+        i += 2 if act is not None else 1
     return nn.Sequential(*out)
 
 
@@ -178,7 +223,7 @@ class FusedCAB(nn.Module):
     def __init__(self, cab: P.CAB, dtype: torch.dtype) -> None:
         super().__init__()
         self.body = _seq(cab.body, dtype)
-        self.mlp = copy.deepcopy(cab.mlp).to(dtype)
+        self.mlp = _seq(cab.mlp, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.body(x)
@@ -198,16 +243,19 @@ class FusedSAB(nn.Module):
 
     def __init__(self, sab: P.SAB, width: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self.conv = FusedConv(sab.conv, None, dtype)
+        self.conv = _fc(sab.conv, None, dtype, raw_in=True)
         self.conv.post = "sigmoid"
-        self.register_buffer("ones", torch.ones(1, width, 1, 1, dtype=dtype).contiguous(
-            memory_format=torch.channels_last))
+        ones = torch.zeros(1, pad_channels(width), 1, 1)
+        ones[:, :width] = 1.0  # the padding channels do not count
+        self.register_buffer("ones", ones.to(dtype).contiguous(memory_format=torch.channels_last))
+        self.width = int(width)
         self.inv = 1.0 / width
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = _MK._convolution_pointwise(x, self.ones, None, [0, 0], [1, 1], [1, 1], 1, "none", [], "")
+        mx = x[:, :self.width].amax(dim=1)  # not the zero padding channels
         # [mean, max] stacked on the last axis: a (B, 2, H, W) tensor in channels-last memory.
-        stats = torch.stack([s[:, 0] * self.inv, x.amax(dim=1)], dim=-1).permute(0, 3, 1, 2)
+        stats = torch.stack([s[:, 0] * self.inv, mx], dim=-1).permute(0, 3, 1, 2)
         return torch.addcmul(x, x, self.conv(stats))
 
 
@@ -216,8 +264,8 @@ class FusedResBlock(nn.Module):
 
     def __init__(self, rb: P.ResBlock, dtype: torch.dtype) -> None:
         super().__init__()
-        self.c1 = FusedConv(rb.body[0], rb.body[1], dtype)
-        self.c2 = FusedConv(rb.body[2], None, dtype)
+        self.c1 = _fc(rb.body[0], rb.body[1], dtype)
+        self.c2 = _fc(rb.body[2], None, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.c2(self.c1(x), x)
@@ -228,8 +276,8 @@ class FusedStem(nn.Module):
 
     def __init__(self, stem: P.Stem, width: int, dtype: torch.dtype) -> None:
         super().__init__()
-        self.image = _seq(stem.image, dtype)
-        self.pan = _seq(stem.pan, dtype)
+        self.image = _seq(stem.image, dtype, raw_in=True)
+        self.pan = _seq(stem.pan, dtype, raw_in=True)
         self.fuse = FusedCatConv(stem.fuse[0], stem.fuse[1], [width, width], dtype)
         self.cab = FusedCAB(stem.cab, dtype)
         self.sab = FusedSAB(stem.sab, width, dtype)
@@ -261,15 +309,19 @@ class FusedDBPNBlock(nn.Module):
 
 
 def _proj(p: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """Down/UpProjection sharing the original forward, its Sequentials fused."""
     q = copy.copy(p)
-    q._modules = dict(p._modules)
-    for name, m in p.named_children():
-        q._modules[name] = _seq(m, dtype)
+    q._modules = {name: _seq(m, dtype) for name, m in p.named_children()}
     return q
 
 
 class _FusedPSDNet(P.PSDNet):
-    """Marker subclass: a PSDNet whose blocks were replaced by :func:`fuse_for_cpu`."""
+    """A PSDNet whose blocks were replaced by :func:`fuse_for_cpu` (padded features)."""
+
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor] = None) -> P.PSDNetOutput:
+        out = super().forward(ms, pan, gt)
+        w = self.width  # drop the zero padding channels of the returned features
+        return out._replace(f2=out.f2[:, :w], f3=out.f3[:, :w])
 
 
 def fuse_for_cpu(model: P.PSDNet, dtype: torch.dtype = torch.float32) -> P.PSDNet:
@@ -277,7 +329,7 @@ def fuse_for_cpu(model: P.PSDNet, dtype: torch.dtype = torch.float32) -> P.PSDNe
 
     The returned module keeps :class:`PSDNet`'s ``forward`` (tiling of the sub-patches,
     stitching, padding) and computes ``lms`` and the outputs in float32; the body runs in
-    ``dtype``. ``model`` itself is not modified.
+    ``dtype`` on zero-padded channels. ``model`` itself is not modified.
 
     Raises:
         RuntimeError: this torch build lacks the oneDNN fused ops (:func:`available`).
@@ -294,13 +346,18 @@ def fuse_for_cpu(model: P.PSDNet, dtype: torch.dtype = torch.float32) -> P.PSDNe
     m._modules["stem2"] = FusedStem(model.stem2, w, dtype)
     m._modules["stem3"] = FusedStem(model.stem3, w, dtype)
     m._modules["dbpn"] = nn.ModuleList([FusedDBPNBlock(b, w, dtype) for b in model.dbpn])
-    m._modules["fuse1_hr"] = _seq(model.fuse1_hr, dtype)
-    m._modules["fuse1_lr"] = _seq(model.fuse1_lr, dtype)
+    # conv1 of cat([hr1, hr2, hr3]): the three padded inputs side by side
+    wp = pad_channels(w)
+    idx = [k * wp + j for k in range(3) for j in range(w)]
+    for name in ("fuse1_hr", "fuse1_lr"):
+        seq = model._modules[name]
+        m._modules[name] = nn.Sequential(FusedConv(seq[0], seq[1], dtype, in_idx=idx, in_p=3 * wp,
+                                                   out_p=wp))
     for name in ("head1", "head2", "head3"):
         h = model._modules[name]
         hh = copy.copy(h)
-        hh._modules = {"conv": FusedConv(h.conv, h.act, dtype), "act": nn.Identity(),
-                       "last": FusedConv(h.last, None, dtype)}
+        hh._modules = {"conv": _fc(h.conv, h.act, dtype), "act": nn.Identity(),
+                       "last": _fc(h.last, None, dtype, raw_out=True)}
         m._modules[name] = hh
     for name in ("tb2_hr", "tb2_lr", "tb3_enc", "tb3_dec"):
         t = model._modules[name]
@@ -312,14 +369,14 @@ def fuse_for_cpu(model: P.PSDNet, dtype: torch.dtype = torch.float32) -> P.PSDNe
     for name in ("skip2", "skip1"):
         m._modules[name] = FusedResBlock(model._modules[name], dtype)
     for name in ("down1", "down2", "up2", "up1"):
-        m._modules[name] = FusedConv(model._modules[name], None, dtype)
+        m._modules[name] = _fc(model._modules[name], None, dtype)
     ofbs = []
     for o in model.ofbs:
         oo = copy.copy(o)
         oo._modules = {"cab": FusedCAB(o.cab, dtype), "sab": FusedSAB(o.sab, w, dtype),
-                       "conv": FusedConv(o.conv, o.act, dtype), "act": nn.Identity()}
+                       "conv": _fc(o.conv, o.act, dtype), "act": nn.Identity()}
         ofbs.append(oo)
     m._modules["ofbs"] = nn.Sequential(*ofbs)
-    for p in m.parameters():  # the small channel-attention MLPs (copied, in ``dtype``)
+    for p in m.parameters():  # none expected: everything above is a buffer
         p.requires_grad_(False)
     return m.eval()
