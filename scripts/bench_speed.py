@@ -265,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     eng = {r["size"]: r for r in rows if r["mode"] == "engine"}
     paper = [r for r in rows if r["mode"] == "paper"]
     if eng and paper:
-        e_min = eng[min(eng)]
-        ratio = (e_min["cpu_s"] / e_min["out_mpx"]) / (paper[0]["cpu_s"] / paper[0]["out_mpx"])
-        print(f"\nEngine CPU time per MPx / paper-tile eager: {ratio:.2f} (target <= 0.25)")
+        p_rate = paper[0]["cpu_s"] / paper[0]["out_mpx"]
+        print()
+        for size in sorted(eng):
+            ratio = (eng[size]["cpu_s"] / eng[size]["out_mpx"]) / p_rate
+            print(f"Engine CPU time per MPx / paper-tile eager, {size} px: {ratio:.2f} (target <= 0.25)")
     if len(eng) > 1:
         lo, hi = eng[min(eng)], eng[max(eng)]
         print(f"Peak RSS {min(eng)} -> {max(eng)} px: {lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB "

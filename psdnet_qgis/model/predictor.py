@@ -2,7 +2,8 @@
 
 The engine hands normalised float32 tiles; this module owns everything torch-specific
 about running them: device choice, CPU thread count, channels-last layout,
-``inference_mode``, and the CUDA out-of-memory back-off (halve the batch and retry).
+``inference_mode``, the fused bf16 CPU copy (``model/fastcpu.py``), and the CUDA
+out-of-memory back-off (halve the batch and retry).
 """
 
 from __future__ import annotations
