@@ -15,23 +15,19 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
 
 Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,paper,naive]``.
 
-Measured 2026-11-21 on the project's 2-core AVX512-BF16 EPYC VM, shared with a training run
-(so ``--threads 1``; CPU time per MPx is the comparable figure), random-weight PSDNet
-(width 28), engine defaults (bf16 autocast, channels-last, batch 1, margin 4):
-``nice -n 10 python scripts/bench_speed.py --sizes 1024,4096,10240 --threads 1``
+Measured 2026-11-21 on the project's 2-core AVX512-BF16/AMX EPYC VM, shared with four
+training runs (so ``--threads 1``; CPU time per MPx is the comparable figure), bundled
+psdnet_vhr4, engine defaults (fused bf16 copy of ``model/fastcpu.py``, batch 1, margin 4):
+``nice -n 10 python scripts/bench_speed.py --sizes 1024,4096 --threads 1 --modes engine,paper``
 
 | PAN px | path | tiles (tile/overlap MS px) | wall s | output MPx/s | CPU s / MPx | peak RSS MB |
 |---|---|---|---|---|---|---|
-| 1024 | engine | 4 (132/8) | 16.4 | 0.064 | 12.1 | 953 |
-| 1024 | naive (whole image, fp32 NCHW) | 1 | 55.4 | 0.019 | 52.0 | 2000 |
-| 1024 | paper (66 MS px eager fp32) | 9 | 19.4 | 0.032 | 30.6 | 537 |
-| 4096 | engine | 81 (121/8) | 237.0 | 0.071 | 14.0 | 941 |
-| 10240 | engine | 529 (119/8) | 1324.0 | 0.079 | 12.4 | 1009 |
+| 1024 | engine | 4 (136/8) | 7.9 | 0.133 | 7.4 | 1091 |
+| 1024 | paper (66 MS px eager fp32) | 9 | 15.8 | 0.040 | 25.1 | 554 |
+| 4096 | engine | 64 (136/8) | 113.6 | 0.148 | 6.7 | 1313 |
 
-Peak RSS 1k -> 10k: +6 % (target 20 %, < 1.5 GB): met. Engine CPU time per MPx / paper
-tiles: 0.40 (target 0.25): not met; what is left is inside the network (one 128 MS px
-tile: convolutions 37 %, autocast casts 12 %, PReLU 11 %, cat 9 %, attention pooling ~10 %);
-``torch.compile`` reaches 7.5 CPU s/MPx per computed pixel but costs 140 s of compilation.
+Engine CPU time per MPx / paper tiles: 0.30 (1k), 0.27 (4k); target 0.25: not met. Peak RSS
+1k -> 4k +20 % (varies ~150 MB run to run). See README "Speed and memory" for what was tried.
 """
 
 from __future__ import annotations
