@@ -3,7 +3,9 @@
 The engine hands normalised float32 tiles; this module owns everything torch-specific
 about running them: device choice, CPU thread count, channels-last layout,
 ``inference_mode``, the fused bf16 CPU copy (``model/fastcpu.py``), and the CUDA
-out-of-memory back-off (halve the batch and retry).
+out-of-memory back-off: halve the batch and retry; at one tile per batch, split the tile
+into 2 x 2 overlapping sub-tiles blended with the engine's half-Hann weights
+(``core.tiling``), recursively, down to sub-tiles of :data:`MIN_SPLIT_SIDE` MS px.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from psdnet_qgis.core.tiling import plan_tiles, tile_weights
 from psdnet_qgis.errors import PSDNetInputError
 
 logger = logging.getLogger("psdnet_qgis.model")
@@ -23,6 +26,8 @@ logger = logging.getLogger("psdnet_qgis.model")
 #: Environment variable fixing the CPU thread count (default: all cores).
 ENV_THREADS = "PSDNET_THREADS"
 DEFAULT_BATCH = 4
+#: Smallest sub-tile side (MS px) the CUDA out-of-memory split goes down to.
+MIN_SPLIT_SIDE = 16
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -140,6 +145,42 @@ class TorchPredictor:
         if self._log is not None:
             self._log(msg)
 
+    def _split_tile(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """Fuse one tile ``(1, C, h, w)`` as 2 x 2 overlapping sub-tiles blended to one.
+
+        The blend weights sum to exactly 1 (``core.tiling``), as between the engine's
+        tiles; each sub-tile that still runs out of memory is split again.
+        """
+        h, w = ms.shape[-2:]
+        r = pan.shape[-1] // w
+        side = max(h, w)
+        overlap = max(4, min(8, side // 8))
+        tile = (side + overlap + 1) // 2
+        if min(h, w) < 2 * MIN_SPLIT_SIDE or tile >= side:
+            raise PSDNetInputError(
+                f"Device: CUDA ran out of memory even on a {h} x {w} MS px piece of a tile; choose "
+                "a smaller tile size or the CPU device."
+            )
+        self._note(f"CUDA out of memory on a {h} x {w} MS px tile at batch 1; fusing it as "
+                   f"{tile} px sub-tiles with {overlap} px blended overlap.")
+        out: Optional[np.ndarray] = None
+        for t in plan_tiles(h, w, tile, overlap):
+            m = ms[:, :, t.row:t.row + t.height, t.col:t.col + t.width]
+            p = pan[:, :, t.row * r:(t.row + t.height) * r, t.col * r:(t.col + t.width) * r]
+            try:
+                y = self._forward(m, p)
+            except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+                if self.device.type != "cuda" or not _is_oom(exc):
+                    raise
+                torch.cuda.empty_cache()
+                y = self._split_tile(m, p)
+            if out is None:
+                out = np.zeros((1, y.shape[1], h * r, w * r), np.float32)
+            out[:, :, t.row * r:(t.row + t.height) * r, t.col * r:(t.col + t.width) * r] += (
+                y * tile_weights(t, r)[None, None])
+        assert out is not None  # plan_tiles never returns an empty plan
+        return out
+
     def _forward(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         ms_t = torch.from_numpy(ms).to(self.device).contiguous(memory_format=torch.channels_last)
         pan_t = torch.from_numpy(pan).to(self.device).contiguous(memory_format=torch.channels_last)
@@ -187,10 +228,10 @@ class TorchPredictor:
                         raise
                     torch.cuda.empty_cache()
                     if bs == 1:
-                        raise PSDNetInputError(
-                            "Device: CUDA ran out of memory even with one tile per batch; choose a "
-                            "smaller tile size or the CPU device."
-                        ) from None
+                        # One tile is still too big: fuse it in blended sub-tiles.
+                        results.append(self._split_tile(ms[i:i + 1], pan[i:i + 1]))
+                        i += 1
+                        continue
                     self.batch_size = bs // 2
                     self._note(f"CUDA out of memory at batch {bs}; retrying with batch {self.batch_size}.")
         out = np.concatenate(results, axis=0)

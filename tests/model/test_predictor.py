@@ -82,8 +82,33 @@ def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("CUDA out of memory.")
 
     monkeypatch.setattr(pred, "_forward", always_oom)
-    with pytest.raises(PSDNetInputError, match="even with one tile"):
+    with pytest.raises(PSDNetInputError, match="even on a 8 x 8 MS px"):
         pred.predict(ms, np.ones((5, 1, 16, 16), np.float32))
+
+
+def test_cuda_oom_at_batch_one_splits_the_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated: tiles wider than 40 MS px run out of memory even alone; the tile is fused
+    as blended sub-tiles, which for a per-pixel "model" gives exactly the unsplit result."""
+    pred = TorchPredictor(PSDNet(1, 2, width=4), {}, device="cpu", batch_size=2)
+    pred.device = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    sizes: list[int] = []
+
+    def fake_forward(ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        if ms.shape[0] > 1 or ms.shape[-1] > 40:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        sizes.append(ms.shape[-1])
+        return np.repeat(ms, 2, axis=2).repeat(2, axis=3) * 2 + pan
+
+    monkeypatch.setattr(pred, "_forward", fake_forward)
+    rng = np.random.default_rng(0)
+    ms = rng.random((2, 1, 100, 90), dtype=np.float32)
+    pan = rng.random((2, 1, 200, 180), dtype=np.float32)
+    out = pred.predict(ms, pan)
+    want = np.repeat(ms, 2, axis=2).repeat(2, axis=3) * 2 + pan
+    np.testing.assert_allclose(out, want, atol=1e-5)
+    assert max(sizes) <= 40 and pred.batch_size == 1
+    assert any("sub-tiles" in m for m in pred.messages)
 
 
 def test_bf16_precision_close_to_fp32() -> None:
