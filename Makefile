@@ -15,8 +15,9 @@ TORCH_SPEC ?= torch==2.13.0+cpu
 PIP_EXTRA ?=
 DATA ?= ../shared/data
 MODEL ?= landsat3
-# Optional wall-clock budget (minutes); empty = the epoch counts in TRAIN_FLAGS decide, so the
-# result does not depend on how fast or how loaded the machine is.
+# Optional wall-clock budget (minutes; overrides the one in TRAIN_FLAGS); empty = the flags
+# decide (vhr4: epoch counts only, so the
+# result does not depend on how fast or how loaded the machine is).
 MINUTES ?=
 # The settings the bundled models were trained with (resources/MODEL_CARD.md).
 TRAIN_FLAGS_vhr4 ?= --teacher-epochs 9 --epochs 24 --batch 4 --patch 64 --balance 0 --sam-weight 3 --ema 0.99
@@ -56,7 +57,7 @@ package:
 	$(PYTHON_SYS) scripts/package.py --out dist
 
 train: deps
-	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) $(if $(MINUTES),--minutes $(MINUTES)) --resume $(TRAIN_FLAGS_$(MODEL))
+	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --resume $(TRAIN_FLAGS_$(MODEL)) $(if $(MINUTES),--minutes $(MINUTES))
 
 ablation: deps
 	$(PY) scripts/ablation.py --data $(DATA) --out runs/abl
