@@ -16,10 +16,10 @@ PIP_EXTRA ?=
 DATA ?= ../shared/data
 MODEL ?= landsat3
 # Optional wall-clock budget (minutes; overrides the one in TRAIN_FLAGS); empty = the flags
-# decide (vhr4: epoch counts only, so the
-# result does not depend on how fast or how loaded the machine is).
+# decide (vhr4: epoch counts only, so the result does not depend on the machine's load).
 MINUTES ?=
-# The settings the bundled models were trained with (resources/MODEL_CARD.md).
+# Training recipes (resources/MODEL_CARD.md, "Reproduce"). vhr4: one uninterrupted run; it
+# gives a somewhat weaker model than the bundled vhr4, which came from a staged run.
 TRAIN_FLAGS_vhr4 ?= --teacher-epochs 9 --epochs 24 --batch 4 --patch 64 --balance 0 --sam-weight 3 --ema 0.99
 # landsat3: the invocation whose student epoch 5 is the bundled model (chosen by validation
 # before EMA was switched on later in that run); its schedule follows a 100-minute budget.
