@@ -43,11 +43,12 @@ OUT_BLOCK = 256
 
 
 @contextlib.contextmanager
-def gdal_errors(cache_bytes: int | None = 64 * 2**20) -> Iterator[None]:
+def gdal_errors(cache_bytes: int | None = 32 * 2**20) -> Iterator[None]:
     """Run a block with GDAL exceptions on and a bounded block cache; restore both after.
 
     GDAL's default cache is 5 % of RAM and grows with the raster being written; bounding it
-    keeps the engine's peak memory independent of the raster size. Both settings are global,
+    keeps the engine's peak memory independent of the raster size. 32 MB holds the PAN blocks
+    of one 10240 px wide tile row (about 20 MB); output blocks are written once, whole. Both settings are global,
     so they are restored for the host application (QGIS).
     """
     prev_exc = gdal.GetUseExceptions()
