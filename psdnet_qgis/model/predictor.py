@@ -167,12 +167,8 @@ class TorchPredictor:
         for t in plan_tiles(h, w, tile, overlap):
             m = ms[:, :, t.row:t.row + t.height, t.col:t.col + t.width]
             p = pan[:, :, t.row * r:(t.row + t.height) * r, t.col * r:(t.col + t.width) * r]
-            try:
-                y = self._forward(m, p)
-            except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-                if self.device.type != "cuda" or not _is_oom(exc):
-                    raise
-                torch.cuda.empty_cache()
+            y = self._forward_unless_oom(m, p)
+            if y is None:
                 y = self._split_tile(m, p)
             if out is None:
                 out = np.zeros((1, y.shape[1], h * r, w * r), np.float32)
@@ -180,6 +176,17 @@ class TorchPredictor:
                 y * tile_weights(t, r)[None, None])
         assert out is not None  # plan_tiles never returns an empty plan
         return out
+
+    def _forward_unless_oom(self, ms: np.ndarray, pan: np.ndarray) -> Optional[np.ndarray]:
+        """:meth:`_forward`, or None (cache emptied) when CUDA runs out of memory; other
+        errors are re-raised."""
+        try:
+            return self._forward(ms, pan)
+        except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+            if self.device.type != "cuda" or not _is_oom(exc):
+                raise
+            torch.cuda.empty_cache()
+            return None
 
     def _forward(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         ms_t = torch.from_numpy(ms).to(self.device).contiguous(memory_format=torch.channels_last)
@@ -220,19 +227,15 @@ class TorchPredictor:
         with torch.inference_mode():
             while i < ms.shape[0]:
                 bs = self.batch_size
-                try:
-                    results.append(self._forward(ms[i:i + bs], pan[i:i + bs]))
-                    i += bs
-                except Exception as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-                    if self.device.type != "cuda" or not _is_oom(exc):
-                        raise
-                    torch.cuda.empty_cache()
-                    if bs == 1:
-                        # One tile is still too big: fuse it in blended sub-tiles.
-                        results.append(self._split_tile(ms[i:i + 1], pan[i:i + 1]))
-                        i += 1
-                        continue
+                y = self._forward_unless_oom(ms[i:i + bs], pan[i:i + bs])
+                if y is None and bs == 1:
+                    # One tile is still too big: fuse it in blended sub-tiles.
+                    y = self._split_tile(ms[i:i + 1], pan[i:i + 1])
+                if y is None:
                     self.batch_size = bs // 2
                     self._note(f"CUDA out of memory at batch {bs}; retrying with batch {self.batch_size}.")
+                    continue
+                results.append(y)
+                i += bs
         out = np.concatenate(results, axis=0)
         return out[0] if single else out
