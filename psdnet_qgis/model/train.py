@@ -36,7 +36,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -944,18 +944,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         full_pairs = load_fullres_pairs(a.model, a.data, a.norm)
         val_full = fullres_val_inputs(a.model, a.data, a.norm)
     export = a.export or str(REPO_ROOT / "resources" / "models" / f"psdnet_{a.model}.pt")
-    cfg = TrainConfig(
-        model=a.model, out=a.out or f"runs/{a.model}", minutes=a.minutes, epochs=a.epochs,
-        teacher_epochs=a.teacher_epochs, teacher_frac=a.teacher_frac,
-        steps_per_epoch=a.steps_per_epoch, batch=a.batch, patch=a.patch, balance=a.balance,
-        width=a.width, lr=a.lr,
-        lam=a.lam, distill_ratio=a.distill_ratio, sam_weight=a.sam_weight, ema=a.ema, seed=a.seed, threads=a.threads,
-        precision=a.precision, device=a.device,
-        export=None if export.lower() == "none" else export, resume=a.resume, notes=a.notes,
-        norm=a.norm, stage1=a.stage1, teacher_from=a.teacher_from,
-        fullres_epochs=a.fullres_epochs, fullres_patch=a.fullres_patch, fullres_batch=a.fullres_batch,
-        fullres_spectral=a.fullres_spectral, fullres_spatial=a.fullres_spatial,
-        fullres_lr=a.fullres_lr, init=a.init)
+    # Every option named like a TrainConfig field sets it; out and export get their defaults.
+    given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if hasattr(a, f.name)}
+    given.update(out=a.out or f"runs/{a.model}", export=None if export.lower() == "none" else export)
+    cfg = TrainConfig(**given)
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress,
                     full_pairs=full_pairs, val_full=val_full)
     print(json.dumps(summary, indent=2, default=str))
