@@ -552,8 +552,9 @@ def pansharpen(
 #: glibc ``mallopt`` parameters (malloc.h) and their defaults.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _GLIBC_DEFAULT = -1, -3, 128 * 1024
 #: Threshold used while tiles run: buffers up to this size come from the heap and stay there.
-#: 40 MB keeps the network's activations (about 20-25 MB each on a 144 MS px tile) in the heap
-#: and sends the width-sized row buffers of big rasters (47 MB and more at 10240 px) to mmap.
+#: 40 MB keeps most of the network's activations (16-60 MB each, mostly 20-25 MB, on a 144 MS
+#: px tile) in the heap and sends the width-sized row buffers of big rasters (47 MB and more at
+#: 10240 px) to mmap.
 #: Measured at 10240 x 10240 PAN px: peak 1186 MB at 6.6 CPU s/MPx, against 1308 MB at the same
 #: speed with a 1 GB threshold and a 64 MB GDAL cache.
 _TILE_HEAP_BYTES = 40 << 20
@@ -563,13 +564,14 @@ _TILE_HEAP_BYTES = 40 << 20
 def keep_freed_memory() -> Iterator[Callable[[], Any]]:
     """While tiles run, let glibc keep freed buffers for the next tile (Linux/glibc only).
 
-    Every tile allocates and frees the same large activation buffers (16-60 MB each). By
-    default glibc serves those with ``mmap`` and returns them to the kernel when freed, so
-    every tile page-faults (and zeroes) all its memory again. Measured on the 2-core
-    AVX512-BF16/AMX CPU, one 136 MS px bf16 tile: 1.55 -> 1.31 CPU s, page faults 639 k ->
-    217 k per run. Peak memory is unchanged (the same buffers are reused); the defaults are
-    restored and the free heap trimmed afterwards (``malloc_trim``), so a long-lived process
-    such as QGIS gets its memory back. No-op elsewhere (macOS, Windows, musl).
+    Every tile allocates and frees the same large activation buffers. By default glibc
+    serves those with ``mmap`` and returns them to the kernel when freed, so every tile
+    page-faults (and zeroes) all its memory again. Measured on the 2-core AVX512-BF16/AMX
+    CPU, one 136 MS px bf16 tile, with every buffer kept (1 GB threshold): 1.55 -> 1.31 CPU
+    s, page faults 639 k -> 217 k per run. Buffers up to :data:`_TILE_HEAP_BYTES` are kept.
+    The defaults are restored and the free heap trimmed afterwards (``malloc_trim``), so a
+    long-lived process such as QGIS gets its memory back. No-op elsewhere (macOS, Windows,
+    musl).
 
     Yields a function that trims the heap (``malloc_trim``), called after every tile row:
     without it the width-sized row buffers (conversion, masks), freed between tiles of
