@@ -23,9 +23,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 from osgeo import gdal, osr
@@ -63,6 +64,33 @@ def gdal_errors(cache_bytes: int | None = 32 * 2**20) -> Iterator[None]:
             gdal.SetCacheMax(prev_cache)
         if not prev_exc:
             gdal.DontUseExceptions()
+
+
+@contextlib.contextmanager
+def closing_errors() -> Iterator[list[str]]:
+    """Close datasets inside this block (drop the last reference) and collect their errors.
+
+    GDAL writes the last blocks and the TIFF directory when a dataset is destroyed. If that
+    fails (disk full), the Python bindings cannot raise from the destructor: they print
+    "Exception ignored in: delete_Dataset" and the file is left truncated. Those errors are
+    collected here instead (through ``sys.unraisablehook``; ``gdal.DontUseExceptions`` cannot
+    be called while QGIS's error handlers are installed); the caller decides what to do.
+    Other unraisable exceptions go to the previous hook.
+    """
+    errors: list[str] = []
+    prev = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if getattr(unraisable.object, "__name__", "") == "delete_Dataset":
+            errors.append(str(unraisable.exc_value))
+        else:
+            prev(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield errors
+    finally:
+        sys.unraisablehook = prev
 
 
 def open_raster(path: str, name: str) -> gdal.Dataset:

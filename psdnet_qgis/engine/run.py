@@ -26,6 +26,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -523,11 +524,16 @@ def pansharpen(
                 ds.FlushCache()
             except RuntimeError as exc:
                 raise _write_error(out_abs, exc) from None
-            ds = None
-            writer = None
-        except BaseException:
-            writer = None
-            ds = None
+            with raster.closing_errors() as errors:  # the TIFF directory is written here
+                writer = ds = None
+            if errors:
+                raise _write_error(out_abs, RuntimeError(errors[0]))
+        except BaseException as exc:
+            # The frames of a failed write hold the dataset (GDAL's WriteArray(self=ds)): clear
+            # them so that the file is closed here, quietly, before it is removed.
+            _clear_frames_below(exc)
+            with raster.closing_errors():
+                writer = ds = None
             raster.remove_output(out_abs)
             raise
         finally:
@@ -598,11 +604,27 @@ def keep_freed_memory() -> Iterator[Callable[[], Any]]:
             libc.malloc_trim(0)
 
 
+def _clear_frames_below(exc: BaseException) -> None:
+    """Drop the locals of the finished frames in ``exc``'s traceback and its context chain.
+
+    The frame that handles ``exc`` (the first of its traceback) still runs and is skipped.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        tb = e.__traceback__
+        traceback.clear_frames(tb.tb_next if tb is not None and e is exc else tb)
+        e = e.__context__
+
+
 def _write_error(out: str, exc: BaseException) -> PSDNetInputError:
+    """The input was read and the output created, so a failed write is nearly always space:
+    a full disk, a quota or a file size limit (GDAL's messages vary: "No space left",
+    "File too large", "Failed to read directory" when the TIFF directory could not be written)."""
     msg = raster._first_line(exc)
-    hint = "the disk is probably full" if ("space" in msg.lower() or "write" in msg.lower()) else "write failed"
     return PSDNetInputError(
-        f"Output '{out}' could not be written ({msg}): {hint}; free disk space or choose "
+        f"Output '{out}' could not be written ({msg}): the disk is probably full; free disk space or choose "
         "another output folder. The partial file was removed."
     )
 

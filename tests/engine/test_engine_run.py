@@ -317,12 +317,35 @@ def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
     assert not out.exists() and not (tmp_path / "o.tif.aux.xml").exists()
 
 
-def test_full_disk_is_a_clear_error_and_cleans_up(pair, tmp_path, monkeypatch):
-    def full(self, arr):
-        raise RuntimeError("TIFFAppendToStrip:Write error at scanline 0: No space left on device")
+@pytest.fixture
+def file_size_limit():
+    """Set the process's file size limit (RLIMIT_FSIZE) for one test: a real write failure.
 
-    monkeypatch.setattr(raster.StripWriter, "add", full)
+    The kernel then refuses writes past the limit (EFBIG; Python ignores SIGXFSZ), exactly where a
+    full disk refuses them (ENOSPC): GDAL's own error path, nothing mocked.
+    """
+    resource = pytest.importorskip("resource")
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def limit(nbytes: int) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (int(nbytes), hard))
+
+    yield limit
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+@pytest.mark.parametrize("short_by", [None, 1, 3000])
+def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, file_size_limit, capfd, short_by):
+    """The output cannot grow to its full size: a clear error, no file, no GDAL noise."""
+    pan, ms = make_pair(tmp_path, ms_shape=(64, 64))
     out = tmp_path / "o.tif"
-    with pytest.raises(PSDNetInputError, match="disk"):
-        pansharpen(*pair, out, method="exp", tile=16, overlap=2)
-    assert not out.exists()
+    pansharpen(pan, ms, out, method="exp", out_dtype="float32")
+    full = out.stat().st_size
+    out.unlink()
+    # the first strip already fails / the last bytes fail / the last blocks fail
+    file_size_limit(10_000 if short_by is None else full - short_by)
+    with pytest.raises(PSDNetInputError, match=r"could not be written .*disk is probably full"):
+        pansharpen(pan, ms, out, method="exp", out_dtype="float32")
+    file_size_limit(full * 4)
+    assert not out.exists() and not list(tmp_path.glob("o.tif*"))
+    assert "Exception ignored" not in capfd.readouterr().err
