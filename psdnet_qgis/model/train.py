@@ -105,6 +105,10 @@ class TrainConfig:
     distill_ratio: float = 0.2
     sam_weight: float = 0.0
     ema: float = 0.0
+    # Two-phase student: from this student epoch (1-based) on, the SAM loss and the EMA are
+    # on (the EMA starts from the weights of that moment); before it, neither is, and the
+    # teacher has no SAM loss. 0 = both from the start as set.
+    refine_from: int = 0
     seed: int = 0
     threads: Optional[int] = None
     precision: str = "auto"
@@ -190,6 +194,13 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def _refining(cfg: TrainConfig, phase: str, epoch: int) -> bool:
+    """Whether the SAM loss and the EMA are on in this (1-based) epoch (``--refine-from``)."""
+    if cfg.refine_from <= 0:
+        return True
+    return phase == "student" and epoch >= cfg.refine_from
 
 
 def _lr_at(cfg: TrainConfig, epoch: int, max_epochs: int, elapsed: float,
@@ -422,6 +433,11 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                 break
             ep = st["epoch"][phase]
             lr = _lr_at(cfg, ep, max_epochs, st["elapsed"][phase], pbudget)
+            refining = _refining(cfg, phase, ep + 1)
+            sam_weight = cfg.sam_weight if refining else 0.0
+            ema_on = ema is not None and phase == "student" and refining
+            if ema_on and cfg.refine_from > 0 and ep + 1 == cfg.refine_from:
+                ema.load_state_dict(student.state_dict())  # the EMA starts here
             for g in opt.param_groups:
                 g["lr"] = lr
             model.train()
@@ -442,14 +458,14 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                     l1 = distillation_loss(o, None, gt, 0.0)
                     dist = F.mse_loss(o.f2, ot.f2) + F.mse_loss(o.f3, ot.f3)
                     loss = l1 + st["lam"] * dist
-                if cfg.sam_weight > 0:
+                if sam_weight > 0:
                     sam_l = spectral_angle_loss(o.out3, gt, *(t.to(device) for t in sampler.last_stats))
-                    loss = loss + cfg.sam_weight * sam_l
+                    loss = loss + sam_weight * sam_l
                     sums["sam"] = sums.get("sam", 0.0) + float(sam_l.detach())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                if ema is not None and phase == "student":
+                if ema_on:
                     with torch.no_grad():
                         for pe, ps in zip(ema.parameters(), student.parameters()):
                             pe.lerp_(ps, 1.0 - cfg.ema)
@@ -468,13 +484,13 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                 "phase": phase, "epoch": st["epoch"][phase], "steps": st["steps"][phase],
                 "lr": lr, "loss": sums["loss"] / n, "l1": sums["l1"] / n,
                 "distill_weighted": sums["distill"] / n, "epoch_s": dt,
-                "sam_loss": sums.get("sam", 0.0) / n, "sam_weight": cfg.sam_weight,
+                "sam_loss": sums.get("sam", 0.0) / n, "sam_weight": sam_weight, "ema": ema_on,
                 "samples_per_s": n * cfg.batch / dt, "elapsed_s": st["elapsed"][phase],
             }
             if phase == "student" and val_pairs:
                 tv = time.time()
                 # Same autocast as training (speed); `--evaluate` reports fp32 numbers.
-                evm = ema if ema is not None else student
+                evm = ema if ema_on else student
                 ev = evaluate(evm, val_pairs, device, amp=amp)
                 rec["val"] = ev
                 rec["val_s"] = time.time() - tv
@@ -484,7 +500,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Sequence
                     st["best"] = ev
                     st["best_epoch"] = st["epoch"][phase]
                     _save_atomic({"student": evm.state_dict(), "epoch": st["epoch"][phase],
-                                  "ema": ema is not None, "val": ev, "config": asdict(cfg)},
+                                  "ema": ema_on, "val": ev, "config": asdict(cfg)},
                                  out / "best_student.pt")
             log_line(rec)
             msg = (f"{phase} epoch {rec['epoch']} loss {rec['loss']:.4f} (l1 {rec['l1']:.4f}, "
@@ -889,6 +905,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     help="weight of a spectral-angle loss on out3 (radiometric scale)")
     ap.add_argument("--ema", type=float, default=0.0,
                     help="EMA decay of the student weights validated/exported (0 = off, e.g. 0.99)")
+    ap.add_argument("--refine-from", type=int, default=0, metavar="EPOCH",
+                    help="two-phase student: SAM loss and EMA only from this student epoch on "
+                         "(the EMA starts there; no SAM loss for the teacher); 0 = from the start")
     ap.add_argument("--norm", choices=("zscore4", "joint4"), default="zscore4",
                     help="input normalisation (core.radiometry): per-band or pooled MS statistics")
     ap.add_argument("--stage1", choices=("multipatch", "whole"), default="multipatch",

@@ -103,3 +103,15 @@ def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path):
 
     model, meta = load_model(export)
     assert model.stage1 == "whole" and meta["stage1"] == "whole" and meta["normalisation"] == "joint4"
+
+
+def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path):
+    """--refine-from 3: epochs 1-2 plain (raw weights validated), 3-4 SAM loss + EMA from epoch 3."""
+    pairs = [_pair(0, "a")]
+    train(_cfg(tmp_path, epochs=4, sam_weight=0.5, ema=0.9, refine_from=3), pairs, [_pair(2, "v")],
+          progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [(x["phase"], x["sam_weight"], x["ema"]) for x in lines] == [
+        ("teacher", 0.0, False), ("student", 0.0, False), ("student", 0.0, False),
+        ("student", 0.5, True), ("student", 0.5, True)]
+    assert lines[1]["sam_loss"] == 0 and lines[3]["sam_loss"] > 0
