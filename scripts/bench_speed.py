@@ -11,7 +11,12 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
 * ``paper``: the reference recipe, 66 x 66 MS / 264 x 264 PAN tiles, eager fp32 NCHW,
   batch 1, ``no_grad``, no overlap, no other tricks (timed on a subset of tiles and
   extrapolated: CPU time per output MPx is what is compared);
-* ``engine-cuda``: the engine on the GPU when CUDA is available.
+* ``engine-cuda``: the engine on the GPU when CUDA is available;
+* ``cli``: the headless command line, ``python -m psdnet_qgis pansharpen PAN MS OUT``, and
+  ``qgis``: the Processing algorithm through ``qgis_process run psdnet:pansharpen`` (the
+  plugin zip installed into a fresh QGIS profile). Both are a child process of the worker:
+  CPU time and peak RSS are the child's whole process (interpreter or QGIS start-up,
+  model loading, the run), so they read a little higher than ``engine``.
 
 Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,paper,naive]``.
 
@@ -115,6 +120,32 @@ def _model():
         return PSDNet(BANDS, RATIO), "PSDNet (random weights)"
 
 
+def _entry_point_cmd(mode: str, pan: Path, ms: Path, out: Path, folder: Path) -> tuple[list[str], dict]:
+    """Command line and environment of the ``cli`` / ``qgis`` cases."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    if mode == "cli":
+        return [sys.executable, "-m", "psdnet_qgis", "pansharpen", str(pan), str(ms), str(out),
+                "--device", "cpu", "--quiet"], dict(env, PYTHONPATH=str(ROOT))
+    import shutil
+    import sysconfig
+    import zipfile
+
+    exe = shutil.which("qgis_process")
+    if exe is None:
+        raise SystemExit("qgis_process is not installed")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from package import build_zip
+
+    plugins, profile = folder / "qgis_plugins", folder / "qgis_profile"
+    with zipfile.ZipFile(build_zip(folder / "dist")) as zf:
+        zf.extractall(plugins)
+    env.update(QGIS_PLUGINPATH=str(plugins), QGIS_CUSTOM_CONFIG_PATH=str(profile),
+               # qgis_process embeds the system Python: make this environment's torch importable
+               PYTHONPATH=sysconfig.get_paths()["purelib"])
+    subprocess.run([exe, "plugins", "enable", "psdnet_qgis"], env=env, check=True, capture_output=True)
+    return [exe, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}", f"OUTPUT={out}"], env
+
+
 def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict:
     """One measurement, run inside its own process."""
     import numpy as np
@@ -139,6 +170,19 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
                          tile=args.tile, overlap=args.overlap, batch_size=args.batch)
         res.update(model=name, tiles=rep["tiles"], tile=rep["tile"], overlap=rep["overlap"],
                    batch=rep["batch_size"], device=rep["device"], threads=rep["threads"])
+    elif mode in ("cli", "qgis"):
+        out = folder / f"out_{mode}_{size}.tif"
+        cmd, env = _entry_point_cmd(mode, pan_p, ms_p, out, folder)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        c0, t0 = before.ru_utime + before.ru_stime, time.perf_counter()
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if p.returncode != 0:
+            raise SystemExit(f"{mode} failed: {(p.stdout + p.stderr)[-2000:]}")
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        res.update(model="auto", tiles="-", device="cpu", threads=os.environ.get("PSDNET_THREADS", "auto"),
+                   seconds=time.perf_counter() - t0, cpu_s=ru.ru_utime + ru.ru_stime - c0,
+                   out_mpx=out_mpx, rss_start_mb=0.0, peak_rss_mb=ru.ru_maxrss / 1024.0)
+        return res  # the child's figures, not this worker's
     elif mode == "naive":
         import torch
         from osgeo import gdal
