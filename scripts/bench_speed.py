@@ -137,6 +137,8 @@ def _entry_point_cmd(mode: str, pan: Path, ms: Path, out: Path, folder: Path) ->
     from package import build_zip
 
     plugins, profile = folder / "qgis_plugins", folder / "qgis_profile"
+    for d in (plugins, profile):  # a fresh profile each time ("enable" fails if enabled)
+        shutil.rmtree(d, ignore_errors=True)
     with zipfile.ZipFile(build_zip(folder / "dist")) as zf:
         zf.extractall(plugins)
     env.update(QGIS_PLUGINPATH=str(plugins), QGIS_CUSTOM_CONFIG_PATH=str(profile),
