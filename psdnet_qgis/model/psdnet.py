@@ -517,7 +517,9 @@ class PSDNet(nn.Module):
             ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
             pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
             x = self.stem1(ms_q, pan_q)
+            del ms_q, pan_q
             hr1, lr1 = self.dbpn[0](x)
+            del x
             # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
             hr1 = _merge(hr1, 3, ov_pan)
             lr1 = _merge(lr1, 3, ov_ms)
@@ -532,6 +534,9 @@ class PSDNet(nn.Module):
             lr1, lr2, lr3 = (_split(t, 2, ov_ms) for t in (lr1, lr2, lr3))
         feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
         feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
+        # Inference keeps a tile's activations only while they are needed (peak memory per
+        # tile, measured in engine/run.py); under autograd the graph keeps them anyway.
+        del hr1, hr2, hr3, lr1, lr2, lr3
         res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)
         res1 = _merge(res1_h, 2, ov_pan)
 
@@ -542,24 +547,31 @@ class PSDNet(nn.Module):
         else:
             img_h = _split(lms, 2, ov_pan) + res1_h
         x = self.stem2(img_h, pan_h) + self.tb2_hr(feat_hr)
+        del img_h, pan_h, feat_hr
         e1 = self.enc1(x)
+        del x
         size2 = (e1.shape[-2] // 2, e1.shape[-1] // 2)
         e2 = self.enc2(self.down1(_resize(e1, size2)))
         size3 = (size2[0] // 2, size2[1] // 2)
         e3 = self.enc3(self.down2(_resize(e2, size3)) + self.tb2_lr(_resize(feat_lr, size3)))
+        del feat_lr
         # Stitch encoder levels top/bottom (overlap 8 MS px at each level's scale).
         e1 = _merge(e1, 2, ov_pan)
         e2 = _merge(e2, 2, ov_pan // 2)
         e3 = _merge(e3, 2, ov_pan // 4)
         # Decoder on the whole patch.
         d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
+        del e2, e3
         f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
+        del d2
         res2 = torch.tanh(self.head2(f2))
         out2 = lms + res2
 
         # ---- Stage 3: OFBs on the whole patch.
         x = self.stem3(out2, pan) + self.tb3_enc(e1) + self.tb3_dec(f2)
+        del e1, out2
         f3 = self.ofbs(x)
+        del x
         res3 = torch.tanh(self.head3(f3))
         return res1, res2, res3, f2, f3
 
