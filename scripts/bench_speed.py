@@ -18,21 +18,10 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
   CPU time and peak RSS are the child's whole process (interpreter or QGIS start-up,
   model loading, the run), so they read a little higher than ``engine``.
 
-Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,paper,naive]``.
+Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,cli,qgis,paper,naive]``.
 
-Measured 2026-11-21 on the project's 2-core AVX512-BF16/AMX EPYC VM, shared with four
-training runs (so ``--threads 1``; CPU time per MPx is the comparable figure), bundled
-psdnet_vhr4, engine defaults (fused bf16 copy of ``model/fastcpu.py``, batch 1, margin 4):
-``nice -n 10 python scripts/bench_speed.py --sizes 1024,4096 --threads 1 --modes engine,paper``
-
-| PAN px | path | tiles (tile/overlap MS px) | wall s | output MPx/s | CPU s / MPx | peak RSS MB |
-|---|---|---|---|---|---|---|
-| 1024 | engine | 4 (136/8) | 7.9 | 0.133 | 7.4 | 1091 |
-| 1024 | paper (66 MS px eager fp32) | 9 | 15.8 | 0.040 | 25.1 | 554 |
-| 4096 | engine | 64 (136/8) | 113.6 | 0.148 | 6.7 | 1313 |
-
-Engine CPU time per MPx / paper tiles: 0.30 (1k), 0.27 (4k); target 0.25: not met. Peak RSS
-1k -> 4k +20 % (varies ~150 MB run to run). See README "Speed and memory" for what was tried.
+The measured table, the command lines that made it and what it says are in README.md,
+"Speed and memory".
 """
 
 from __future__ import annotations
@@ -41,6 +30,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -126,7 +116,6 @@ def _entry_point_cmd(mode: str, pan: Path, ms: Path, out: Path, folder: Path) ->
     if mode == "cli":
         return [sys.executable, "-m", "psdnet_qgis", "pansharpen", str(pan), str(ms), str(out),
                 "--device", "cpu", "--quiet"], dict(env, PYTHONPATH=str(ROOT))
-    import shutil
     import sysconfig
     import zipfile
 
@@ -256,7 +245,7 @@ def run_case(mode: str, size: int, folder: Path, args: argparse.Namespace) -> di
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1024,4096,10240", help="PAN sizes (px a side), comma separated")
-    ap.add_argument("--modes", default="engine,naive,paper,engine-cuda")
+    ap.add_argument("--modes", default="engine,cli,qgis,naive,paper,engine-cuda")
     ap.add_argument("--naive-max", type=int, default=2048, help="largest PAN size for the naive path")
     ap.add_argument("--paper-tiles", type=int, default=12, help="paper tiles timed (extrapolated)")
     ap.add_argument("--tile", type=int, default=None)
@@ -288,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
             if mode == "naive" and size > args.naive_max:
                 continue
             if mode == "engine-cuda" and not cuda:
+                continue
+            if mode == "qgis" and shutil.which("qgis_process") is None:
                 continue
             if mode == "paper" and size != min(sizes):
                 continue  # per-MPx cost does not depend on the raster size
