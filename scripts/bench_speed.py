@@ -112,28 +112,19 @@ def _model():
 
 def _entry_point_cmd(mode: str, pan: Path, ms: Path, out: Path, folder: Path) -> tuple[list[str], dict]:
     """Command line and environment of the ``cli`` / ``qgis`` cases."""
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
     if mode == "cli":
         return [sys.executable, "-m", "psdnet_qgis", "pansharpen", str(pan), str(ms), str(out),
-                "--device", "cpu", "--quiet"], dict(env, PYTHONPATH=str(ROOT))
-    import sysconfig
-    import zipfile
-
+                "--device", "cpu", "--quiet"], dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT))
     exe = shutil.which("qgis_process")
     if exe is None:
         raise SystemExit("qgis_process is not installed")
     sys.path.insert(0, str(ROOT / "scripts"))
-    from package import build_zip
+    from package import build_zip, qgis_process_env
 
     plugins, profile = folder / "qgis_plugins", folder / "qgis_profile"
     for d in (plugins, profile):  # a fresh profile each time ("enable" fails if enabled)
         shutil.rmtree(d, ignore_errors=True)
-    with zipfile.ZipFile(build_zip(folder / "dist")) as zf:
-        zf.extractall(plugins)
-    env.update(QGIS_PLUGINPATH=str(plugins), QGIS_CUSTOM_CONFIG_PATH=str(profile),
-               # qgis_process embeds the system Python: make this environment's torch importable
-               PYTHONPATH=sysconfig.get_paths()["purelib"])
-    subprocess.run([exe, "plugins", "enable", "psdnet_qgis"], env=env, check=True, capture_output=True)
+    env = qgis_process_env(build_zip(folder / "dist"), plugins, profile, exe)
     return [exe, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}", f"OUTPUT={out}"], env
 
 

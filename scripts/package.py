@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import configparser
+import os
 import shutil
+import subprocess
 import sys
+import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -54,6 +57,30 @@ def build_zip(out_dir: Path) -> Path:
         zip_path.unlink()
         sys.exit(f"error: plugin zip is {size / 1e6:.1f} MB, over the 25 MB plugin repository limit")
     return zip_path
+
+
+def qgis_process_env(zip_path: Path, plugins: Path, profile: Path, qgis_process: str) -> dict:
+    """Install the plugin zip for ``qgis_process`` as QGIS's "Install from ZIP" does and enable it.
+
+    Unpacks ``zip_path`` into the plugin folder ``plugins`` and enables the plugin in the fresh
+    QGIS profile ``profile``. Returns the environment for ``qgis_process`` runs: those folders,
+    an offscreen Qt platform, and this interpreter's site-packages on PYTHONPATH (qgis_process
+    embeds the system Python; this makes the environment's torch importable).
+    """
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(plugins)
+    env = dict(os.environ)
+    env.update({
+        "QGIS_PLUGINPATH": str(plugins),
+        "QGIS_CUSTOM_CONFIG_PATH": str(profile),
+        "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], env.get("PYTHONPATH", "")]),
+        "QT_QPA_PLATFORM": "offscreen",
+    })
+    res = subprocess.run([qgis_process, "plugins", "enable", PLUGIN], env=env,
+                         capture_output=True, text=True, timeout=300)
+    if res.returncode != 0:
+        raise RuntimeError(f"qgis_process plugins enable {PLUGIN} failed: {res.stdout}{res.stderr}")
+    return env
 
 
 def main() -> None:

@@ -317,23 +317,6 @@ def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
     assert not out.exists() and not (tmp_path / "o.tif.aux.xml").exists()
 
 
-@pytest.fixture
-def file_size_limit():
-    """Set the process's file size limit (RLIMIT_FSIZE) for one test: a real write failure.
-
-    The kernel then refuses writes past the limit (EFBIG; Python ignores SIGXFSZ), exactly where a
-    full disk refuses them (ENOSPC): GDAL's own error path, nothing mocked.
-    """
-    resource = pytest.importorskip("resource")
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-
-    def limit(nbytes: int) -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (int(nbytes), hard))
-
-    yield limit
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-
-
 @pytest.mark.parametrize("short_by", [None, 1, 3000])
 def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, file_size_limit, capfd, short_by):
     """The output cannot grow to its full size: a clear error, no file, no GDAL noise."""

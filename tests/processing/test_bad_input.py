@@ -112,15 +112,10 @@ def test_all_nodata_input(psdnet_provider, tmp_path, zero_weights):
                  "nodata", out=out)
 
 
-def test_disk_full_while_writing(psdnet_provider, tmp_path, zero_weights):
+def test_disk_full_while_writing(psdnet_provider, tmp_path, zero_weights, file_size_limit):
     """A real write failure (the process's file size limit, as a full disk) mid-run."""
-    resource = pytest.importorskip("resource")
     pan, ms = make_pair(tmp_path, ms_shape=(64, 64))
     out = tmp_path / "o.tif"
-    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, hard))
-    try:
-        expect_error({"PAN": str(pan), "MS": str(ms), "MODEL_FILE": str(zero_weights), "OUTPUT": str(out)},
-                     str(out), "disk is probably full", "partial file was removed", out=out)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    file_size_limit(20_000)
+    expect_error({"PAN": str(pan), "MS": str(ms), "MODEL_FILE": str(zero_weights), "OUTPUT": str(out)},
+                 str(out), "disk is probably full", "partial file was removed", out=out)

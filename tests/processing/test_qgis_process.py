@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -23,29 +21,17 @@ pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not i
 @pytest.fixture(scope="module")
 def qgis_env(tmp_path_factory) -> dict:
     sys.path.insert(0, str(ROOT / "scripts"))
-    from package import build_zip
+    from package import build_zip, qgis_process_env
 
     # Install the real plugin zip, as QGIS's "Install from ZIP" does: unpack into a plugin folder.
     zip_path = build_zip(tmp_path_factory.mktemp("dist"))
-    plugins = tmp_path_factory.mktemp("plugins")
     with zipfile.ZipFile(zip_path) as zf:
         names = zf.namelist()
-        assert all(n.startswith("psdnet_qgis/") for n in names)
-        assert "psdnet_qgis/metadata.txt" in names and "psdnet_qgis/LICENSE" in names
-        assert not any("/tests/" in n for n in names)
-        zf.extractall(plugins)
-    env = dict(os.environ)
-    env.update({
-        "QGIS_PLUGINPATH": str(plugins),
-        "QGIS_CUSTOM_CONFIG_PATH": str(tmp_path_factory.mktemp("qgis_profile")),
-        # qgis_process embeds Debian's Python, not the venv: make the venv's torch importable.
-        "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], env.get("PYTHONPATH", "")]),
-        "QT_QPA_PLATFORM": "offscreen",
-    })
-    res = subprocess.run([QGIS_PROCESS, "plugins", "enable", "psdnet_qgis"], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stdout + res.stderr
-    return env
+    assert all(n.startswith("psdnet_qgis/") for n in names)
+    assert "psdnet_qgis/metadata.txt" in names and "psdnet_qgis/LICENSE" in names
+    assert not any("/tests/" in n for n in names)
+    return qgis_process_env(zip_path, tmp_path_factory.mktemp("plugins"),
+                            tmp_path_factory.mktemp("qgis_profile"), QGIS_PROCESS)
 
 
 def test_qgis_process_lists_and_runs(qgis_env, tmp_path, zero_weights):
