@@ -31,12 +31,9 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 from osgeo import gdal, osr
 
+from psdnet_qgis.core.grid import ALIGN_TOLERANCE_PX, RATIO_TOLERANCE
 from psdnet_qgis.errors import PSDNetInputError
 
-#: Largest relative distance of the MS/PAN pixel-size ratio to an integer that is accepted.
-RATIO_TOLERANCE = 0.02
-#: Misregistration (in PAN px, over the whole raster) below which the MS is read directly.
-ALIGN_TOLERANCE_PX = 0.05
 #: Smallest usable intersection, in MS working pixels a side.
 MIN_MS_PIXELS = 4
 #: Output GeoTIFF block size (PAN px); strips are written in multiples of it.
