@@ -1,6 +1,6 @@
-# psdnet-qgis — every target installs what it needs when it is missing (Debian 12, root or sudo).
+# psdnet-qgis — every target installs what it needs when it is missing (Debian 12 or 13, root or sudo).
 #   make demo                 fuse the embedded Landsat 8 demo scene (or PAN=... MS=... OUT=...)
-#   make test                 the whole test suite on real QGIS 3.40 (CI runs this)
+#   make test                 the whole test suite on real QGIS (3.40 / 3.44 LTR; CI runs this)
 #   make package              plugin zip for QGIS's "Install from ZIP"
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
 #   make bench / bench-speed  quality and speed tables
@@ -9,8 +9,10 @@ SHELL := /bin/bash
 PYTHON_SYS ?= /usr/bin/python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# Override for a CUDA build, e.g. TORCH_SPEC="torch==2.13.0" (pulls CUDA wheels from PyPI).
-TORCH_SPEC ?= torch==2.13.0+cpu
+# torch: empty = keep a torch the venv already sees (Debian 13's python3-torch), else the pinned
+# CPU wheel torch==2.13.0+cpu, else the index's default build (scripts/install_python.sh).
+# Choose a build, e.g. CUDA: TORCH_SPEC="torch==2.13.0" (CUDA wheels from PyPI, about 3 GB).
+TORCH_SPEC ?=
 # Extra pip options, e.g. PIP_EXTRA="--extra-index-url https://download.pytorch.org/whl/cpu"
 PIP_EXTRA ?=
 DATA ?= ../shared/data
@@ -33,11 +35,13 @@ STAMP := $(VENV)/.psdnet-deps
 system:
 	@bash scripts/install_system.sh
 
-$(STAMP): scripts/install_system.sh constraints.txt Makefile
-	@bash scripts/install_system.sh
-	@test -x $(PY) || $(PYTHON_SYS) -m venv --system-site-packages $(VENV)
-	$(PY) -m pip install -q $(PIP_EXTRA) -c constraints.txt "$(TORCH_SPEC)" tqdm pytest "pytest-qgis==5.0.2"
-	@$(PY) -c "import torch, numpy, osgeo.gdal, rasterio, qgis.core; print('environment ok: torch', torch.__version__, 'QGIS', qgis.core.Qgis.version())"
+# Python packages of the venv besides torch (pinned in constraints.txt where it matters).
+PY_PKGS := tqdm pytest "pytest-qgis==5.0.2" "dask==2026.8.0" "distributed==2026.8.0"
+
+$(STAMP): scripts/install_system.sh scripts/install_python.sh constraints.txt Makefile
+	@PYTHON_SYS=$(PYTHON_SYS) bash scripts/install_system.sh
+	@VENV=$(VENV) PYTHON_SYS=$(PYTHON_SYS) TORCH_SPEC='$(TORCH_SPEC)' PIP_EXTRA='$(PIP_EXTRA)' \
+		bash scripts/install_python.sh $(PY_PKGS)
 	@touch $@
 
 deps: $(STAMP)
@@ -55,7 +59,7 @@ package:
 	$(PYTHON_SYS) scripts/package.py --out dist
 
 train: deps
-	$(PY) -m psdnet_qgis.model.train --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --resume $(TRAIN_FLAGS_$(MODEL)) $(if $(MINUTES),--minutes $(MINUTES))
+	$(PY) -m psdnet_qgis.training --model $(MODEL) --data $(DATA) --out runs/$(MODEL) --resume $(TRAIN_FLAGS_$(MODEL)) $(if $(MINUTES),--minutes $(MINUTES))
 
 ablation: deps
 	$(PY) scripts/ablation.py --data $(DATA) --out runs/abl

@@ -8,7 +8,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 
-def classFactory(iface):  # noqa: N802 (QGIS plugin entry point name)
+def classFactory(iface):
     """QGIS plugin entry point; ``iface`` is None under ``qgis_process``."""
     from .plugin import PSDNetPlugin
 

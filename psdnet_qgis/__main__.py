@@ -1,5 +1,7 @@
 """Headless command line: ``python -m psdnet_qgis pansharpen PAN MS OUT [options]``.
 
+Many scenes: ``python -m psdnet_qgis batch JOBS.csv --out-dir DIR`` (``engine.batch``, dask).
+
 Same engine as the QGIS algorithms (``engine.run.pansharpen``); bad input prints one line
 on stderr and exits with code 2 (no traceback); Ctrl-C removes the partial output and exits 130.
 """
@@ -40,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
 
     sub.add_parser("models", help="list the bundled models")
+
+    from psdnet_qgis.engine import batch  # stdlib only at import; dask only when a batch runs
+
+    batch.add_parser(sub)
     return p
 
 
@@ -72,11 +78,11 @@ def _pansharpen(args: argparse.Namespace) -> int:
     finally:
         fb.close()
     if args.json:
-        print(json.dumps(report, indent=1, default=str))
+        print(json.dumps(report.to_dict(), indent=1, default=str))
     elif not args.quiet:
-        print(f"{report['out']}: {report['width']} x {report['height']} px, {report['bands']} bands, "
-              f"{report['method']} ({report['model']}) on {report['device']}, "
-              f"{report['tiles']} tiles, {report['seconds']} s")
+        print(f"{report.out}: {report.width} x {report.height} px, {report.bands} bands, "
+              f"{report.method} ({report.model}) on {report.device}, "
+              f"{report.tiles} tiles, {report.seconds} s")
     return 0
 
 
@@ -88,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "models":
             return _models()
+        if args.command == "batch":
+            from psdnet_qgis.engine.batch import run_cli
+
+            return run_cli(args)
         return _pansharpen(args)
     except PSDNetInputError as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)

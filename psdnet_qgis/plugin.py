@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from qgis.core import QgsApplication
 
+from .processing.base import tr
 from .processing.provider import PSDNetProvider, icon
 
-MENU = "&PSDNet"
+MENU = "&PSDNet"  # the menu title is the plugin's name: not translated
 
 
 class PSDNetPlugin:
@@ -17,21 +18,21 @@ class PSDNetPlugin:
         self.provider: PSDNetProvider | None = None
         self.action = None
 
-    def initProcessing(self) -> None:  # noqa: N802
+    def initProcessing(self) -> None:
         # Idempotent: QGIS calls this for qgis_process and again from initGui.
         if self.provider is None:
             self.provider = PSDNetProvider()
             QgsApplication.processingRegistry().addProvider(self.provider)
 
-    def initGui(self) -> None:  # noqa: N802
+    def initGui(self) -> None:
         self.initProcessing()
         if self.iface is None:
             return
-        from qgis.PyQt.QtWidgets import QAction
+        from qgis.PyQt.QtGui import QAction  # QtGui in Qt 6; qgis.PyQt maps it for Qt 5
 
-        self.action = QAction(icon(), "Pansharpen (PSDNet)…", self.iface.mainWindow())
+        self.action = QAction(icon(), tr("Pansharpen (PSDNet)…"), self.iface.mainWindow())
         self.action.setObjectName("psdnetPansharpenAction")
-        self.action.setToolTip("Fuse a panchromatic band and a multispectral image with the PSDNet network")
+        self.action.setToolTip(tr("Fuse a panchromatic band and a multispectral image with the PSDNet network"))
         self.action.triggered.connect(self.open_dialog)
         self.iface.addPluginToRasterMenu(MENU, self.action)
         self.iface.addRasterToolBarIcon(self.action)

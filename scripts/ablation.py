@@ -4,7 +4,7 @@ in one setting each, sharing one teacher, validated on Rotterdam 2 (never traine
     python scripts/ablation.py [--data ../shared/data] [--out runs/abl] [--epochs 10] [--jobs 2]
     python scripts/ablation.py --table            # only print the table of finished runs
 
-Each run is ``python -m psdnet_qgis.model.train --model vhr4`` with the bundled vhr4
+Each run is ``python -m psdnet_qgis.training --model vhr4`` with the bundled vhr4
 settings (batch 4, 64 px patches, equal scene sampling, SAM loss 3, EMA 0.99), a fixed
 number of student epochs (no time budget, so contention on the machine does not change
 what is trained) and ``--teacher-from`` the shared teacher. The table reports the last
@@ -47,7 +47,7 @@ LABELS = {
 def _run(args: list[str], log: Path) -> int:
     env = dict(os.environ, OMP_NUM_THREADS="1")
     with open(log, "w", encoding="utf-8") as f:
-        return subprocess.call([sys.executable, "-m", "psdnet_qgis.model.train", *args],
+        return subprocess.call([sys.executable, "-m", "psdnet_qgis.training", *args],
                                stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
 

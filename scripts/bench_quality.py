@@ -3,9 +3,9 @@
 
 ``make bench DATA=../shared/data`` runs ``python scripts/bench_quality.py --data DIR --out runs/bench``.
 
-For each bundled model's validation scene (``engine.scenes.MODEL_SCENES[...]["val"]``):
+For each bundled model's validation scene (``training.scenes.MODEL_SCENES[...]["val"]``):
 
-1. the scene is read aligned by georeference (``engine.scenes.load_scene``) and cropped to
+1. the scene is read aligned by georeference (``training.scenes.load_scene``) and cropped to
    its largest fully valid rectangle (whole MS pixels, a multiple of the ratio a side), so
    no method and no metric ever sees the no-data fill;
 2. **reduced resolution (Wald)**: MS and PAN are low-passed with the sensor's MTF-matched
@@ -54,8 +54,9 @@ if str(ROOT) not in sys.path:
 from osgeo import gdal, osr  # noqa: E402
 
 from psdnet_qgis.core import mtf  # noqa: E402
-from psdnet_qgis.engine.assess import FULL_KEYS, REDUCED_KEYS, valid_rectangle, assess  # noqa: E402
-from psdnet_qgis.engine.scenes import MODEL_SCENES, load_scene, scenes_for  # noqa: E402
+from psdnet_qgis.engine.assess import valid_rectangle, assess  # noqa: E402
+from psdnet_qgis.engine.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
+from psdnet_qgis.training.scenes import MODEL_SCENES, load_scene, scenes_for  # noqa: E402
 
 gdal.UseExceptions()
 LOG = logging.getLogger("bench_quality")
@@ -135,7 +136,7 @@ def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = 
     if model is not None:
         kw.update(model=model, device="cpu")
     rep = pansharpen(str(pan), str(ms), str(out), **kw)
-    return float(rep["seconds"])
+    return float(rep.seconds)
 
 
 def run_gdal_brovey(pan: Path, ms: Path, out: Path) -> float:
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("psdnet_qgis.core.mtf").setLevel(logging.WARNING)  # per-call gain notes
-    from psdnet_qgis.engine.scenes import default_data_dir
+    from psdnet_qgis.training.scenes import default_data_dir
 
     data_dir = args.data or default_data_dir()
     args.out.mkdir(parents=True, exist_ok=True)

@@ -150,8 +150,8 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
         rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{size}.tif", model=net,
                          device="cuda" if mode == "engine-cuda" else "cpu",
                          tile=args.tile, overlap=args.overlap, batch_size=args.batch)
-        res.update(model=name, tiles=rep["tiles"], tile=rep["tile"], overlap=rep["overlap"],
-                   batch=rep["batch_size"], device=rep["device"], threads=rep["threads"])
+        res.update(model=name, tiles=rep.tiles, tile=rep.tile, overlap=rep.overlap,
+                   batch=rep.batch_size, device=rep.device, threads=rep.threads)
     elif mode in ("cli", "qgis"):
         out = folder / f"out_{mode}_{size}.tif"
         cmd, env = _entry_point_cmd(mode, pan_p, ms_p, out, folder)

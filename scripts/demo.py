@@ -99,7 +99,7 @@ def main() -> int:
     bounds = (gt[0], gt[3] + gt[5] * ds.RasterYSize, gt[0] + gt[1] * ds.RasterXSize, gt[3])
     scale = min(1.0, PREVIEW / max(ds.RasterXSize, ds.RasterYSize))
     size = (max(1, round(ds.RasterXSize * scale)), max(1, round(ds.RasterYSize * scale)))
-    rgb = tuple(report.get("rgb") or (2, 1, 0))
+    rgb = tuple(report.rgb or (2, 1, 0))
     png = out_dir / f"{name}_quicklook.png"
     write_quicklook(png, preview(lms, bounds, size), preview(fused, bounds, size),
                     preview(pan, bounds, size)[:1], rgb=rgb)

@@ -18,13 +18,18 @@ Conventions (the community toolbox's, so numbers compare with published tables):
 * D_lambda / D_s with p = q = 1 and 32-pixel windows; PAN_low for D_s is the PAN degraded
   with the sensor's PAN MTF (:func:`psdnet_qgis.core.mtf.degrade`). HQNR uses Khan's
   ``D_lambda^K = 1 - Q2n(MS, degrade(F, MS gains))``.
+
+The last steps of ERGAS, D_lambda / D_s and (H)QNR are separate functions
+(:func:`ergas_from_errors`, :func:`distortion`, :func:`qnr_from_distortions`) so that the
+engine's block-sampled assessment forms them from statistics pooled over many blocks
+(:func:`pooled_mean`) with the very formulas used on a whole image.
 """
 
 from __future__ import annotations
 
 import logging
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -319,10 +324,21 @@ def ergas(fused: np.ndarray, ref: np.ndarray, ratio: int) -> float:
     """
     f, r = _pair(fused, ref, "ergas")
     mse = ((f - r) ** 2).mean(axis=(1, 2))
-    mu2 = r.mean(axis=(1, 2)) ** 2
-    if np.any(mu2 == 0):
+    mu = r.mean(axis=(1, 2))
+    if np.any(mu ** 2 == 0):
         raise PSDNetInputError("ergas: a reference band has zero mean; ERGAS is undefined for it.")
-    return float(100.0 / ratio * np.sqrt(np.mean(mse / mu2)))
+    return ergas_from_errors(mse, mu, ratio)
+
+
+def ergas_from_errors(mse: np.ndarray, ref_mean: np.ndarray, ratio: int) -> float:
+    """ERGAS from per-band mean squared errors and reference means (inf / nan for a zero mean).
+
+    Args:
+        mse: (C,) mean squared error of each band.
+        ref_mean: (C,) mean of each reference band.
+        ratio: PAN/MS resolution ratio r.
+    """
+    return float(100.0 / ratio * np.sqrt(np.mean(mse / ref_mean ** 2)))
 
 
 def _sobel_magnitude(x: np.ndarray) -> np.ndarray:
@@ -385,7 +401,23 @@ def d_lambda(fused: np.ndarray, ms: np.ndarray, block: int = BLOCK, p: int = 1) 
         return 0.0
     qf = _uiqi_pairs(f, block)
     qm = _uiqi_pairs(m, block)
-    return float(np.mean(np.abs(qf - qm) ** p) ** (1.0 / p))
+    return distortion(qf, qm, p)
+
+
+def distortion(q_fused: np.ndarray, q_ms: np.ndarray, p: int = 1) -> float:
+    """``mean(|q_fused - q_ms|^p)^(1/p)``: D_lambda of band-pair Q values, D_s of band-PAN ones.
+
+    Args:
+        q_fused: Q values on the fused scale (per band pair, or per band with the PAN).
+        q_ms: the matching Q values on the MS scale.
+        p: Exponent.
+
+    Returns:
+        The distortion (>= 0; 0 is perfect), 0.0 when there are no values (one band).
+    """
+    if np.size(q_fused) == 0:
+        return 0.0
+    return float(np.mean(np.abs(q_fused - q_ms) ** p) ** (1.0 / p))
 
 
 def d_s(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None,
@@ -407,12 +439,17 @@ def d_s(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: 
     pan_low = mtf.degrade(p, pan_gain, ratio).astype(np.float64)
     qh = _uiqi_with_one(f, p[0], block)
     ql = _uiqi_with_one(m, pan_low[0], block)
-    return float(np.mean(np.abs(qh - ql) ** q) ** (1.0 / q))
+    return distortion(qh, ql, q)
 
 
 def qnr(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) -> float:
     """QNR = (1 - D_lambda)(1 - D_s); 1 is perfect. Shapes as :func:`d_s`."""
-    return (1.0 - d_lambda(fused, ms)) * (1.0 - d_s(fused, ms, pan, ratio, sensor))
+    return qnr_from_distortions(d_lambda(fused, ms), d_s(fused, ms, pan, ratio, sensor))
+
+
+def qnr_from_distortions(d_spectral: float, d_spatial: float) -> float:
+    """``(1 - d_spectral)(1 - d_spatial)``: QNR from D_lambda, HQNR from D_lambda^K; with D_s."""
+    return (1.0 - d_spectral) * (1.0 - d_spatial)
 
 
 def d_lambda_khan(fused: np.ndarray, ms: np.ndarray, ratio: int, sensor: str | None = None,
@@ -426,7 +463,8 @@ def d_lambda_khan(fused: np.ndarray, ms: np.ndarray, ratio: int, sensor: str | N
 def hqnr(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None,
          dn_scale: float = 1.0) -> float:
     """Hybrid QNR = (1 - D_lambda^K)(1 - D_s); 1 is perfect. Shapes as :func:`d_s`."""
-    return (1.0 - d_lambda_khan(fused, ms, ratio, sensor, dn_scale)) * (1.0 - d_s(fused, ms, pan, ratio, sensor))
+    return qnr_from_distortions(d_lambda_khan(fused, ms, ratio, sensor, dn_scale),
+                                d_s(fused, ms, pan, ratio, sensor))
 
 
 # ------------------------------------------------------------------------------ bundles
@@ -467,4 +505,25 @@ def full_resolution_metrics(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, 
     dl = d_lambda(f, m)
     ds = d_s(f, m, pan, ratio, sensor)
     dk = d_lambda_khan(f, m, ratio, sensor, dn_scale)
-    return {"D_lambda": dl, "D_s": ds, "QNR": (1 - dl) * (1 - ds), "D_lambda_K": dk, "HQNR": (1 - dk) * (1 - ds)}
+    return {"D_lambda": dl, "D_s": ds, "QNR": qnr_from_distortions(dl, ds), "D_lambda_K": dk,
+            "HQNR": qnr_from_distortions(dk, ds)}
+
+
+# ------------------------------------------------------------------------------ pooling
+def pooled_mean(values: Sequence[tuple[Any, int]]) -> np.ndarray | None:
+    """Sample-count-weighted mean of per-block statistics (scalars or arrays), float64.
+
+    Block statistics are pooled this way *before* the non-linear last step of a metric
+    (:func:`ergas_from_errors`, :func:`distortion`): averaging per-block metric values
+    instead would add up the blocks' random deviations (mean |x| >= |mean x|).
+
+    Args:
+        values: (statistic, number of samples it averages) per block.
+
+    Returns:
+        The pooled statistic, or None when ``values`` is empty.
+    """
+    if not values:
+        return None
+    total = float(sum(n for _, n in values))
+    return sum(n * np.asarray(v, dtype=np.float64) for v, n in values) / total

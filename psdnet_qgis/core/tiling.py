@@ -12,6 +12,9 @@ its complement. The clamped last tile can overlap its neighbour by more than ``o
 the extra part is pure context for it (weight 0) and the ramp covers only the nominal
 ``overlap`` at the far end of the shared strip. This keeps every pixel blended by at most
 two tiles per axis, which is what makes the weights sum to one.
+
+:func:`default_tile` / :func:`resolve_tiling` choose the tile, overlap and context margin
+of a run from the ratio, the method and the raster size.
 """
 
 from __future__ import annotations
@@ -162,3 +165,128 @@ def tile_weights(t: Tile, ratio: int) -> np.ndarray:
     wy = _axis_weights(t.height, t.top, t.bottom, t.blend, ratio)
     wx = _axis_weights(t.width, t.left, t.right, t.blend, ratio)
     return np.outer(wy, wx).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ defaults
+#: PSDNet tile side *including* the context margins, in PAN px: 128 MS px (512 PAN px) is
+#: the fastest per pixel on the 2-core AVX512-BF16 CPU (scripts/bench_speed.py); larger
+#: tiles fall out of cache, smaller ones spend more on their margins.
+PSDNET_TILE_PAN = 512
+#: PSDNet context margin in MS px (>= 4): with 4, tiled and whole-image runs already differ
+#: at the float-noise level only (tests/engine/test_engine_run.py); more only costs time.
+PSDNET_MARGIN = 4
+#: PSDNet pads its input to a multiple of this many MS px (model/psdnet.py PAD_MULTIPLE).
+PSDNET_PAD = 8
+#: Classical methods are cheap per pixel and their statistics are global (fitted once per
+#: raster by the engine), so big tiles change nothing but the overhead.
+CLASSICAL_TILE_PAN = 1024
+#: Context margin of classical methods in MS px: the 41-tap MTF filter of mtf_glp_hpm
+#: reaches 20 PAN px (5 MS px at r = 4) and the bicubic 2 MS px more.
+CLASSICAL_MARGIN = 8
+#: Default tile overlap in PAN px (blending ramp length).
+OVERLAP_PAN = 32
+#: PSDNet tiles may grow this many MS px past the nominal tile when that needs fewer pixels
+#: computed in all; the peak memory of a 136 + 2 x 4 MS px tile (1.23 GB) is that of
+#: 128 + 2 x 4.
+PSDNET_TILE_GROW = 16
+#: Smallest tile side and context margin a run accepts, in MS px.
+MIN_TILE = 8
+MIN_MARGIN = 4
+
+
+def _cheapest_split(size: int, tile: int, overlap: int, margin: int) -> int:
+    """Tiles along an axis of ``size`` MS px that compute the fewest pixels (PSDNet).
+
+    Each tile computes its core plus ``2 * margin`` rounded up to a multiple of
+    :data:`PSDNET_PAD`; tiles are at most ``tile + PSDNET_TILE_GROW``. Ties: fewer tiles.
+    """
+    t_max = tile + PSDNET_TILE_GROW
+    n_lo = max(1, -(-(size - overlap) // (t_max - overlap)))
+    best_n, best_cost = n_lo, None
+    for n in range(n_lo, n_lo + 4):
+        t = -(-(size - overlap) // n) + overlap
+        cost = n * (-(-(t + 2 * margin) // PSDNET_PAD) * PSDNET_PAD)
+        if best_cost is None or cost < best_cost:
+            best_n, best_cost = n, cost
+    return best_n
+
+
+def default_tile(ratio: int, method: str = "psdnet", ms_shape: tuple[int, int] | None = None
+                 ) -> tuple[int, int, int]:
+    """Default (tile, overlap, margin) in MS px.
+
+    The nominal tile (:data:`PSDNET_TILE_PAN` minus margins; 120 MS px at r = 4, overlap 8,
+    margin 4) is then adapted to the raster so the tiles split it evenly: with a fixed tile
+    the clamped last tile can recompute almost a whole tile (a 256 MS px raster would take
+    3 x 3 tiles of 120 instead of 2 x 2 of 132).
+    For PSDNet the number of tiles per axis is the one that computes the fewest padded
+    pixels (:func:`_cheapest_split`; tiles up to :data:`PSDNET_TILE_GROW` MS px larger than
+    nominal): a 1024 MS px axis takes 8 tiles of 136 (8 x 144 px computed with margins and
+    padding) instead of 9 of 128 (9 x 136 px), 11 % fewer pixels in 2-D.
+
+    Args:
+        ratio: PAN/MS ratio.
+        method: "psdnet" or a classical method.
+        ms_shape: (height, width) of the MS working grid, for the adaptation.
+    """
+    if method == "psdnet":
+        margin = PSDNET_MARGIN
+        tile = max(16, PSDNET_TILE_PAN // ratio - 2 * margin)
+    else:
+        margin = CLASSICAL_MARGIN
+        tile = max(16, CLASSICAL_TILE_PAN // ratio - 2 * margin)
+    overlap = max(2, min(tile // 4, OVERLAP_PAN // ratio))
+    if ms_shape is not None:
+        sizes = []
+        for size in ms_shape:
+            if size <= tile:
+                sizes.append(size)
+                continue
+            n = max(1, round((size - overlap) / (tile - overlap)))
+            if method == "psdnet":
+                n = _cheapest_split(size, tile, overlap, margin)
+            sizes.append(-(-(size - overlap) // n) + overlap)
+        tile = max(max(sizes), 2 * overlap)
+        if method == "psdnet":
+            # PSDNet pads every tile (with margins) to a multiple of 8 MS px and computes the
+            # padding anyway: grow the tile into it instead (more overlap, same cost).
+            tile = -(-(tile + 2 * margin) // PSDNET_PAD) * PSDNET_PAD - 2 * margin
+        tile = min(tile, max(ms_shape))
+        overlap = min(overlap, tile // 2)  # small rasters: one tile, the overlap is moot
+    return int(tile), int(overlap), int(margin)
+
+
+def resolve_tiling(ratio: int, method: str, ms_shape: tuple[int, int], tile: int | None = None,
+                   overlap: int | None = None, margin: int | None = None) -> tuple[int, int, int]:
+    """(tile, overlap, margin) of a run in MS px: the caller's values, defaults for the rest.
+
+    Without ``tile`` the defaults are adapted to the raster (:func:`default_tile`); with a
+    caller's tile and no overlap, the overlap is :data:`OVERLAP_PAN` PAN px, at most a
+    quarter of the tile.
+
+    Args:
+        ratio: PAN/MS ratio.
+        method: "psdnet" or a classical method.
+        ms_shape: (height, width) of the MS working grid.
+        tile, overlap, margin: the caller's values (None or 0 tile: default).
+
+    Raises:
+        PSDNetInputError: a tile under :data:`MIN_TILE`, an overlap outside
+            ``[0, tile // 2]`` or a margin under :data:`MIN_MARGIN`.
+    """
+    d_tile, d_overlap, d_margin = default_tile(ratio, method, None if tile else ms_shape)
+    tile = int(tile) if tile else d_tile
+    if overlap is None:
+        overlap = d_overlap if tile == d_tile else max(0, min(tile // 4, OVERLAP_PAN // ratio))
+    overlap = int(overlap)
+    if tile < MIN_TILE:
+        raise PSDNetInputError(f"tile={tile} MS px is too small; use a tile of at least {MIN_TILE} MS px.")
+    if not 0 <= overlap <= tile // 2:
+        raise PSDNetInputError(
+            f"overlap={overlap} MS px must be between 0 and tile // 2 = {tile // 2}; "
+            f"use e.g. {tile // 8}."
+        )
+    margin = d_margin if margin is None else int(margin)
+    if margin < MIN_MARGIN:
+        raise PSDNetInputError(f"margin={margin} MS px is too small; use at least {MIN_MARGIN}.")
+    return tile, overlap, margin

@@ -9,20 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 logger = logging.getLogger("psdnet_qgis.engine")
-
-
-@runtime_checkable
-class FeedbackLike(Protocol):
-    """Structural type of any feedback object the engine accepts."""
-
-    def info(self, msg: str) -> None: ...
-
-    def progress(self, percent: float) -> None: ...
-
-    def is_canceled(self) -> bool: ...
 
 
 class Feedback:

@@ -1,4 +1,4 @@
-"""Raster grid and I/O for the tiled engine (GDAL + numpy; never torch, never qgis).
+"""Input rasters and their grids for the tiled engine (GDAL + numpy; never torch, never qgis).
 
 What this module decides:
 
@@ -16,78 +16,25 @@ What this module decides:
 
 Every problem with the inputs raises :class:`~psdnet_qgis.errors.PSDNetInputError` naming
 the input and the fix, before any pixel is processed.
+The output file is :mod:`psdnet_qgis.engine.output`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from osgeo import gdal, osr
 
+from psdnet_qgis.core import grid
 from psdnet_qgis.core.grid import ALIGN_TOLERANCE_PX, RATIO_TOLERANCE
+from psdnet_qgis.engine.gdalerr import first_line as _first_line
 from psdnet_qgis.errors import PSDNetInputError
 
 #: Smallest usable intersection, in MS working pixels a side.
 MIN_MS_PIXELS = 4
-#: Output GeoTIFF block size (PAN px); strips are written in multiples of it.
-OUT_BLOCK = 256
-
-
-@contextlib.contextmanager
-def gdal_errors(cache_bytes: int | None = 32 * 2**20) -> Iterator[None]:
-    """Run a block with GDAL exceptions on and a bounded block cache; restore both after.
-
-    GDAL's default cache is 5 % of RAM and grows with the raster being written; bounding it
-    keeps the engine's peak memory independent of the raster size. 32 MB holds the PAN blocks
-    of one 10240 px wide tile row (about 20 MB); output blocks are written once, whole. Both settings are global,
-    so they are restored for the host application (QGIS).
-    """
-    prev_exc = gdal.GetUseExceptions()
-    prev_cache = gdal.GetCacheMax()
-    gdal.UseExceptions()
-    if cache_bytes is not None:
-        gdal.SetCacheMax(int(cache_bytes))
-    try:
-        yield
-    finally:
-        if cache_bytes is not None:
-            gdal.SetCacheMax(prev_cache)
-        if not prev_exc:
-            gdal.DontUseExceptions()
-
-
-@contextlib.contextmanager
-def closing_errors() -> Iterator[list[str]]:
-    """Close datasets inside this block (drop the last reference) and collect their errors.
-
-    GDAL writes the last blocks and the TIFF directory when a dataset is destroyed. If that
-    fails (disk full), the Python bindings cannot raise from the destructor: they print
-    "Exception ignored in: delete_Dataset" and the file is left truncated. Those errors are
-    collected here instead (through ``sys.unraisablehook``; ``gdal.DontUseExceptions`` cannot
-    be called while QGIS's error handlers are installed); the caller decides what to do.
-    Other unraisable exceptions go to the previous hook.
-    """
-    errors: list[str] = []
-    prev = sys.unraisablehook
-
-    def hook(unraisable: Any) -> None:
-        if getattr(unraisable.object, "__name__", "") == "delete_Dataset":
-            errors.append(str(unraisable.exc_value))
-        else:
-            prev(unraisable)
-
-    sys.unraisablehook = hook
-    try:
-        yield errors
-    finally:
-        sys.unraisablehook = prev
 
 
 def open_raster(path: str, name: str) -> gdal.Dataset:
@@ -109,11 +56,6 @@ def open_raster(path: str, name: str) -> gdal.Dataset:
             f"{name} input '{path}' holds no raster band; choose an image file."
         )
     return ds
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _check_dtype(ds: gdal.Dataset, name: str, path: str) -> None:
@@ -365,7 +307,7 @@ def _footprint(ds: gdal.Dataset, to_srs: osr.SpatialReference | None,
     y = gt[3] + px * gt[4] + py * gt[5]
     if to_srs is not None and from_srs is not None and not to_srs.IsSame(from_srs):
         ct = osr.CoordinateTransformation(from_srs, to_srs)
-        pts = ct.TransformPoints(list(zip(x.tolist(), y.tolist())))
+        pts = ct.TransformPoints(list(zip(x.tolist(), y.tolist(), strict=True)))
         arr = np.array([p[:2] for p in pts], dtype=np.float64)
         arr = arr[np.isfinite(arr).all(axis=1)]
         x, y = arr[:, 0], arr[:, 1]
@@ -451,10 +393,8 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
         )
     r = rx
 
-    pb = _footprint(pan_ds, None, None)
-    ix0, iy0 = max(pb[0], mb[0]), max(pb[1], mb[1])
-    ix1, iy1 = min(pb[2], mb[2]), min(pb[3], mb[3])
-    if ix1 <= ix0 or iy1 <= iy0:
+    inter = grid.intersect(_footprint(pan_ds, None, None), mb)
+    if inter is None:
         raise PSDNetInputError(
             f"PAN input '{pan}' and MS input '{ms}' do not overlap (footprints do not "
             "intersect): choose PAN and MS of the same scene."
@@ -467,11 +407,8 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
     elif not ms_north_up:
         warp_reason = "MS grid is rotated/flipped"
     else:
-        ox = (ms_gt[0] - pan_gt[0]) / pan_px  # MS origin in PAN px
-        oy = (ms_gt[3] - pan_gt[3]) / -pan_py
-        drift_x = abs(ms_gt[1] - r * pan_px) * ms_ds.RasterXSize / pan_px
-        drift_y = abs(-ms_gt[5] - r * pan_py) * ms_ds.RasterYSize / pan_py
-        off_x, off_y = abs(ox - round(ox)), abs(oy - round(oy))
+        off_x, off_y, drift_x, drift_y = grid.misalignment(
+            ms_gt, (ms_ds.RasterXSize, ms_ds.RasterYSize), pan_gt, r)
         if max(off_x, off_y) > ALIGN_TOLERANCE_PX:
             warp_reason = (f"MS grid is offset from the PAN grid by ({off_x:.2f}, {off_y:.2f}) PAN px "
                            "(x, y)")
@@ -481,24 +418,13 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
 
     pan_w, pan_h = pan_ds.RasterXSize, pan_ds.RasterYSize
     if not warp_reason:
-        ox, oy = int(round(ox)), int(round(oy))
-
-        def axis(o: int, n_pan: int, n_ms: int) -> tuple[int, int, int]:
-            # whole MS pixels k0..k1-1 whose PAN footprint [o+k*r, o+(k+1)*r) is inside PAN
-            k0 = max(0, -(o // r))
-            k1 = min(n_ms, (n_pan - o) // r)
-            return k0, k1, o + k0 * r
-
-        k0x, k1x, pan_xoff = axis(ox, pan_w, ms_ds.RasterXSize)
-        k0y, k1y, pan_yoff = axis(oy, pan_h, ms_ds.RasterYSize)
+        ox, oy = (int(round(v)) for v in grid.origin_in_pan_px(ms_gt, pan_gt))
+        k0x, k1x, pan_xoff = grid.aligned_axis(ox, pan_w, ms_ds.RasterXSize, r)
+        k0y, k1y, pan_yoff = grid.aligned_axis(oy, pan_h, ms_ds.RasterYSize, r)
         ms_w, ms_h = k1x - k0x, k1y - k0y
         ms_xoff, ms_yoff = k0x, k0y
     else:
-        eps = 1e-6
-        c0 = max(0, math.ceil((ix0 - pan_gt[0]) / pan_px - eps))
-        c1 = min(pan_w, math.floor((ix1 - pan_gt[0]) / pan_px + eps))
-        r0 = max(0, math.ceil((pan_gt[3] - iy1) / pan_py - eps))
-        r1 = min(pan_h, math.floor((pan_gt[3] - iy0) / pan_py + eps))
+        c0, c1, r0, r1 = grid.pixel_window(inter, pan_gt, (pan_w, pan_h))
         ms_w, ms_h = max(0, (c1 - c0) // r), max(0, (r1 - r0) // r)
         pan_xoff, pan_yoff, ms_xoff, ms_yoff = c0, r0, 0, 0
 
@@ -562,183 +488,3 @@ def warp_onto_grid(ds: gdal.Dataset, name: str, path: str, grid: tuple[float, fl
             f"{name} input '{path}' cannot be warped onto the PAN grid ({_first_line(exc)}); "
             "check its georeferencing."
         ) from None
-
-
-def check_output(out: str, inputs: Sequence[str]) -> str:
-    """Validate the output path: folder exists and is writable, not one of the inputs.
-
-    Returns:
-        The absolute output path.
-    """
-    if not out:
-        raise PSDNetInputError("Output: no file given; choose an output .tif path.")
-    out = os.path.abspath(os.fspath(out))
-    folder = os.path.dirname(out)
-    if not os.path.isdir(folder):
-        raise PSDNetInputError(
-            f"Output '{out}': folder '{folder}' does not exist; create it or choose another folder."
-        )
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PSDNetInputError(
-            f"Output '{out}': folder '{folder}' is not writable; choose a folder you can write to."
-        )
-    try:  # a real probe: os.access says yes to root on read-only file systems
-        fd, probe = tempfile.mkstemp(prefix=".psdnet_probe_", dir=folder)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise PSDNetInputError(
-            f"Output '{out}': cannot create files in folder '{folder}' ({exc.strerror}); choose a "
-            "folder you can write to."
-        ) from None
-    if os.path.isdir(out):
-        raise PSDNetInputError(f"Output '{out}' is a folder; give a file name ending in .tif.")
-    for p in inputs:
-        if os.path.abspath(p) == out:
-            raise PSDNetInputError(
-                f"Output '{out}' is also an input; choose another output file name."
-            )
-    if os.path.exists(out) and not os.access(out, os.W_OK):
-        raise PSDNetInputError(f"Output '{out}' exists and is read-only; choose another name.")
-    return out
-
-
-def output_paths(out: str) -> list[str]:
-    """The output file and the side-cars GDAL/QGIS may create beside it."""
-    return [out, out + ".aux.xml", out + ".ovr", out + ".msk"]
-
-
-def remove_output(out: str) -> None:
-    """Delete a (partial) output and its side-cars; never raises."""
-    for p in output_paths(out):
-        with contextlib.suppress(OSError):
-            if os.path.exists(p):
-                os.remove(p)
-
-
-def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | None) -> gdal.Dataset:
-    """Create the tiled, DEFLATE-compressed output GeoTIFF on the PAN grid.
-
-    Args:
-        out: output path (validated by :func:`check_output`).
-        inputs: the validated inputs (grid, band descriptions).
-        dtype: GDAL data type of the output.
-        nodata: nodata value set on every band (None: none).
-    """
-    remove_output(out)
-    is_float = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
-    opts = [
-        "TILED=YES", f"BLOCKXSIZE={OUT_BLOCK}", f"BLOCKYSIZE={OUT_BLOCK}", "COMPRESS=DEFLATE",
-        f"PREDICTOR={3 if is_float else 2}", "BIGTIFF=IF_SAFER",
-        "INTERLEAVE=PIXEL",
-    ]
-    drv = gdal.GetDriverByName("GTiff")
-    ds = drv.Create(out, inputs.width, inputs.height, inputs.bands, dtype, options=opts)
-    ds.SetGeoTransform(inputs.geotransform)
-    if inputs.crs_wkt:
-        ds.SetProjection(inputs.crs_wkt)
-    for b in range(inputs.bands):
-        band = ds.GetRasterBand(b + 1)
-        if nodata is not None:
-            band.SetNoDataValue(nodata)
-        if inputs.descriptions and inputs.descriptions[b]:
-            band.SetDescription(inputs.descriptions[b])
-    return ds
-
-
-def dtype_range(dtype: int) -> tuple[float, float] | None:
-    """(min, max) representable by an integer GDAL type, None for floats."""
-    np_type = gdal.GetDataTypeName(dtype).lower()
-    table = {"byte": np.uint8, "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32,
-             "int32": np.int32, "int8": np.int8, "uint64": np.uint64, "int64": np.int64}
-    if np_type in table:
-        info = np.iinfo(table[np_type])
-        return float(info.min), float(info.max)
-    return None
-
-
-def numpy_dtype(dtype: int) -> np.dtype:
-    """numpy dtype of a GDAL data type."""
-    from osgeo import gdal_array
-
-    return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(dtype))
-
-
-class StripWriter:
-    """Writes finished output rows, buffering them to whole block rows.
-
-    Strip heights follow the tile stride, block rows are :data:`OUT_BLOCK` tall; writing only
-    whole block rows (except the last) means every compressed block is written exactly once,
-    so the file does not grow with rewritten blocks and the GDAL cache stays small.
-    """
-
-    def __init__(self, ds: gdal.Dataset, dtype: int, nodata: float | None) -> None:
-        self.ds = ds
-        self.dtype = dtype
-        self.nodata = nodata
-        self.np_dtype = numpy_dtype(dtype)
-        self.range = dtype_range(dtype)
-        self.row = 0  # next output row to write
-        self._pending: list[np.ndarray] = []
-        self._pending_rows = 0
-
-    def convert(self, phys: np.ndarray, valid: np.ndarray | None, inplace: bool = False) -> np.ndarray:
-        """Physical float32 values (C, n, W) -> output dtype with clipping/rounding/nodata.
-
-        Args:
-            phys: blended values; modified in place when ``inplace`` (the engine passes rows of
-                its accumulator that it discards next: no full-strip temporaries at 10k px).
-            valid: (n, W) validity, None when all valid.
-        """
-        arr = phys if inplace else phys.copy()
-        if self.range is not None:
-            lo, hi = self.range
-            if self.nodata is not None:
-                # keep valid pixels off the nodata value so they are not masked by readers
-                if self.nodata <= lo:
-                    lo = self.nodata + 1
-                elif self.nodata >= hi:
-                    hi = self.nodata - 1
-            np.rint(arr, out=arr)
-            np.clip(arr, lo, hi, out=arr)
-        if valid is not None and self.nodata is not None:
-            arr[:, ~valid] = self.nodata
-        return arr.astype(self.np_dtype, copy=False)
-
-    def add(self, arr: np.ndarray) -> None:
-        """Queue converted rows (C, n, W); writes every complete block row.
-
-        At most ``OUT_BLOCK - 1`` rows stay pending; the block-aligned bulk of ``arr`` is
-        written straight from it (no concatenated copy of the strip).
-        """
-        arr = np.asarray(arr)
-        if self._pending_rows:
-            need = OUT_BLOCK - self._pending_rows
-            head, arr = arr[:, :need], arr[:, need:]
-            self._pending.append(np.array(head))  # copy: the caller reuses its buffer
-            self._pending_rows += head.shape[1]
-            if self._pending_rows < OUT_BLOCK:
-                return
-            self._write(np.concatenate(self._pending, axis=1))
-            self._pending, self._pending_rows = [], 0
-        n = (arr.shape[1] // OUT_BLOCK) * OUT_BLOCK
-        if n:
-            self._write(arr[:, :n])
-        if arr.shape[1] > n:
-            self._pending = [np.array(arr[:, n:])]  # copy: the caller reuses its buffer
-            self._pending_rows = arr.shape[1] - n
-
-    def _write(self, data: np.ndarray) -> None:
-        self.ds.WriteArray(np.ascontiguousarray(data), 0, self.row)
-        self.row += data.shape[1]
-
-    def _flush(self, final: bool) -> None:
-        """Write the pending rows (only called at the end)."""
-        if self._pending:
-            self._write(np.concatenate(self._pending, axis=1))
-        self._pending, self._pending_rows = [], 0
-
-    def close(self) -> None:
-        """Write what is left and flush GDAL's cache (raises on write errors, e.g. full disk)."""
-        self._flush(final=True)
-        self.ds.FlushCache()

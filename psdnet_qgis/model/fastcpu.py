@@ -24,17 +24,16 @@ parameters and the arithmetic are those of the network; only the order of roundi
 
 Nothing here has gradients: it is for inference only (``torch.inference_mode``). Training,
 the plain model and CUDA runs do not use it. ``bf16`` weights need a CPU with native bf16
-(AVX512-BF16 / AMX; :func:`psdnet_qgis.engine.run.auto_precision` checks) and change the
+(AVX512-BF16 / AMX; :func:`psdnet_qgis.model.precision.auto_precision` checks) and change the
 outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
 
-Measured on the project's 2-core AVX512-BF16/AMX CPU (shared with training jobs), bundled
-psdnet_vhr4, one 136 x 136 MS px tile, 1 thread, min CPU time of 4 interleaved rounds:
-bf16 autocast 1.84 s, plain bf16 weights 1.86 s, fused bf16 on 28 channels 1.40 s (fp32:
-plain 2.58 s vs fused 2.40 s on a 96 px tile, so fp32 runs keep the plain network). With the
-channel padding, later and under heavier load (144 px tile): autocast 2.62 s, fused 1.75 s.
-What is left is mostly the convolutions themselves (~60 %, oneDNN AMX kernels) and the
-channel max of the spatial attention (~10 %: a reduction over the contiguous channels of
-each pixel; no torch kernel does it fast, tried: amax, max-pool views, max trees, NCHW copy).
+On the project's 2-core AVX512-BF16/AMX CPU (bundled psdnet_vhr4, one 144 x 144 MS px tile,
+1 thread) the fused bf16 copy takes 1.75 CPU s against 2.62 s with bf16 autocast; plain bf16
+weights are no faster than autocast. In fp32 the fused copy gains only 7 % (2.40 against
+2.58 s on a 96 px tile), so fp32 runs keep the plain network. Most of the remaining time is
+the convolutions themselves (~60 %, oneDNN AMX kernels) and the channel max of the spatial
+attention (~10 %: a reduction over the contiguous channels of each pixel, which no torch
+kernel does fast).
 """
 
 from __future__ import annotations

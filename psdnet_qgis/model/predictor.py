@@ -117,6 +117,12 @@ class TorchPredictor:
             raise PSDNetInputError(f"Precision: '{precision}' is not one of fp32, bf16, fp16; choose fp32.")
         if self.precision == "fp16" and self.device.type != "cuda":
             raise PSDNetInputError("Precision: fp16 needs a CUDA device; choose fp32 or bf16 on the CPU.")
+        if self.precision == "bf16" and self.device.type == "cpu":
+            from psdnet_qgis.model import cpu
+
+            if not cpu.bf16_runnable():
+                raise PSDNetInputError(f"Precision: bf16 is not available: {cpu.bf16_missing_reason()}; "
+                                       "choose fp32 or auto.")
         self.threads = _cpu_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)

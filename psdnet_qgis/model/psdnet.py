@@ -506,13 +506,37 @@ class PSDNet(nn.Module):
             ``(res1, res2, res3, f2, f3)``: tanh residuals ``(B, C, H, W)`` and
             features ``(B, w, H, W)`` on the padded PAN grid.
         """
-        r = self.ratio
-        ov_ms = OVERLAP_MS
-        ov_pan = OVERLAP_MS * r
+        res1, e1, e2, e3 = self._stage2_encoder(ms, pan, lms, gt)
+        # ---- Stage 2: decoder on the whole patch.
+        d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
+        del e2, e3
+        f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
+        del d2
+        res2 = torch.tanh(self.head2(f2))
+        out2 = lms + res2
 
-        # ---- Stage 1: 4 sub-patches (quarters), batched as (4B, ...).
-        # Order on the batch axis: [top-left, bottom-left, top-right, bottom-right]
-        # (split rows first, then columns), so merging columns gives [top, bottom].
+        # ---- Stage 3: OFBs on the whole patch.
+        x = self.stem3(out2, pan) + self.tb3_enc(e1) + self.tb3_dec(f2)
+        del e1, out2
+        f3 = self.ofbs(x)
+        del x
+        res3 = torch.tanh(self.head3(f3))
+        return res1, res2, res3, f2, f3
+
+    def _stage1(self, ms: torch.Tensor, pan: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 1 on a padded tile: DBPN on the sub-patches, fused into the two halves.
+
+        Returns:
+            ``(res1, res1_h, feat_hr, feat_lr)``: the stage-1 tanh residual ``(B, C, H, W)``,
+            the same on the two halves ``(2B, C, Ph, W)`` and the fused HR / LR features of
+            the halves ``(2B, w, Ph, W)`` / ``(2B, w, ph, w)``.
+        """
+        ov_ms = OVERLAP_MS
+        ov_pan = OVERLAP_MS * self.ratio
+        # Order of the 4 sub-patches (quarters) on the batch axis (4B, ...):
+        # [top-left, bottom-left, top-right, bottom-right] (split rows first, then columns),
+        # so merging columns gives [top, bottom].
         if self.stage1 == "multipatch":
             ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
             pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
@@ -534,13 +558,25 @@ class PSDNet(nn.Module):
             lr1, lr2, lr3 = (_split(t, 2, ov_ms) for t in (lr1, lr2, lr3))
         feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
         feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
-        # Inference keeps a tile's activations only while they are needed (peak memory per
-        # tile, measured in engine/run.py); under autograd the graph keeps them anyway.
+        # Inference keeps a tile's activations only while they are needed (the engine's peak
+        # memory per tile); under autograd the graph keeps them anyway.
         del hr1, hr2, hr3, lr1, lr2, lr3
         res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)
-        res1 = _merge(res1_h, 2, ov_pan)
+        return _merge(res1_h, 2, ov_pan), res1_h, feat_hr, feat_lr
 
-        # ---- Stage 2: UNet encoder on the two halves.
+    def _stage2_encoder(
+        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: Optional[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage 1, then the stage-2 UNet encoder on the two halves, stitched to the whole patch.
+
+        Stage 1 runs in here so that its features are released as soon as the encoder has
+        used them (a caller holding them would keep them through stages 2 and 3).
+
+        Returns:
+            ``(res1, e1, e2, e3)``: the stage-1 residual and the encoder levels (PAN, 1/2, 1/4).
+        """
+        ov_pan = OVERLAP_MS * self.ratio
+        res1, res1_h, feat_hr, feat_lr = self._stage1(ms, pan)
         pan_h = _split(pan, 2, ov_pan)
         if gt is not None:
             img_h = _split(gt, 2, ov_pan)
@@ -559,21 +595,7 @@ class PSDNet(nn.Module):
         e1 = _merge(e1, 2, ov_pan)
         e2 = _merge(e2, 2, ov_pan // 2)
         e3 = _merge(e3, 2, ov_pan // 4)
-        # Decoder on the whole patch.
-        d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
-        del e2, e3
-        f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
-        del d2
-        res2 = torch.tanh(self.head2(f2))
-        out2 = lms + res2
-
-        # ---- Stage 3: OFBs on the whole patch.
-        x = self.stem3(out2, pan) + self.tb3_enc(e1) + self.tb3_dec(f2)
-        del e1, out2
-        f3 = self.ofbs(x)
-        del x
-        res3 = torch.tanh(self.head3(f3))
-        return res1, res2, res3, f2, f3
+        return res1, e1, e2, e3
 
 
 def distillation_loss(

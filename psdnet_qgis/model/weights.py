@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from torch import nn
 
 from psdnet_qgis.core import registry
 from psdnet_qgis.errors import PSDNetInputError
@@ -179,10 +178,3 @@ def load_model(
     meta = dict(meta)
     meta["path"] = str(pt.resolve())
     return model, meta
-
-
-def module_device(model: nn.Module) -> torch.device:
-    """Device of a module's first parameter (cpu for a parameter-less module)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")

@@ -11,46 +11,48 @@ import os
 from typing import Any
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
+    Qgis,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from ..core.mtf import SENSORS
 from ..errors import PSDNetCanceled, PSDNetInputError
+from .base import PSDNetAlgorithm
 from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
-from .provider import icon
 
 #: engine metric key -> output name
 METRIC_OUTPUTS = (
-    ("Q2n", "Q2N", "Q2n (reduced resolution, higher is better)"),
-    ("Q", "Q", "Q (reduced resolution, higher is better)"),
-    ("SAM", "SAM", "SAM in degrees (reduced resolution, lower is better)"),
-    ("ERGAS", "ERGAS", "ERGAS (reduced resolution, lower is better)"),
-    ("SCC", "SCC", "SCC (reduced resolution, higher is better)"),
-    ("D_lambda", "D_LAMBDA", "D_lambda (full resolution, lower is better)"),
-    ("D_s", "D_S", "D_s (full resolution, lower is better)"),
-    ("QNR", "QNR", "QNR (full resolution, higher is better)"),
-    ("D_lambda_K", "D_LAMBDA_K", "Khan's D_lambda (full resolution, lower is better)"),
-    ("HQNR", "HQNR", "HQNR (full resolution, higher is better)"),
+    ("Q2n", "Q2N", QT_TRANSLATE_NOOP("psdnet", "Q2n (reduced resolution, higher is better)")),
+    ("Q", "Q", QT_TRANSLATE_NOOP("psdnet", "Q (reduced resolution, higher is better)")),
+    ("SAM", "SAM", QT_TRANSLATE_NOOP("psdnet", "SAM in degrees (reduced resolution, lower is better)")),
+    ("ERGAS", "ERGAS", QT_TRANSLATE_NOOP("psdnet", "ERGAS (reduced resolution, lower is better)")),
+    ("SCC", "SCC", QT_TRANSLATE_NOOP("psdnet", "SCC (reduced resolution, higher is better)")),
+    ("D_lambda", "D_LAMBDA", QT_TRANSLATE_NOOP("psdnet", "D_lambda (full resolution, lower is better)")),
+    ("D_s", "D_S", QT_TRANSLATE_NOOP("psdnet", "D_s (full resolution, lower is better)")),
+    ("QNR", "QNR", QT_TRANSLATE_NOOP("psdnet", "QNR (full resolution, higher is better)")),
+    ("D_lambda_K", "D_LAMBDA_K", QT_TRANSLATE_NOOP("psdnet", "Khan's D_lambda (full resolution, lower is better)")),
+    ("HQNR", "HQNR", QT_TRANSLATE_NOOP("psdnet", "HQNR (full resolution, higher is better)")),
 )
 
-#: sensor enum: index 0 = unknown (None), then core.mtf.SENSORS in table order
+#: SENSOR value for "no sensor": generic MTF gains
+UNKNOWN_SENSOR = "unknown"
+#: SENSOR values: unknown, then core.mtf.SENSORS in table order (positions = what SENSOR=4 selects)
+SENSOR_IDS: tuple[str, ...] = (UNKNOWN_SENSOR, *SENSORS.keys())
+#: engine ``sensor`` argument per SENSOR position (None = unknown)
 SENSOR_NAMES: tuple[str | None, ...] = (None, *SENSORS.keys())
 
 DEFAULT_MAX_PIXELS = 1_048_576  # = engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL only when running)
 
 
-class AssessAlgorithm(QgsProcessingAlgorithm):
+class AssessAlgorithm(PSDNetAlgorithm):
     """Full-resolution (QNR, HQNR) and, with a reference, reduced-resolution quality metrics."""
 
     FUSED = "FUSED"
@@ -64,28 +66,13 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
     SAMPLED_PIXELS = "SAMPLED_PIXELS"
 
     # -- identity -------------------------------------------------------------------------
-    def tr(self, text: str) -> str:
-        return QCoreApplication.translate("psdnet", text)
-
-    def createInstance(self):  # noqa: N802
-        return AssessAlgorithm()
-
     def name(self) -> str:
         return "assess"
 
-    def displayName(self) -> str:  # noqa: N802
+    def displayName(self) -> str:
         return self.tr("Assess pansharpening quality")
 
-    def group(self) -> str:
-        return ""
-
-    def groupId(self) -> str:  # noqa: N802
-        return ""
-
-    def icon(self):
-        return icon()
-
-    def shortHelpString(self) -> str:  # noqa: N802
+    def helpText(self) -> str:
         return self.tr(
             "<p>Measures how good a pansharpened image is, with the community's standard metrics "
             "(Vivone et al. toolbox conventions).</p>"
@@ -109,7 +96,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         )
 
     # -- parameters and outputs -----------------------------------------------------------
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+    def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.FUSED, self.tr("Pansharpened (fused) layer")))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -122,14 +109,15 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE, self.tr("Reference at the fused resolution (optional: enables "
                                     "reduced-resolution metrics)"), optional=True))
-        options = [self.tr("Unknown (MS 0.3, PAN 0.15)")] + [str(s) for s in SENSOR_NAMES[1:]]
-        self.addParameter(QgsProcessingParameterEnum(
-            self.SENSOR, self.tr("Sensor (MTF gains for HQNR)"), options, defaultValue=0))
+        sensors = [(UNKNOWN_SENSOR, self.tr("Unknown (MS 0.3, PAN 0.15)"))]
+        sensors += [(name, self.tr("MTF gains at Nyquist: MS {} and PAN {}").format(
+            ", ".join(f"{g:g}" for g in mtf.ms), f"{mtf.pan:g}")) for name, mtf in SENSORS.items()]
+        self.addChoiceParameter(self.SENSOR, self.tr("Sensor (MTF gains for HQNR)"), sensors, UNKNOWN_SENSOR)
         p = QgsProcessingParameterNumber(
             self.MAX_PIXELS, self.tr("Maximum pixels evaluated (larger images are sampled by blocks)"),
-            QgsProcessingParameterNumber.Integer, DEFAULT_MAX_PIXELS, optional=True,
+            Qgis.ProcessingNumberParameterType.Integer, DEFAULT_MAX_PIXELS, optional=True,
             minValue=65536)
-        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        p.setFlags(p.flags() | Qgis.ProcessingParameterFlag.Advanced)
         self.addParameter(p)
         # an .html file destination also creates the HTML output Processing's results viewer opens
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -143,7 +131,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
     def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
         return chosen_band(self, parameters, self.PAN_BAND, context)
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
+    def checkParameterValues(self, parameters, context):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
@@ -151,29 +139,31 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
-        problem = (layer_problem(fused, "fused") or layer_problem(pan, "PAN")
-                   or layer_problem(ms, "MS") or layer_problem(ref, "reference", False))
+        problem = (layer_problem(fused, self.tr("fused")) or layer_problem(pan, "PAN")
+                   or layer_problem(ms, "MS") or layer_problem(ref, self.tr("reference"), False))
         if problem:
             return False, problem
         if ms.bandCount() < 2:
             return False, self.tr(
-                f"MS layer '{ms.name()}' has a single band: give the multispectral image the fused "
-                "layer was made from, with all its bands.")
+                "MS layer '{}' has a single band: give the multispectral image the fused "
+                "layer was made from, with all its bands.").format(ms.name())
         if fused.bandCount() != ms.bandCount():
             return False, self.tr(
-                f"Fused layer '{fused.name()}' has {fused.bandCount()} bands but MS layer '{ms.name()}' "
-                f"has {ms.bandCount()}: give the pansharpened result of this MS (same bands, same order).")
+                "Fused layer '{}' has {} bands but MS layer '{}' has {}: give the pansharpened "
+                "result of this MS (same bands, same order)."
+            ).format(fused.name(), fused.bandCount(), ms.name(), ms.bandCount())
         if ref is not None and ref.bandCount() != ms.bandCount():
             return False, self.tr(
-                f"Reference layer '{ref.name()}' has {ref.bandCount()} bands but MS layer '{ms.name()}' "
-                f"has {ms.bandCount()}: the reference must hold the MS bands in the same order.")
+                "Reference layer '{}' has {} bands but MS layer '{}' has {}: the reference must "
+                "hold the MS bands in the same order."
+            ).format(ref.name(), ref.bandCount(), ms.name(), ms.bandCount())
         problem = pan_band_problem(pan, self._pan_band(parameters, context))
         if problem:
             return False, problem
         return True, ""
 
     # -- run ------------------------------------------------------------------------------
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         ok, msg = self.checkParameterValues(parameters, context)
         if not ok:
             raise QgsProcessingException(msg)
@@ -181,7 +171,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
-        sensor = SENSOR_NAMES[self.parameterAsEnum(parameters, self.SENSOR, context)]
+        sensor = SENSOR_NAMES[SENSOR_IDS.index(self.choiceId(parameters, self.SENSOR, context))]
         max_pixels = self.parameterAsInt(parameters, self.MAX_PIXELS, context) or DEFAULT_MAX_PIXELS
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         if not html_path.lower().endswith((".html", ".htm")):
@@ -189,10 +179,11 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         folder = os.path.dirname(os.path.abspath(html_path))
         if not os.path.isdir(folder):
             raise QgsProcessingException(self.tr(
-                f"Quality report: folder '{folder}' does not exist; choose another file name."))
+                "Quality report: folder '{}' does not exist; choose another file name.").format(folder))
         png_path = os.path.splitext(html_path)[0] + "_quicklook.png"
 
-        from ..engine.assess import assess, write_html_report  # GDAL only when running
+        from ..engine.assess import assess  # GDAL only when running
+        from ..engine.report import write_html_report
 
         try:
             results = assess(
@@ -208,15 +199,14 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         write_html_report(results, html_path)
 
         metrics = results["metrics"]
-        for key, _, label in METRIC_OUTPUTS:
+        for key, _, _ in METRIC_OUTPUTS:
             value = metrics.get(key)
             if value is not None:
                 feedback.pushInfo(f"{key}: {value:.4f}")
-        feedback.pushInfo(self.tr(
-            f"Evaluated {results['sampled_pixels']} of {results['region_pixels']} fused pixels "
-            f"({results['mode']})."))
+        feedback.pushInfo(self.tr("Evaluated {} of {} fused pixels ({}).").format(
+            results["sampled_pixels"], results["region_pixels"], results["mode"]))
         for note in results.get("notes", []):
-            feedback.pushInfo(self.tr(f"Note: {note}"))
+            feedback.pushInfo(self.tr("Note: {}").format(note))
         out: dict[str, Any] = {self.OUTPUT_HTML: html_path, self.SAMPLED_PIXELS: results["sampled_pixels"]}
         for key, name, _ in METRIC_OUTPUTS:
             out[name] = metrics.get(key)

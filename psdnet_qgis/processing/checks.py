@@ -5,23 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsRasterLayer
-from qgis.PyQt.QtCore import QCoreApplication
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("psdnet", text)
+from .base import tr
 
 
 def layer_problem(layer: QgsRasterLayer | None, role: str, required: bool = True) -> str | None:
     """Why ``layer`` cannot be read by the engine (GDAL), or None when it can."""
     if layer is None:
-        return tr(f"The {role} layer is missing: choose a readable raster layer.") if required else None
+        return tr("The {} layer is missing: choose a readable raster layer.").format(role) if required else None
     if not layer.isValid():
-        return tr(f"The {role} layer '{layer.name()}' is invalid: choose a readable raster layer.")
+        return tr("The {} layer '{}' is invalid: choose a readable raster layer.").format(role, layer.name())
     if layer.providerType() != "gdal":
         return tr(
-            f"{role} layer '{layer.name()}' comes from the '{layer.providerType()}' provider; this "
-            "algorithm reads files through GDAL. Save it as a GeoTIFF first (right-click > Export > Save As).")
+            "{} layer '{}' comes from the '{}' provider; this algorithm reads files through GDAL. "
+            "Save it as a GeoTIFF first (right-click > Export > Save As)."
+        ).format(role, layer.name(), layer.providerType())
     return None
 
 
@@ -38,6 +36,7 @@ def pan_band_problem(pan: QgsRasterLayer, band: int | None) -> str | None:
     """A multi-band PAN needs an explicit band."""
     if pan.bandCount() > 1 and band is None:
         return tr(
-            f"PAN layer '{pan.name()}' has {pan.bandCount()} bands: choose the panchromatic one "
-            "in 'PAN band', or pick a single-band PAN layer.")
+            "PAN layer '{}' has {} bands: choose the panchromatic one in 'PAN band', "
+            "or pick a single-band PAN layer."
+        ).format(pan.name(), pan.bandCount())
     return None

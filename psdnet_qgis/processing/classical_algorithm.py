@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from qgis.core import QgsProcessingParameterEnum
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from .fusion_base import FusionAlgorithmBase
 
-# (engine method id, label)
+#: (engine method id = the METHOD value, label); positions are what index calls (METHOD=1)
+#: select, so new methods go at the end
 METHODS = (
-    ("gsa", "GSA (Gram-Schmidt adaptive)"),
-    ("mtf_glp_hpm", "MTF-GLP-HPM (generalised Laplacian pyramid, high-pass modulation)"),
-    ("brovey", "Weighted Brovey (as GDAL / QGIS's built-in Pansharpening)"),
-    ("exp", "Bicubic upsampling of the MS only (EXP, a reference)"),
+    ("gsa", QT_TRANSLATE_NOOP("psdnet", "GSA (Gram-Schmidt adaptive)")),
+    ("mtf_glp_hpm", QT_TRANSLATE_NOOP("psdnet", "MTF-GLP-HPM (generalised Laplacian pyramid, high-pass modulation)")),
+    ("brovey", QT_TRANSLATE_NOOP("psdnet", "Weighted Brovey (as GDAL / QGIS's built-in Pansharpening)")),
+    ("exp", QT_TRANSLATE_NOOP("psdnet", "Bicubic upsampling of the MS only (EXP, a reference)")),
 )
 
 
@@ -22,23 +23,20 @@ class ClassicalAlgorithm(FusionAlgorithmBase):
 
     METHOD = "METHOD"
 
-    def createInstance(self):  # noqa: N802
-        return ClassicalAlgorithm()
-
     def name(self) -> str:
         return "classical"
 
-    def displayName(self) -> str:  # noqa: N802
+    def displayName(self) -> str:
         return self.tr("Pansharpen (classical)")
 
-    def addExtraParameters(self) -> None:  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum(
-            self.METHOD, self.tr("Method"), [self.tr(label) for _, label in METHODS], defaultValue=0))
+    def addExtraParameters(self) -> None:
+        self.addChoiceParameter(self.METHOD, self.tr("Method"),
+                                [(mid, self.tr(label)) for mid, label in METHODS], METHODS[0][0])
 
-    def engineArguments(self, parameters, context) -> dict[str, Any]:  # noqa: N802
-        return {"method": METHODS[self.parameterAsEnum(parameters, self.METHOD, context)][0]}
+    def engineArguments(self, parameters, context) -> dict[str, Any]:
+        return {"method": self.choiceId(parameters, self.METHOD, context)}
 
-    def shortHelpString(self) -> str:  # noqa: N802
+    def helpText(self) -> str:
         return self.tr(
             "<p>Classical pansharpening with the same inputs, tiling, nodata handling and georeferencing "
             "as 'Pansharpen (PSDNet)', and no PyTorch needed: a fast choice for any sensor and band "

@@ -10,28 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 from qgis.core import (
+    Qgis,
     QgsContrastEnhancement,
     QgsMultiBandColorRenderer,
-    QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from ..errors import PSDNetCanceled, PSDNetInputError
+from .base import PSDNetAlgorithm
 from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
-from .provider import icon
 
 
 class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
@@ -41,18 +38,18 @@ class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
     must outlive the algorithm run, hence the class-level reference.
     """
 
-    _instance: "TrueColourStyler | None" = None
+    _instance: TrueColourStyler | None = None
 
     def __init__(self, rgb: tuple[int, int, int]) -> None:
         super().__init__()
         self.rgb = rgb
 
     @classmethod
-    def create(cls, rgb: tuple[int, int, int]) -> "TrueColourStyler":
+    def create(cls, rgb: tuple[int, int, int]) -> TrueColourStyler:
         cls._instance = cls(rgb)
         return cls._instance
 
-    def postProcessLayer(self, layer, context, feedback) -> None:  # noqa: N802
+    def postProcessLayer(self, layer, context, feedback) -> None:
         if not isinstance(layer, QgsRasterLayer) or not layer.isValid():
             return
         provider = layer.dataProvider()
@@ -65,7 +62,7 @@ class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
                              (b, renderer.setBlueContrastEnhancement)):
             lo, hi = provider.cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
             ce = QgsContrastEnhancement(provider.dataType(band))
-            ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+            ce.setContrastEnhancementAlgorithm(QgsContrastEnhancement.ContrastEnhancementAlgorithm.StretchToMinimumMaximum)
             ce.setMinimumValue(lo)
             ce.setMaximumValue(hi)
             setter(ce)
@@ -73,7 +70,7 @@ class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
         layer.triggerRepaint()
 
 
-class FusionAlgorithmBase(QgsProcessingAlgorithm):
+class FusionAlgorithmBase(PSDNetAlgorithm):
     """Inputs, validation and run shared by ``psdnet:pansharpen`` and ``psdnet:classical``."""
 
     PAN = "PAN"
@@ -85,31 +82,19 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
     OUTPUT = "OUTPUT"
 
     # -- hooks for subclasses -------------------------------------------------------------
-    def addExtraParameters(self) -> None:  # noqa: N802
+    def addExtraParameters(self) -> None:
         """Method-specific parameters, added after the layers."""
 
-    def engineArguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:  # noqa: N802
+    def engineArguments(self, parameters: dict[str, Any], context: QgsProcessingContext) -> dict[str, Any]:
         """Method-specific keyword arguments of ``engine.run.pansharpen``."""
         return {}
 
-    def checkExtra(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:  # noqa: N802
+    def checkExtra(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str | None:
         """Method-specific pre-run check; returns an error message or None."""
         return None
 
     # -- QgsProcessingAlgorithm --------------------------------------------------------------
-    def tr(self, text: str) -> str:
-        return QCoreApplication.translate("psdnet", text)
-
-    def icon(self):
-        return icon()
-
-    def group(self) -> str:
-        return ""
-
-    def groupId(self) -> str:  # noqa: N802
-        return ""
-
-    def initAlgorithm(self, config=None) -> None:  # noqa: N802
+    def initAlgorithm(self, config=None) -> None:
         self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, self.tr("Panchromatic (PAN) layer")))
         self.addParameter(QgsProcessingParameterBand(
             self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"),
@@ -117,22 +102,22 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
         self.addExtraParameters()
         for name, label, maximum in (
-            (self.TILE, "Tile size in MS pixels (0 = automatic)", 4096),
-            (self.OVERLAP, "Tile overlap in MS pixels (0 = automatic)", 2048),
+            (self.TILE, QT_TRANSLATE_NOOP("psdnet", "Tile size in MS pixels (0 = automatic)"), 4096),
+            (self.OVERLAP, QT_TRANSLATE_NOOP("psdnet", "Tile overlap in MS pixels (0 = automatic)"), 2048),
         ):
-            p = QgsProcessingParameterNumber(name, self.tr(label), QgsProcessingParameterNumber.Integer,
+            p = QgsProcessingParameterNumber(name, self.tr(label), Qgis.ProcessingNumberParameterType.Integer,
                                              0, optional=True, minValue=0, maxValue=maximum)
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            p.setFlags(p.flags() | Qgis.ProcessingParameterFlag.Advanced)
             self.addParameter(p)
         p = QgsProcessingParameterBoolean(self.FLOAT32, self.tr("Write float32 (default: the MS data type)"), False)
-        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+        p.setFlags(p.flags() | Qgis.ProcessingParameterFlag.Advanced)
         self.addParameter(p)
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Pansharpened")))
 
     def _pan_band(self, parameters: dict[str, Any], context: QgsProcessingContext) -> int | None:
         return chosen_band(self, parameters, self.PAN_BAND, context)
 
-    def checkParameterValues(self, parameters, context):  # noqa: N802
+    def checkParameterValues(self, parameters, context):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
@@ -144,15 +129,16 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
             return False, problem
         if ms.bandCount() < 2:
             return False, self.tr(
-                f"MS layer '{ms.name()}' has a single band, but pansharpening needs the multispectral "
+                "MS layer '{}' has a single band, but pansharpening needs the multispectral "
                 "image with all its bands. If the bands are separate files, stack them first "
-                "(Raster > Miscellaneous > Build Virtual Raster, 'Place each input file into a separate band').")
+                "(Raster > Miscellaneous > Build Virtual Raster, 'Place each input file into a separate band')."
+            ).format(ms.name())
         extra = self.checkExtra(parameters, context)
         if extra:
             return False, extra
         return True, ""
 
-    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+    def processAlgorithm(self, parameters, context, feedback):
         ok, msg = self.checkParameterValues(parameters, context)
         if not ok:  # qgis_process and processing.run check too, but be safe for direct callers
             raise QgsProcessingException(msg)
@@ -179,7 +165,7 @@ class FusionAlgorithmBase(QgsProcessingAlgorithm):
             raise QgsProcessingException(str(err)) from None
         except PSDNetCanceled:
             raise QgsProcessingException(self.tr("Cancelled by the user; no output was written.")) from None
-        rgb = report.get("rgb") if isinstance(report, dict) else None
+        rgb = report.rgb
         if rgb is not None and context.willLoadLayerOnCompletion(out):
             context.layerToLoadOnCompletionDetails(out).setPostProcessor(TrueColourStyler.create(tuple(rgb)))
         return {self.OUTPUT: out}

@@ -23,19 +23,19 @@ def icon() -> QIcon:
 class PSDNetProvider(QgsProcessingProvider):
     """Holds the PSDNet algorithms; algorithms import torch only when they run."""
 
-    def id(self) -> str:  # noqa: A003
+    def id(self) -> str:
         return "psdnet"
 
     def name(self) -> str:
         return "PSDNet"
 
-    def longName(self) -> str:  # noqa: N802
+    def longName(self) -> str:
         return "PSDNet pansharpening"
 
     def icon(self) -> QIcon:
         return icon()
 
-    def loadAlgorithms(self) -> None:  # noqa: N802
+    def loadAlgorithms(self) -> None:
         from .assess_algorithm import AssessAlgorithm
         from .classical_algorithm import ClassicalAlgorithm
         from .pansharpen_algorithm import PansharpenAlgorithm

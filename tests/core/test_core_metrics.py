@@ -185,3 +185,18 @@ def test_d_lambda_and_d_s_match_their_definitions() -> None:
     pan_low = mtf.degrade(pan, mtf.gnyq_for(None, 3).pan, ratio)
     expect = np.mean([abs(M.q_index(fused[b], pan) - M.q_index(ms[b], pan_low)) for b in range(3)])
     assert M.d_s(fused, ms, pan, ratio) == pytest.approx(expect, rel=1e-9)
+
+
+def test_pooled_statistics_give_the_whole_image_formulas() -> None:
+    """ERGAS / D_lambda / QNR from pooled block statistics use the whole-image formulas."""
+    f, r = _scene(seed=1), _scene(seed=2)
+    mse, mu = ((f - r) ** 2).mean(axis=(1, 2)), r.mean(axis=(1, 2))
+    assert M.ergas_from_errors(mse, mu, 4) == M.ergas(f, r, 4)
+    # two halves pooled by their pixel counts are the whole image's mean errors
+    halves = [(((f - r) ** 2)[:, a:b].mean(axis=(1, 2)), (b - a) * f.shape[2]) for a, b in ((0, 40), (40, 96))]
+    np.testing.assert_allclose(M.pooled_mean(halves), mse, rtol=1e-12)
+    assert M.pooled_mean([]) is None
+    assert M.pooled_mean([(np.array([0.5, 1.0]), 3)]).tolist() == [0.5, 1.0]
+    assert M.distortion(np.array([0.9, 0.8]), np.array([0.7, 0.9])) == pytest.approx(0.15)
+    assert M.distortion(np.array([]), np.array([])) == 0.0  # one band: no band pairs
+    assert M.qnr_from_distortions(0.1, 0.2) == pytest.approx(0.72)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from psdnet_qgis.core.tiling import Tile, half_hann_ramp, plan_tiles, tile_weights
+from psdnet_qgis.core.tiling import Tile, default_tile, half_hann_ramp, plan_tiles, resolve_tiling, tile_weights
 from psdnet_qgis.errors import PSDNetInputError
 
 
@@ -86,3 +86,29 @@ def test_overlap_too_large_rejected() -> None:
         plan_tiles(100, 100, 32, -1)
     with pytest.raises(PSDNetInputError):
         plan_tiles(0, 100, 32, 8)
+
+
+def test_default_tiles_split_the_raster_evenly():
+    assert default_tile(4) == (120, 8, 4)  # 128 MS px with margins: the measured sweet spot
+    assert default_tile(4, ms_shape=(256, 256)) == (136, 8, 4)  # 2 x 2, not 3 x 3 tiles
+    # 20 tiles of 136 (+ 2 x 4 = 144 computed) beat 23 of 120 (128): 2880 vs 2944 px a side
+    assert default_tile(4, ms_shape=(2560, 2560))[0] == 136
+    assert default_tile(4, ms_shape=(20, 30))[0] == 30  # one tile
+    tile, overlap, _ = default_tile(4, ms_shape=(12, 12))
+    assert tile == 12 and overlap <= tile // 2
+    assert default_tile(2, "exp")[2] == 8
+
+
+def test_resolve_tiling_keeps_the_callers_values_and_fills_in_the_rest():
+    assert resolve_tiling(4, "psdnet", (256, 256)) == default_tile(4, ms_shape=(256, 256))
+    assert resolve_tiling(4, "psdnet", (256, 256), tile=64) == (64, 8, 4)  # 32 PAN px overlap
+    assert resolve_tiling(4, "psdnet", (256, 256), tile=16) == (16, 4, 4)  # at most tile // 4
+    assert resolve_tiling(4, "exp", (256, 256), tile=16, overlap=0, margin=6) == (16, 0, 6)
+
+
+@pytest.mark.parametrize("kw,match", [(dict(tile=4), "tile=4 MS px is too small"),
+                                      (dict(tile=16, overlap=9), "between 0 and tile // 2 = 8"),
+                                      (dict(margin=3), "margin=3 MS px is too small")])
+def test_resolve_tiling_rejects_bad_values(kw, match):
+    with pytest.raises(PSDNetInputError, match=match):
+        resolve_tiling(4, "psdnet", (256, 256), **kw)

@@ -4,7 +4,7 @@ gsa and mtf_glp_hpm estimate image statistics (GSA's regression weights and inje
 gains, HPM's PAN matching). Estimated per tile, a tiled run (16 MS px tiles, overlap 4)
 differed from the one-tile run by max 0.16 (gsa) / 0.11 (hpm) band std on the scene below,
 and by 1.6 (gsa) / 9e3 (hpm, near its zero crossings) band std on tests.rasters.make_pair's
-96 x 104 MS px scene. The engine now fits them once per raster and applies them per tile.
+96 x 104 MS px scene, so the engine fits them once per raster and applies them per tile.
 Measured here, tiled vs one tile (same coefficients), both statistics paths, all four
 methods: max 6.4e-7 band std, mean 8.5e-9 — float32 rounding of values ~2000 (1 ulp =
 1.2e-4 = 4e-7 std), like exp/brovey which never had statistics. The bound is ~3x that.
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from psdnet_qgis.core import classical
-from psdnet_qgis.engine import raster, run
+from psdnet_qgis.engine import classical_predictor, raster
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.run import pansharpen
 
 from .conftest import read, synthetic_scene, write_geotiff
@@ -47,14 +48,14 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
 def record(monkeypatch) -> list:
     """Record the predictors the engine builds (to read their global statistics)."""
     built: list = []
-    orig = run.ClassicalPredictor.from_inputs.__func__
+    orig = ClassicalPredictor.from_inputs.__func__
 
     def spy(cls, *a, **k):
         p = orig(cls, *a, **k)
         built.append(p)
         return p
 
-    monkeypatch.setattr(run.ClassicalPredictor, "from_inputs", classmethod(spy))
+    monkeypatch.setattr(ClassicalPredictor, "from_inputs", classmethod(spy))
     return built
 
 
@@ -62,8 +63,8 @@ def _decimate_sample(monkeypatch) -> None:
     """Force the decimated-sample path (real rasters): statistics from full-res windows."""
     orig = raster.RasterInputs.read_sample
     monkeypatch.setattr(raster.RasterInputs, "read_sample", lambda self, max_side=1024: orig(self, 24))
-    monkeypatch.setattr(run, "FIT_WINDOW", 8)
-    monkeypatch.setattr(run, "FIT_WINDOWS", 4)
+    monkeypatch.setattr(classical_predictor, "FIT_WINDOW", 8)
+    monkeypatch.setattr(classical_predictor, "FIT_WINDOWS", 4)
 
 
 def _run_pair(scene, tmp_path, method):
@@ -71,8 +72,8 @@ def _run_pair(scene, tmp_path, method):
     kw = dict(method=method, out_dtype="float32")
     r1 = pansharpen(pan, ms, tmp_path / "whole.tif", tile=max(MS_SHAPE), overlap=0, **kw)
     r2 = pansharpen(pan, ms, tmp_path / "tiled.tif", tile=16, overlap=4, **kw)
-    assert r1["tiles"] == 1 and r2["tiles"] >= 9
-    std = np.asarray(r1["normalizer"]["ms_std"], dtype=np.float32)[:, None, None]
+    assert r1.tiles == 1 and r2.tiles >= 9
+    std = np.asarray(r1.normalizer["ms_std"], dtype=np.float32)[:, None, None]
     return read(tmp_path / "whole.tif"), read(tmp_path / "tiled.tif"), std
 
 
@@ -125,7 +126,7 @@ def test_window_statistics_close_to_whole_image(scene, tmp_path, monkeypatch, re
 
 def test_per_tile_statistics_did_show_seams(scene, tmp_path, monkeypatch):
     """The problem being fixed: per-tile statistics (no global fit) disagree across tiles."""
-    monkeypatch.setattr(run.ClassicalPredictor, "from_inputs",
+    monkeypatch.setattr(ClassicalPredictor, "from_inputs",
                         classmethod(lambda cls, method, normalizer, inputs, *a, **k:
                                     cls(method, normalizer, inputs.ratio)))
     whole, tiled, std = _run_pair(scene, tmp_path, "gsa")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from psdnet_qgis.engine import raster
+from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -22,7 +22,7 @@ def no_work(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("work started before the input was rejected")
 
-    monkeypatch.setattr(raster, "create_output", boom)
+    monkeypatch.setattr(output, "create_output", boom)
 
 
 def run(pan, ms, out, **kw):
@@ -107,7 +107,7 @@ def test_multiband_pan_band_in_range_works(pair, tmp_path):
     pan, ms = pair
     pan2 = tmp_path / "pan2.tif"
     gdal.Translate(str(pan2), str(pan), bandList=[1, 1])
-    assert run(pan2, ms, tmp_path / "o.tif", pan_band=2, tile=32)["tiles"] == 1
+    assert run(pan2, ms, tmp_path / "o.tif", pan_band=2, tile=32).tiles == 1
 
 
 def test_all_nodata(tmp_path, no_work):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from psdnet_qgis.engine import raster
+from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
@@ -51,7 +53,7 @@ def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net,
     assert got.shape == ref.shape == (4, 96, 112)
     # float32 rounding only (values up to 2047: 1 ulp = 1.2e-4)
     np.testing.assert_allclose(got, ref, rtol=0, atol=2e-3)
-    assert rep["tiles"] == len(__import__("psdnet_qgis.core.tiling", fromlist=["x"]).plan_tiles(24, 28, tile, overlap))
+    assert rep.tiles == len(__import__("psdnet_qgis.core.tiling", fromlist=["x"]).plan_tiles(24, 28, tile, overlap))
 
 
 @pytest.mark.parametrize("tile,overlap", [(10, 2), (32, 4)])
@@ -88,8 +90,8 @@ def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
     kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32")
     r1 = pansharpen(pan, ms, whole, tile=64, overlap=8, **kw)
     r2 = pansharpen(pan, ms, tiled, tile=12, overlap=4, **kw)
-    assert r1["tiles"] == 1 and r2["tiles"] > 4
-    std = np.asarray(r1["normalizer"]["ms_std"], dtype=np.float32)[:, None, None]
+    assert r1.tiles == 1 and r2.tiles > 4
+    std = np.asarray(r1.normalizer["ms_std"], dtype=np.float32)[:, None, None]
     lms = bicubic_reference(read(ms), 4, MARGIN)
     assert (np.abs(read(whole) - lms) / std).mean() > 1.0  # the model really changes the image
     diff = np.abs(read(whole) - read(tiled)) / std
@@ -98,23 +100,10 @@ def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
     assert diff.mean() < TILED_VS_WHOLE_MEAN, diff.mean()
 
 
-def test_default_tiles_split_the_raster_evenly():
-    from psdnet_qgis.engine.run import default_tile
-
-    assert default_tile(4) == (120, 8, 4)  # 128 MS px with margins: the measured sweet spot
-    assert default_tile(4, ms_shape=(256, 256)) == (136, 8, 4)  # 2 x 2, not 3 x 3 tiles
-    # 20 tiles of 136 (+ 2 x 4 = 144 computed) beat 23 of 120 (128): 2880 vs 2944 px a side
-    assert default_tile(4, ms_shape=(2560, 2560))[0] == 136
-    assert default_tile(4, ms_shape=(20, 30))[0] == 30  # one tile
-    tile, overlap, _ = default_tile(4, ms_shape=(12, 12))
-    assert tile == 12 and overlap <= tile // 2
-    assert default_tile(2, "exp")[2] == 8
-
-
 def test_strip_writer_reassembles_any_strip_sizes(tmp_path):
     ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "w.tif"), 7, 700, 2, gdal.GDT_Float32,
                                               ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
-    w = raster.StripWriter(ds, gdal.GDT_Float32, None)
+    w = output.StripWriter(ds, gdal.GDT_Float32, None)
     full = np.random.default_rng(0).random((2, 700, 7)).astype(np.float32)
     buf = np.empty((2, 300, 7), np.float32)
     row = 0
@@ -153,8 +142,8 @@ def test_output_grid_dtype_compression_descriptions(tmp_path, zero_net):
     assert np.abs(arr.astype(np.float32) - ref).max() <= 1
     # report + feedback
     for key in ("model", "device", "ratio", "tiles", "seconds", "out", "threads", "batch_size"):
-        assert key in rep
-    assert rep["ratio"] == 4 and rep["out"] == str(out.resolve())
+        assert key in rep.to_dict()
+    assert rep.ratio == 4 and rep.out == str(out.resolve())
     assert any("Tile plan" in line for line in fb.lines)
     assert fb.percents[-1] == 100.0 and fb.percents == sorted(fb.percents)
 
@@ -182,27 +171,27 @@ def test_whole_raster_never_in_memory_rows_written_in_strips(tmp_path, monkeypat
     """The writer receives many row strips, each at most one tile row (+ one block) tall."""
     pan, ms = make_pair(tmp_path, ms_shape=(160, 12), seed=5)  # 640 PAN rows
     calls: list[int] = []
-    orig = raster.StripWriter.add
+    orig = output.StripWriter.add
 
     def spy(self, arr):
         calls.append(arr.shape[1])
         return orig(self, arr)
 
-    monkeypatch.setattr(raster.StripWriter, "add", spy)
+    monkeypatch.setattr(output.StripWriter, "add", spy)
     writes: list[tuple[int, int]] = []
-    orig_write = raster.StripWriter._write
+    orig_write = output.StripWriter._write
 
     def spy_write(self, data):
         writes.append((self.row, data.shape[1]))
         orig_write(self, data)
 
-    monkeypatch.setattr(raster.StripWriter, "_write", spy_write)
+    monkeypatch.setattr(output.StripWriter, "_write", spy_write)
     pansharpen(pan, ms, tmp_path / "o.tif", method="exp", tile=16, overlap=4, batch_size=1)
     assert len(calls) >= 10 and max(calls) <= 16 * 4
     assert sum(calls) == 640
     # block-aligned writes, whole block rows except the last one
-    assert all(start % raster.OUT_BLOCK == 0 for start, _ in writes)
-    assert all(n % raster.OUT_BLOCK == 0 for _, n in writes[:-1])
+    assert all(start % output.OUT_BLOCK == 0 for start, _ in writes)
+    assert all(n % output.OUT_BLOCK == 0 for _, n in writes[:-1])
     assert sum(n for _, n in writes) == 640
 
 
@@ -218,7 +207,7 @@ def test_stats_computed_once_per_raster(pair, tmp_path, monkeypatch):
 
     monkeypatch.setattr(radiometry.Normalizer, "from_arrays", classmethod(counting))
     rep = pansharpen(*pair, tmp_path / "o.tif", method="exp", tile=8, overlap=2)
-    assert rep["tiles"] > 4 and n["calls"] == 1
+    assert rep.tiles > 4 and n["calls"] == 1
 
 
 # ---------------------------------------------------------------- georeference
@@ -230,7 +219,7 @@ def test_aligned_ms_read_by_georeference_not_index(tmp_path):
     pan = write_geotiff(tmp_path / "p.tif", pan_a[:, 20:100, 12:92], (ORIGIN[0] + 6.0, ORIGIN[1] - 10.0), 0.5)
     out = tmp_path / "o.tif"
     rep = pansharpen(pan, ms, out, method="exp", out_dtype="float32", tile=32)
-    assert not rep["ms_warped"]
+    assert not rep.ms_warped
     assert gdal.Open(str(out)).GetGeoTransform() == gdal.Open(str(pan)).GetGeoTransform()
     ref = bicubic_reference(read(ms)[:, 5:25, 3:23], 4, MARGIN)
     np.testing.assert_allclose(read(out), ref, rtol=0, atol=2e-3)
@@ -243,7 +232,7 @@ def test_pan_larger_than_ms_output_is_the_intersection(tmp_path):
     out = tmp_path / "o.tif"
     rep = pansharpen(pan, ms, out, method="exp", tile=32)
     o = gdal.Open(str(out))
-    assert (o.RasterXSize, o.RasterYSize) == (96, 80) and not rep["ms_warped"]
+    assert (o.RasterXSize, o.RasterYSize) == (96, 80) and not rep.ms_warped
     assert o.GetGeoTransform()[:4:3] == (ORIGIN[0] + 8.0, ORIGIN[1] - 4.0)
 
 
@@ -256,7 +245,7 @@ def test_misaligned_ms_read_through_warped_vrt(tmp_path, zero_net):
     out = tmp_path / "o.tif"
     rep = pansharpen(pan, ms, out, model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu",
                      out_dtype="float32")
-    assert rep["ms_warped"]
+    assert rep.ms_warped
     assert any("warped VRT" in line for line in fb.lines)
     o = gdal.Open(str(out))
     gt = o.GetGeoTransform()
@@ -276,7 +265,7 @@ def test_ms_in_other_crs_is_warped(tmp_path, zero_net):
     ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0, epsg=25831)
     fb = Recorder()
     rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu")
-    assert rep["ms_warped"] and any("another CRS" in line for line in fb.lines)
+    assert rep.ms_warped and any("another CRS" in line for line in fb.lines)
 
 
 def test_ratio_rounded_within_two_percent(tmp_path, zero_net):
@@ -284,7 +273,7 @@ def test_ratio_rounded_within_two_percent(tmp_path, zero_net):
     pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
     ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.02)  # 1 % off
     rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, tile=16, overlap=2, device="cpu")
-    assert rep["ratio"] == 4 and rep["ms_warped"]
+    assert rep.ratio == 4 and rep.ms_warped
 
 
 # ---------------------------------------------------------------- cancel / errors / cleanup
@@ -293,15 +282,15 @@ def test_cancel_removes_partial_output(tmp_path):
     out = tmp_path / "o.tif"
     with pytest.raises(PSDNetCanceled):
         pansharpen(pan, ms, out, method="exp", tile=8, overlap=2, feedback=Recorder(cancel_after=2))
-    assert not any(Path(p).exists() for p in raster.output_paths(str(out)))
+    assert not any(Path(p).exists() for p in output.output_paths(str(out)))
 
 
 def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
     pytest.importorskip("psdnet_qgis.core.classical")
-    from psdnet_qgis.engine import run
+    from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 
     calls = {"n": 0}
-    orig = run.ClassicalPredictor.predict
+    orig = ClassicalPredictor.predict
 
     def boom(self, ms, pan):
         calls["n"] += 1
@@ -309,7 +298,7 @@ def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
             raise MemoryError("simulated")
         return orig(self, ms, pan)
 
-    monkeypatch.setattr(run.ClassicalPredictor, "predict", boom)
+    monkeypatch.setattr(ClassicalPredictor, "predict", boom)
     out = tmp_path / "o.tif"
     (tmp_path / "o.tif.aux.xml").write_text("<x/>")
     with pytest.raises(MemoryError):
@@ -318,17 +307,31 @@ def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("short_by", [None, 1, 3000])
-def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, file_size_limit, capfd, short_by):
+def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, short_by):
     """The output cannot grow to its full size: a clear error, no file, no GDAL noise."""
+    from tests.full_disk import run_with_file_size_limit
+
     pan, ms = make_pair(tmp_path, ms_shape=(64, 64))
     out = tmp_path / "o.tif"
     pansharpen(pan, ms, out, method="exp", out_dtype="float32")
     full = out.stat().st_size
     out.unlink()
     # the first strip already fails / the last bytes fail / the last blocks fail
-    file_size_limit(10_000 if short_by is None else full - short_by)
-    with pytest.raises(PSDNetInputError, match=r"could not be written .*disk is probably full"):
-        pansharpen(pan, ms, out, method="exp", out_dtype="float32")
-    file_size_limit(full * 4)
+    result, stderr = run_with_file_size_limit(
+        10_000 if short_by is None else full - short_by, "engine",
+        {"pan": str(pan), "ms": str(ms), "out": str(out), "method": "exp", "out_dtype": "float32"})
+    assert result["error"] == "PSDNetInputError", result
+    assert re.search(r"could not be written .*disk is probably full", result["message"]), result
     assert not out.exists() and not list(tmp_path.glob("o.tif*"))
-    assert "Exception ignored" not in capfd.readouterr().err
+    assert "Exception ignored" not in stderr
+
+
+def test_a_truncated_output_is_a_write_error(tmp_path):
+    """GDAL 3.10 reports a failed write of the last blocks on stderr only: the engine checks the file."""
+    pan, ms = make_pair(tmp_path, ms_shape=(64, 64))
+    out = tmp_path / "o.tif"
+    pansharpen(pan, ms, out, method="exp", out_dtype="float32")
+    output.check_complete(str(out))  # a complete file passes
+    os.truncate(out, out.stat().st_size - 3000)
+    with pytest.raises(PSDNetInputError, match=r"could not be written \(block .* ends at byte .*disk is probably full"):
+        output.check_complete(str(out))

@@ -10,10 +10,11 @@ import torch.nn.functional as F
 
 from psdnet_qgis.model import fastcpu
 from psdnet_qgis.model.psdnet import PSDNet
+from tests.cpu import requires_bf16, requires_fused
 
 torch.set_num_threads(1)
 
-pytestmark = pytest.mark.skipif(not fastcpu.available(), reason="torch built without oneDNN")
+pytestmark = requires_fused
 ROOT = Path(__file__).resolve().parents[2]
 CL = torch.channels_last
 
@@ -52,16 +53,17 @@ def test_fp32_fused_equals_network(ratio: int, size: tuple[int, int], stage1: st
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_original_model_untouched_and_zero_residual_exact() -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=requires_bf16)])
+def test_original_model_untouched_and_zero_residual_exact(dtype: torch.dtype) -> None:
     net = _random_net(4, 4, 8, seed=5)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    fused = fastcpu.fuse_for_cpu(net, torch.bfloat16)
+    fused = fastcpu.fuse_for_cpu(net, dtype)
     assert not any(p.requires_grad for p in fused.parameters())  # inference only
     after = net.state_dict()
     assert before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) and after[k].dtype == torch.float32 for k in before)
     net.zero_residual_()
-    fused = fastcpu.fuse_for_cpu(net, torch.bfloat16)
+    fused = fastcpu.fuse_for_cpu(net, dtype)
     ms, pan = _inputs(4, 4, 13, 11, seed=2)
     lms = F.interpolate(ms, scale_factor=4, mode="bicubic", align_corners=False)
     with torch.inference_mode():
@@ -70,6 +72,7 @@ def test_original_model_untouched_and_zero_residual_exact() -> None:
         assert img.dtype == torch.float32 and torch.equal(img, lms)  # lms stays float32
 
 
+@requires_bf16
 def test_bf16_fused_close_to_fp32_with_bundled_weights() -> None:
     path = ROOT / "resources" / "models" / "psdnet_vhr4.pt"
     if not path.exists():

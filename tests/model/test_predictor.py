@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.model import cpu
 from psdnet_qgis.model.predictor import TorchPredictor
 from psdnet_qgis.model.psdnet import PSDNet
+from tests.cpu import requires_bf16
 
 
 @pytest.fixture(autouse=True)
@@ -111,6 +113,7 @@ def test_cuda_oom_at_batch_one_splits_the_tile(monkeypatch: pytest.MonkeyPatch) 
     assert any("sub-tiles" in m for m in pred.messages)
 
 
+@requires_bf16
 def test_bf16_precision_close_to_fp32() -> None:
     torch.manual_seed(6)
     net = PSDNet(2, 4, width=8)
@@ -121,5 +124,16 @@ def test_bf16_precision_close_to_fp32() -> None:
     assert "bf16" in pred.device_report
     out = pred.predict(ms, pan)
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 5e-2
+
+
+def test_fp16_on_cpu_is_a_clear_error() -> None:
+    net = PSDNet(2, 4, width=8)
     with pytest.raises(PSDNetInputError, match="fp16 needs a CUDA"):
         TorchPredictor(net, {}, device="cpu", precision="fp16")
+
+
+def test_bf16_refused_where_the_cpu_cannot_run_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an AVX2-only CPU, as oneDNN reports it (the one thing simulated here)
+    monkeypatch.setattr(cpu, "bf16_runnable", lambda: False)
+    with pytest.raises(PSDNetInputError, match="bf16 is not available.*choose fp32"):
+        TorchPredictor(PSDNet(2, 4, width=8), {}, device="cpu", precision="bf16")

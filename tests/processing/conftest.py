@@ -9,7 +9,6 @@ from qgis.core import QgsApplication
 
 from tests.rasters import make_pair
 
-
 _KEEP: list = []  # Python references keep registered providers (and their algorithms) alive
 
 

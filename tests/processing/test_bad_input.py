@@ -9,7 +9,7 @@ import processing
 import pytest
 from qgis.core import QgsProcessingException
 
-from tests.rasters import make_pair, synthetic_scene, write_geotiff
+from tests.rasters import make_pair, write_geotiff
 
 
 def run(params: dict):
@@ -112,10 +112,19 @@ def test_all_nodata_input(psdnet_provider, tmp_path, zero_weights):
                  "nodata", out=out)
 
 
-def test_disk_full_while_writing(psdnet_provider, tmp_path, zero_weights, file_size_limit):
-    """A real write failure (the process's file size limit, as a full disk) mid-run."""
+def test_disk_full_while_writing(tmp_path, zero_weights):
+    """A real write failure (a file size limit, as a full disk) mid-run, through processing.run.
+
+    In a child process (tests/full_disk.py): the limit would also cut pytest's own output file.
+    """
+    from tests.full_disk import run_with_file_size_limit
+
     pan, ms = make_pair(tmp_path, ms_shape=(64, 64))
     out = tmp_path / "o.tif"
-    file_size_limit(20_000)
-    expect_error({"PAN": str(pan), "MS": str(ms), "MODEL_FILE": str(zero_weights), "OUTPUT": str(out)},
-                 str(out), "disk is probably full", "partial file was removed", out=out)
+    result, _ = run_with_file_size_limit(20_000, "processing", {
+        "PAN": str(pan), "MS": str(ms), "MODEL_FILE": str(zero_weights), "OUTPUT": str(out)})
+    assert result["error"] == "QgsProcessingException", result
+    for fragment in (str(out), "disk is probably full", "partial file was removed"):
+        assert fragment.lower() in result["message"].lower(), result
+    assert "Traceback" not in result["message"]
+    assert not out.exists()

@@ -30,11 +30,11 @@ def test_modeler_classical_then_assess(psdnet_provider, pair, tmp_path):
         QgsProcessingContext,
         QgsProcessingModelAlgorithm,
         QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource as Src,
         QgsProcessingModelOutput,
         QgsProcessingModelParameter,
         QgsProcessingParameterRasterLayer,
     )
+    from qgis.core import QgsProcessingModelChildParameterSource as Src
 
     pan, ms = pair
     model = QgsProcessingModelAlgorithm("sharpen_and_assess", "tests")

@@ -107,7 +107,8 @@ def test_graphical_model_clip_then_pansharpen(psdnet_provider, pair, zero_weight
     sharpen.setChildId("sharpen")
     sharpen.addParameterSources("PAN", [QgsProcessingModelChildParameterSource.fromChildOutput("clip", "OUTPUT")])
     sharpen.addParameterSources("MS", [QgsProcessingModelChildParameterSource.fromModelParameter("ms")])
-    sharpen.addParameterSources("MODEL_FILE", [QgsProcessingModelChildParameterSource.fromStaticValue(str(zero_weights))])
+    sharpen.addParameterSources(
+        "MODEL_FILE", [QgsProcessingModelChildParameterSource.fromStaticValue(str(zero_weights))])
     out_def = QgsProcessingModelOutput("fused")
     out_def.setChildOutputName("OUTPUT")
     sharpen.setModelOutputs({"fused": out_def})

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import qgis.utils
-from qgis.core import QgsApplication
+from qgis.core import Qgis, QgsApplication
 
 from tests.conftest import ROOT
 
@@ -29,7 +29,7 @@ def test_provider_contract(psdnet_provider):
     assert alg.displayName() == "Pansharpen (PSDNet)"
     assert "classical" in alg.shortHelpString()
     # Runs in Processing's background thread: never FlagNoThreading.
-    assert not alg.flags() & alg.FlagNoThreading
+    assert not alg.flags() & Qgis.ProcessingAlgorithmFlag.NoThreading
 
 
 def test_plugin_load_initgui_unload(qgis_iface, qgis_processing):

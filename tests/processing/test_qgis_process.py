@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,3 +77,38 @@ def test_qgis_process_classical_then_assess(qgis_env, tmp_path):
                          env=qgis_env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "QNR" in res.stdout and html.exists()
+
+
+def test_qgis_process_bundled_model_by_id(qgis_env, tmp_path):
+    """``MODEL=psdnet_vhr4``: the documented command line, with the bundled model picked by id."""
+    from psdnet_qgis.core.registry import list_models
+    from tests.rasters import make_pair
+
+    if "psdnet_vhr4" not in [m.name for m in list_models()]:
+        pytest.skip("psdnet_vhr4 is not bundled")
+    pan, ms = make_pair(tmp_path)
+    out = tmp_path / "vhr4.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}",
+                          "MODEL=psdnet_vhr4", "DEVICE=cpu", f"OUTPUT={out}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ds = gdal.Open(str(out))
+    assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (192, 160, 4)
+
+
+def test_qgis_process_unknown_model_lists_the_ids(qgis_env, tmp_path):
+    from tests.rasters import make_pair
+
+    res = subprocess.run([QGIS_PROCESS, "help", "psdnet:pansharpen"],
+                         env=qgis_env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and "psdnet_vhr4" in res.stdout, res.stdout[-3000:] + res.stderr[-3000:]
+    pan, ms = make_pair(tmp_path)
+    out = tmp_path / "x.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}",
+                          "MODEL=psdnet_vhr5", f"OUTPUT={out}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=300)
+    text = res.stdout + res.stderr
+    assert res.returncode != 0
+    assert "MODEL" in text and "'psdnet_vhr5'" in text and "psdnet_vhr4" in text, text[-3000:]
+    assert "Traceback" not in text
+    assert not out.exists()

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from psdnet_qgis.errors import PSDNetInputError
-from psdnet_qgis.model.data import (
-    PatchSampler, crop_pair, largest_valid_window, make_wald_pair)
+from psdnet_qgis.training.data import PatchSampler, crop_pair, largest_valid_window, make_wald_pair
 
 
 def _scene(seed: int = 0, h: int = 48, w: int = 40, r: int = 4, c: int = 4):

@@ -1,24 +1,31 @@
-"""No-reference losses for full-resolution fine-tuning (beyond the paper).
+"""Training losses: the three-stage L1, distillation, spectral angle, full-resolution terms.
 
-Wald pairs train the network at a quarter (or half) of the real scale and throw the
-real full-resolution PAN detail away. The fine-tuning stage of ``model.train``
-(``--fullres-epochs``) adds, on real full-resolution patches (no reference exists):
+* :func:`stages_l1` -- ``sum_s L1(out_s, gt)`` over the three PSDNet stages: the teacher's
+  loss, the reconstruction part of the student's, and the Wald term of fine-tuning.
+* :func:`feature_distillation` -- ``MSE(f2_s, f2_t) + MSE(f3_s, f3_t)``, the feature term
+  that ``lambda`` weighs (``training.loop.calibrate_lambda``).
+* :func:`spectral_angle_loss` -- SAM on the radiometric scale (``--sam-weight``).
+* Full-resolution fine-tuning (beyond the paper; ``--fullres-epochs``). Wald pairs train the
+  network at a quarter (or half) of the real scale and throw the real full-resolution PAN
+  detail away; the fine-tuning stage adds, on real full-resolution patches (no reference
+  exists), :func:`fullres_losses`:
 
-* spectral consistency: the fused image, low-passed with the sensor's MTF-matched filter
-  and decimated exactly as Wald's protocol does (``core.mtf.degrade``), must give back
-  the input MS (L1, normalised units) -- the differentiable twin of Khan's D_lambda;
-* spatial consistency: the correlation of each fused band with the PAN at full
-  resolution must match the correlation of that MS band with the MTF-degraded PAN at MS
-  resolution (per patch; |rho_high - rho_low|) -- the correlation part of D_s, which is
-  invariant to the normalisation's per-band affine scaling.
+  - spectral consistency: the fused image, low-passed with the sensor's MTF-matched filter
+    and decimated exactly as Wald's protocol does (``core.mtf.degrade``, here its torch twin
+    :class:`Degrade`), must give back the input MS (L1, normalised units) -- the
+    differentiable twin of Khan's D_lambda;
+  - spatial consistency: the correlation of each fused band with the PAN at full
+    resolution must match the correlation of that MS band with the MTF-degraded PAN at MS
+    resolution (per patch; |rho_high - rho_low|) -- the correlation part of D_s, which is
+    invariant to the normalisation's per-band affine scaling.
 
-Both are computed on the interior of the patch only (``margin`` MS pixels dropped on
-each side), where the 42-tap degradation filter does not reach the replicated border.
+  Both are computed on the interior of the patch only (``margin`` MS pixels dropped on
+  each side), where the 42-tap degradation filter does not reach the replicated border.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -26,6 +33,37 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from psdnet_qgis.core.mtf import decimation_filter
+from psdnet_qgis.model.psdnet import PSDNetOutput, distillation_loss
+
+
+def stages_l1(out: PSDNetOutput, gt: torch.Tensor) -> torch.Tensor:
+    """``L1(out1, gt) + L1(out2, gt) + L1(out3, gt)``: the loss of every stage against ``gt``.
+
+    Args:
+        out: network outputs (B, C, H, W) of the three stages.
+        gt: reference (B, C, H, W).
+    """
+    # distillation_loss without a teacher is exactly this sum (one implementation).
+    return distillation_loss(out, None, gt, 0.0)
+
+
+def feature_distillation(student: PSDNetOutput, teacher: PSDNetOutput) -> torch.Tensor:
+    """``MSE(f2_s, f2_t) + MSE(f3_s, f3_t)``: student features against the frozen teacher's."""
+    return F.mse_loss(student.f2, teacher.f2) + F.mse_loss(student.f3, teacher.f3)
+
+
+def spectral_angle_loss(out: torch.Tensor, gt: torch.Tensor, mean: torch.Tensor,
+                        std: torch.Tensor) -> torch.Tensor:
+    """Mean spectral angle (chord length 2 sin(theta / 2), ~theta in radians) between
+    ``out`` and ``gt`` (B, C, H, W) on the radiometric scale of each sample's scene
+    (SAM is not invariant to the zscore4 offsets, so angles are taken after
+    denormalising with the per-sample (B, C) ``mean`` / ``std``)."""
+    m = mean[:, :, None, None]
+    s = 4.0 * std[:, :, None, None]
+    f = (out.float() - 0.5) * s + m
+    g = (gt.float() - 0.5) * s + m
+    cos = (f * g).sum(1) / (f.norm(dim=1) * g.norm(dim=1) + 1e-6)
+    return torch.sqrt(2.0 * (1.0 - cos).clamp_min(0.0) + 1e-8).mean()
 
 
 class Degrade(nn.Module):

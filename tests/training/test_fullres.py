@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from psdnet_qgis.core.mtf import degrade
-from psdnet_qgis.model.data import WaldPair
-from psdnet_qgis.model.fullres import Degrade, fullres_losses
+from psdnet_qgis.training.data import WaldPair
+from psdnet_qgis.training.losses import Degrade, fullres_losses
 
 
 @pytest.mark.parametrize("ratio", [2, 3, 4])
@@ -51,10 +51,9 @@ def _full_pair(seed: int, name: str, r: int = 4) -> WaldPair:
 
 
 def test_finetune_from_exported_weights(tmp_path):
-    from tests.model.test_train import _cfg, _pair
-
-    from psdnet_qgis.model.train import train
     from psdnet_qgis.model.weights import load_model
+    from psdnet_qgis.training.loop import train
+    from tests.training.test_train import _cfg, _pair
 
     train_pairs, val_pairs = [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")]
     first = tmp_path / "m" / "psdnet_vhr4.pt"
@@ -70,5 +69,6 @@ def test_finetune_from_exported_weights(tmp_path):
     m0, _ = load_model(first)
     m1, meta = load_model(tuned)
     assert meta["training"]["fullres_epochs"] == 1
-    changed = any(not torch.equal(a, b) for a, b in zip(m0.state_dict().values(), m1.state_dict().values()))
+    pairs = zip(m0.state_dict().values(), m1.state_dict().values(), strict=True)
+    changed = any(not torch.equal(a, b) for a, b in pairs)
     assert changed

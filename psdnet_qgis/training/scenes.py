@@ -1,17 +1,22 @@
 """The real PAN + MS scenes used to train and validate the bundled models.
 
 Reads each scene from the shared data folder (``../shared/data`` beside the repository
-by default, see ``data/PROVENANCE.md`` there) into aligned numpy arrays:
+by default, see ``data/PROVENANCE.md`` there) into aligned numpy arrays, through the
+engine's one georeferencing path (``engine.raster.open_inputs``), so training sees a scene
+on exactly the grid a user's run of the same files would use:
 
 - the output grid is the PAN grid cropped to the PAN / MS footprint intersection, with a
   size that is a multiple of the ratio;
 - the MS is read *by georeference* onto the grid of pixel size ``ratio * PAN pixel``
   whose corners coincide with the PAN crop's corners (the project's geometry
   convention: MS pixel (i, j) covers PAN pixels [i*r, (i+1)*r) x [j*r, (j+1)*r)).
-  When the stored MS grid is already that grid (within 0.05 MS pixel over the whole
-  extent) it is read as is; otherwise (Landsat half-PAN-pixel offsets, the resampled
-  Pamplona and 0.5 m scenes) it is warped with cubic resampling (rasterio/GDAL);
-- bands are selected and reordered to the model's band order (Blue, Green, Red[, NIR]).
+  When the stored MS grid is already that grid (``core.grid.ALIGN_TOLERANCE_PX``) it is
+  read as is; otherwise (Landsat half-PAN-pixel offsets, the resampled Pamplona and 0.5 m
+  scenes) it is read through the engine's cubic warped VRT (``engine.raster.warp_onto_grid``);
+- what the engine does not know about a scene is added here, on an in-memory VRT of the
+  MS that the engine then opens: several single-band MS files stacked (Virginia), the bands
+  selected and reordered to the model's band order (Blue, Green, Red[, NIR]), and a
+  scene-level no-data value.
 
 Band-order conclusions (checked on the data):
 
@@ -33,7 +38,7 @@ Rotterdam 1/2/3 0.92/0.96/0.98 -> best at 1 px; 0.5 m scene, Madrid, Istanbul: b
 Pamplona 0.919 -> 0.981 at (1, -1) px; Virginia 0.002: its PAN is another place or date
 (excluded from training).
 
-GDAL / rasterio are used here only (``model/`` never imports them).
+GDAL is imported only inside :func:`load_scene` (the catalogue is plain data).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,10 +56,6 @@ import numpy as np
 from psdnet_qgis.errors import PSDNetInputError
 
 LOG = logging.getLogger(__name__)
-
-# Stored MS grids that differ from the PAN-aligned target grid by less than this many MS
-# pixels anywhere over the extent are read without resampling (Rotterdam: 0.009 px).
-_ALIGN_TOL_PX = 0.05
 
 SPACENET_LICENCE = "CC BY-SA 4.0 (SpaceNet; imagery by Maxar)"
 LANDSAT_LICENCE = "Public domain (USGS Landsat)"
@@ -203,20 +205,8 @@ def _valid(a: np.ndarray, nodata: float | None) -> np.ndarray:
     return ok
 
 
-def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Scene:
-    """Read a scene as aligned PAN + MS arrays.
-
-    Args:
-        spec: the scene.
-        data_dir: the shared data folder (default: ``default_data_dir()``).
-
-    Returns:
-        ``Scene`` with ms (C, h, w), pan (1, h*r, w*r) float32 and validity masks.
-    """
-    import rasterio
-    from rasterio.warp import Resampling, reproject, transform_bounds
-    from rasterio.windows import Window
-
+def _scene_paths(spec: SceneSpec, data_dir: str | os.PathLike | None) -> tuple[Path, list[Path]]:
+    """The scene's PAN and MS file paths; a PSDNetInputError names a missing one."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = root / spec.folder
     pan_path = folder / spec.pan
@@ -226,93 +216,104 @@ def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Sc
             raise PSDNetInputError(
                 f"data_dir: {p} does not exist; pass --data pointing at the shared data "
                 "folder (the one holding PROVENANCE.md) or set PSDNET_DATA")
-    r = spec.ratio
-    with rasterio.open(pan_path) as pds:
-        pt = pds.transform
-        if pt.b != 0 or pt.d != 0:
-            raise PSDNetInputError(f"pan: {pan_path} has a rotated geotransform; unsupported")
-        px, py = pt.a, -pt.e
-        ms_dss = [rasterio.open(p) for p in ms_paths]
-        try:
-            m0 = ms_dss[0]
-            mb = m0.bounds
-            if m0.crs != pds.crs:
-                mb = transform_bounds(m0.crs, pds.crs, *mb)
-            pb = pds.bounds
-            left, bottom = max(pb[0], mb[0]), max(pb[1], mb[1])
-            right, top = min(pb[2], mb[2]), min(pb[3], mb[3])
-            eps = 1e-6
-            col0 = math.ceil((left - pt.c) / px - eps)
-            col1 = math.floor((right - pt.c) / px + eps)
-            row0 = math.ceil((pt.f - top) / py - eps)
-            row1 = math.floor((pt.f - bottom) / py + eps)
-            W = (col1 - col0) // r * r
-            H = (row1 - row0) // r * r
-            if W < 8 * r or H < 8 * r:
-                raise PSDNetInputError(
-                    f"{spec.name}: PAN / MS footprints overlap by only {W}x{H} PAN pixels")
-            pr0, pc0 = row0, col0
-            pan = pds.read(1, window=Window(pc0, pr0, W, H)).astype(np.float32)
-            pan_valid = _valid(pan, pds.nodata if spec.nodata is None else spec.nodata)
-            if spec.nodata is None and pds.nodata is not None:
-                pan_valid &= _valid(pan, pds.nodata)
+    return pan_path, ms_paths
 
-            h, w = H // r, W // r
-            ms_x0 = pt.c + col0 * px
-            ms_y0 = pt.f - row0 * py
-            dst_tf = rasterio.Affine(px * r, 0.0, ms_x0, 0.0, -py * r, ms_y0)
-            mt = m0.transform
-            same_crs = m0.crs == pds.crs
-            err = max(
-                abs((ms_x0 - mt.c) / mt.a - round((ms_x0 - mt.c) / mt.a)),
-                abs((ms_y0 - mt.f) / mt.e - round((ms_y0 - mt.f) / mt.e)),
-                abs(mt.a - px * r) * w / (px * r),
-                abs(-mt.e - py * r) * h / (py * r),
-            )
-            aligned = same_crs and err < _ALIGN_TOL_PX
-            planes: list[np.ndarray] = []
-            valids: list[np.ndarray] = []
-            for ds in ms_dss:
-                nod = spec.nodata if spec.nodata is not None else ds.nodata
-                if aligned:
-                    c0 = int(round((ms_x0 - ds.transform.c) / ds.transform.a))
-                    r0 = int(round((ms_y0 - ds.transform.f) / ds.transform.e))
-                    a = ds.read(window=Window(c0, r0, w, h)).astype(np.float32)
-                    for b in a:
-                        planes.append(b)
-                        valids.append(_valid(b, nod))
-                else:
-                    for bi in range(1, ds.count + 1):
-                        src = ds.read(bi).astype(np.float32)
-                        ok = _valid(src, nod)
-                        src = np.where(ok, src, np.nan).astype(np.float32)
-                        dst = np.full((h, w), np.nan, np.float32)
-                        reproject(
-                            src, dst, src_transform=ds.transform, src_crs=ds.crs,
-                            dst_transform=dst_tf, dst_crs=pds.crs,
-                            resampling=Resampling.cubic, src_nodata=np.nan,
-                            dst_nodata=np.nan)
-                        planes.append(dst)
-                        valids.append(np.isfinite(dst))
-        finally:
-            for ds in ms_dss:
-                ds.close()
-        meta = {
-            "pan_path": str(pan_path),
-            "ms_paths": [str(p) for p in ms_paths],
-            "crs": str(pds.crs),
-            "pan_window": (pr0, pc0, H, W),
-            "ms_transform": tuple(dst_tf)[:6],
-            "ms_resampled": not aligned,
-            "ms_grid_error_px": float(err),
-        }
-    sel = [b - 1 for b in spec.bands]
-    if max(sel) >= len(planes):
+
+def _ms_vrt(spec: SceneSpec, ms_paths: list[Path], tag: str) -> list[str]:
+    """In-memory VRT(s) of the scene's MS as the engine should see it.
+
+    Several single-band files are stacked in order, then ``spec.bands`` are selected in the
+    model's band order and ``spec.nodata`` (when set) replaces the files' declared no-data,
+    so that the engine's direct read or warp treats exactly those pixels as missing.
+
+    Returns:
+        The /vsimem paths created, the last one being the MS to open (the caller unlinks them).
+    """
+    from osgeo import gdal
+
+    created: list[str] = []
+    src = str(ms_paths[0])
+    if len(ms_paths) > 1:
+        stack = f"/vsimem/psdnet_{tag}_stack.vrt"
+        ds = gdal.BuildVRT(stack, [str(p) for p in ms_paths], separate=True)
+        created.append(stack)
+        n_bands = ds.RasterCount
+        ds = None  # flush the VRT to /vsimem before it is read again
+        src = stack
+    else:
+        n_bands = gdal.Open(src).RasterCount
+    if max(spec.bands) > n_bands:
+        for p in created:
+            gdal.Unlink(p)
         raise PSDNetInputError(
-            f"{spec.name}: bands {spec.bands} requested but the MS has {len(planes)} bands")
-    ms = np.stack([planes[i] for i in sel]).astype(np.float32)
-    ms_valid = np.logical_and.reduce([valids[i] for i in sel])
+            f"{spec.name}: bands {spec.bands} requested but the MS has {n_bands} bands")
+    out = f"/vsimem/psdnet_{tag}_ms.vrt"
+    opts: dict[str, Any] = {"format": "VRT", "bandList": list(spec.bands)}
+    if spec.nodata is not None:
+        opts["noData"] = spec.nodata
+    gdal.Translate(out, src, options=gdal.TranslateOptions(**opts))
+    created.append(out)
+    return created
+
+
+def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Scene:
+    """Read a scene as aligned PAN + MS arrays (through ``engine.raster.open_inputs``).
+
+    Args:
+        spec: the scene.
+        data_dir: the shared data folder (default: ``default_data_dir()``).
+
+    Returns:
+        ``Scene`` with ms (C, h, w), pan (1, h*r, w*r) float32 and validity masks.
+
+    Raises:
+        PSDNetInputError: a missing file, a ratio other than ``spec.ratio``, a band beyond the
+            MS, or a PAN / MS overlap under 8 x 8 MS pixels.
+    """
+    from osgeo import gdal
+
+    from psdnet_qgis.engine.gdalerr import gdal_errors
+    from psdnet_qgis.engine.raster import open_inputs
+
+    pan_path, ms_paths = _scene_paths(spec, data_dir)
+    r = spec.ratio
+    with gdal_errors():
+        created = _ms_vrt(spec, ms_paths, f"{spec.name}_{uuid.uuid4().hex}")
+        try:
+            inputs = open_inputs(str(pan_path), created[-1])
+            try:
+                if inputs.ratio != r:
+                    raise PSDNetInputError(
+                        f"{spec.name}: the files give ratio {inputs.ratio}, the scene says {r}; "
+                        "fix SceneSpec.ratio")
+                H, W, h, w = inputs.height, inputs.width, inputs.ms_height, inputs.ms_width
+                if W < 8 * r or H < 8 * r:
+                    raise PSDNetInputError(
+                        f"{spec.name}: PAN / MS footprints overlap by only {W}x{H} PAN pixels")
+                pan, _ = inputs.read_pan(0, 0, H, W)
+                ms, ms_valid = inputs.read_ms(0, 0, h, w)
+                # The scene's no-data replaces the PAN file's; the MS VRT already carries it.
+                pan_valid = _valid(pan[0], inputs.pan_nodata if spec.nodata is None else spec.nodata)
+                ms_valid &= _valid(ms, None).all(axis=0)
+                gt = inputs.geotransform
+                meta = {
+                    "pan_path": str(pan_path),
+                    "ms_paths": [str(p) for p in ms_paths],
+                    "crs": inputs.crs_wkt,
+                    "pan_window": (inputs.pan_yoff, inputs.pan_xoff, H, W),
+                    # rasterio Affine order (px, 0, x0, 0, -py, y0) of the MS working grid
+                    "ms_transform": (gt[1] * r, 0.0, gt[0], 0.0, gt[5] * r, gt[3]),
+                    "ms_resampled": inputs.ms_warped,
+                    "warp_reason": inputs.warp_reason,
+                }
+            finally:
+                inputs.close()
+        finally:
+            for p in created:
+                gdal.Unlink(p)
+    ms = np.ascontiguousarray(ms, dtype=np.float32)
+    pan = np.ascontiguousarray(pan, dtype=np.float32)
     ms[:, ~ms_valid] = 0.0
-    pan[~pan_valid] = 0.0
-    LOG.info("%s: PAN %dx%d, MS %dx%d (resampled=%s)", spec.name, H, W, h, w, not aligned)
-    return Scene(spec, ms, pan[None], ms_valid, pan_valid, meta)
+    pan[:, ~pan_valid] = 0.0
+    LOG.info("%s: PAN %dx%d, MS %dx%d (resampled=%s)", spec.name, H, W, h, w, inputs.ms_warped)
+    return Scene(spec, ms, pan, ms_valid, pan_valid, meta)

@@ -1,6 +1,7 @@
 """Training data: Wald reduced-resolution pairs, patch sampling and augmentation.
 
-Pure numpy + torch (scene *reading* lives in ``psdnet_qgis.engine.scenes``).
+The pair and patch functions are numpy + torch only; the loaders at the end read the
+bundled models' scenes through ``training.scenes`` (GDAL, imported when called).
 
 Wald's protocol (PSDNET.md, METRICS.md): the real MS ``(C, h, w)`` and PAN
 ``(1, h r, w r)`` are low-passed with the sensor's MTF-matched filters and decimated by
@@ -19,8 +20,10 @@ radiometric scales (11-bit DN, 16-bit scaled DN, reflectance 0-1) train one mode
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -312,3 +315,88 @@ class PatchSampler:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the generator state."""
         self.rng.bit_generator.state = state["rng"]
+
+
+# ----------------------------------------------------------------------------- scenes -> pairs
+def scene_gains(sensor: str | None, n_bands: int) -> tuple[tuple[float, ...], float]:
+    """MTF gains for a scene's selected bands (B, G, R[, NIR] of the sensor)."""
+    from psdnet_qgis.core.mtf import gnyq_for
+
+    g = gnyq_for(sensor, 4) if n_bands == 3 else gnyq_for(sensor, n_bands)
+    return tuple(g.ms[:n_bands]), float(g.pan)
+
+
+def load_pairs(model: str, data_dir: str | os.PathLike | None,
+               norm: str = "zscore4") -> tuple[list[WaldPair], list[WaldPair]]:
+    """Read the model's training and validation scenes and make Wald pairs.
+
+    ``norm`` is the ``core.radiometry`` method the pairs are normalised with.
+
+    Returns:
+        (train_pairs, val_pairs); validation pairs are cropped to their largest fully
+        valid window.
+    """
+    from psdnet_qgis.training.scenes import load_scene, scenes_for
+
+    out: dict[str, list[WaldPair]] = {}
+    for role in ("train", "val"):
+        pairs = []
+        for spec in scenes_for(model, role):
+            sc = load_scene(spec, data_dir)
+            ms_g, pan_g = scene_gains(spec.sensor, len(spec.bands))
+            p = make_wald_pair(sc.ms, sc.pan, spec.ratio, ms_g, pan_g, sc.ms_valid,
+                               sc.pan_valid, spec.name, norm_method=norm)
+            if role == "val":
+                p = crop_pair(p, largest_valid_window(p.valid, p.ratio))
+            pairs.append(p)
+        out[role] = pairs
+    return out["train"], out["val"]
+
+
+def load_fullres_pairs(model_name: str, data_dir: str | os.PathLike | None,
+                       norm: str = "zscore4") -> list[WaldPair]:
+    """The training scenes at full resolution for the no-reference fine-tuning stage.
+
+    Each is a :class:`WaldPair` whose ``ms``/``pan`` are the real inputs normalised with
+    their own statistics (as the engine does) and whose ``gt`` is a zero placeholder
+    (there is no reference); ``valid`` marks PAN pixels where both inputs are valid.
+    """
+    from psdnet_qgis.training.scenes import load_scene, scenes_for
+
+    pairs = []
+    for spec in scenes_for(model_name, "train"):
+        sc = load_scene(spec, data_dir)
+        r = spec.ratio
+        c, h, w = sc.ms.shape
+        valid = np.repeat(np.repeat(sc.ms_valid, r, 0), r, 1) & sc.pan_valid.reshape(h * r, w * r)
+        n = Normalizer.from_arrays(sc.ms, sc.pan, sc.ms_valid, sc.pan_valid, method=norm)
+        gt = np.broadcast_to(np.zeros((c, 1, 1), np.float32), (c, h * r, w * r))
+        pairs.append(WaldPair(spec.name, n.norm_ms(sc.ms), n.norm_pan(sc.pan), gt, valid, n, r))
+    return pairs
+
+
+def fullres_val_inputs(model_name: str, data_dir: str | os.PathLike | None,
+                       norm: str = "zscore4") -> list[dict[str, Any]]:
+    """The validation scene(s) at full resolution: the largest fully valid window of the
+    real inputs, normalised with statistics of those inputs (as the engine does).
+
+    Returns:
+        One dict per scene: ``spec``, real ``ms`` (C, h, w) and ``pan`` (1, H, W), the
+        normalised ``pair`` (zero ``gt``) and the ``window`` [row, col, height, width] in MS px.
+    """
+    from psdnet_qgis.training.scenes import load_scene, scenes_for
+
+    out = []
+    for spec in scenes_for(model_name, "val"):
+        sc = load_scene(spec, data_dir)
+        r = spec.ratio
+        h, w = sc.ms.shape[1:]
+        v = sc.ms_valid & sc.pan_valid.reshape(h, r, w, r).all(axis=(1, 3))
+        y, x, hh, ww = largest_valid_window(v, 1)
+        ms = sc.ms[:, y:y + hh, x:x + ww]
+        pan = sc.pan[:, y * r:(y + hh) * r, x * r:(x + ww) * r]
+        n = Normalizer.from_arrays(ms, pan, method=norm)
+        pair = WaldPair(spec.name, n.norm_ms(ms), n.norm_pan(pan), np.zeros((ms.shape[0],) + pan.shape[1:],
+                        np.float32), np.ones(pan.shape[1:], bool), n, r)
+        out.append({"spec": spec, "ms": ms, "pan": pan, "pair": pair, "window": [y, x, hh, ww]})
+    return out

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import torch
 
-from psdnet_qgis.model.data import make_wald_pair
-from psdnet_qgis.model.train import TrainConfig, _lr_at, train
+from psdnet_qgis.training.config import TrainConfig
+from psdnet_qgis.training.data import make_wald_pair
+from psdnet_qgis.training.loop import lr_at, train
 
 
 def _pair(seed: int, name: str):
@@ -18,7 +19,8 @@ def _pair(seed: int, name: str):
     r = 4
     base = rng.random((h // 2, w // 2)).astype(np.float32)
     ms = np.stack([np.kron(base, np.ones((2, 2), np.float32)) * (1 + b) + b for b in range(4)])
-    pan = np.kron(ms.mean(0), np.ones((r, r), np.float32))[None] + rng.random((1, h * r, w * r)).astype(np.float32) * 0.1
+    noise = rng.random((1, h * r, w * r)).astype(np.float32) * 0.1
+    pan = np.kron(ms.mean(0), np.ones((r, r), np.float32))[None] + noise
     return make_wald_pair(ms * 100, pan * 100, r, 0.3, 0.15, name=name)
 
 
@@ -45,8 +47,8 @@ def test_one_step_smoke_resume_and_export(tmp_path):
 
     # Resume with a larger epoch count continues the same run (no teacher re-training).
     export = tmp_path / "m" / "psdnet_vhr4.pt"
-    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5, ema=0.9), train_pairs, val_pairs,
-               progress=False)
+    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5, ema=0.9),
+               train_pairs, val_pairs, progress=False)
     assert s2["steps"] == {"teacher": 1, "student": 2}
     assert s2["lambda"] == s1["lambda"]
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
@@ -66,13 +68,13 @@ def test_one_step_smoke_resume_and_export(tmp_path):
 
 def test_lr_decays_with_epochs_or_time():
     cfg = TrainConfig()
-    assert _lr_at(cfg, 0, 10, 0.0, None) == cfg.lr
-    assert _lr_at(cfg, 10, 10, 0.0, None) == cfg.lr * cfg.lr_floor
-    assert _lr_at(cfg, 0, 10, 50.0, 100.0) < cfg.lr * 0.6
+    assert lr_at(cfg, 0, 10, 0.0, None) == cfg.lr
+    assert lr_at(cfg, 10, 10, 0.0, None) == cfg.lr * cfg.lr_floor
+    assert lr_at(cfg, 0, 10, 50.0, 100.0) < cfg.lr * 0.6
 
 
 def test_spectral_angle_loss_is_angle_on_radiometric_scale():
-    from psdnet_qgis.model.train import spectral_angle_loss
+    from psdnet_qgis.training.losses import spectral_angle_loss
 
     mean = torch.tensor([[100.0, 200.0]])
     std = torch.tensor([[10.0, 20.0]])
@@ -90,7 +92,7 @@ def test_spectral_angle_loss_is_angle_on_radiometric_scale():
 
 
 def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path):
-    from psdnet_qgis.model.data import make_wald_pair  # noqa: F401 - same helper as above
+    from psdnet_qgis.training.data import make_wald_pair  # noqa: F401 - same helper as above
 
     train_pairs, val_pairs = [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")]
     train(_cfg(tmp_path, epochs=0), train_pairs, val_pairs, progress=False)

@@ -1,0 +1,1 @@
+"""Training of the bundled PSDNet models (``python -m psdnet_qgis.training``; ``make train``)."""
