@@ -38,7 +38,7 @@ def fetch_demo_scene(folder: Path) -> tuple[Path, Path]:
                 subprocess.run(cmd, cwd=tmp, check=True)
             deb = next(Path(tmp).glob("r-cran-satellite_*.deb"))
             subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-            for b, dest in bands.items():
+            for dest in bands.values():
                 shutil.copy2(Path(tmp) / "x" / EXTDATA / dest.name, dest)
     ms = folder / "landsat8_B2_B3_B4.vrt"
     vrt = gdal.BuildVRT(str(ms), [str(bands[b]) for b in ("B2", "B3", "B4")], separate=True)

@@ -6,7 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

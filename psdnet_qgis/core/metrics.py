@@ -28,8 +28,9 @@ engine's block-sampled assessment forms them from statistics pooled over many bl
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -149,7 +150,7 @@ def _uiqi_pairs(x: np.ndarray, block: int) -> np.ndarray:
     block = min(block, x.shape[-2], x.shape[-1])
     m = _moments(x, block)
     out = []
-    for i, j in zip(*np.triu_indices(x.shape[0], 1)):
+    for i, j in zip(*np.triu_indices(x.shape[0], 1), strict=True):
         pick = lambda k: _Moments(*(a[k] for a in m))  # noqa: E731
         out.append(_uiqi_from_moments(pick(i), pick(j), block))
     return np.array(out)

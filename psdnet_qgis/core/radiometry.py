@@ -102,7 +102,7 @@ class Normalizer:
         ms_valid: np.ndarray | None = None,
         pan_valid: np.ndarray | None = None,
         method: str = METHOD,
-    ) -> "Normalizer":
+    ) -> Normalizer:
         """Global statistics from sample arrays.
 
         Args:
@@ -185,7 +185,7 @@ class Normalizer:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Normalizer":
+    def from_dict(cls, d: dict[str, Any]) -> Normalizer:
         """Inverse of :meth:`to_dict`."""
         try:
             return cls(d["ms_mean"], d["ms_std"], d["pan_mean"], d["pan_std"], d.get("method", METHOD))

@@ -22,8 +22,8 @@ The output file is :mod:`psdnet_qgis.engine.output`'s.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 from osgeo import gdal, osr

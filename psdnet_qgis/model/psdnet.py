@@ -48,7 +48,7 @@ Size: 2.716 M parameters at 4 bands / width 28 / ratio 4 (paper: 2.78 M),
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -415,7 +415,7 @@ class PSDNet(nn.Module):
         return kw
 
     @torch.no_grad()
-    def zero_residual_(self) -> "PSDNet":
+    def zero_residual_(self) -> PSDNet:
         """Zero the last conv of every head so each stage output equals ``lms`` exactly."""
         for head in (self.head1, self.head2, self.head3):
             head.last.weight.zero_()
@@ -423,7 +423,7 @@ class PSDNet(nn.Module):
         return self
 
     # ------------------------------------------------------------------ #
-    def _check(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor]) -> None:
+    def _check(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None) -> None:
         if ms.dim() != 4 or ms.shape[1] != self.bands:
             raise PSDNetInputError(
                 f"PSDNet ms: expected shape (B, {self.bands}, h, w), got {tuple(ms.shape)}; "
@@ -449,7 +449,7 @@ class PSDNet(nn.Module):
                     f"({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
                 )
 
-    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor] = None) -> PSDNetOutput:
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None) -> PSDNetOutput:
         """Pansharpen a batch of tiles.
 
         Args:
@@ -498,7 +498,7 @@ class PSDNet(nn.Module):
         )
 
     def _forward_padded(
-        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: Optional[torch.Tensor]
+        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor | None
     ) -> tuple[torch.Tensor, ...]:
         """Network body on a padded tile (sides multiples of 8 MS px).
 
@@ -565,7 +565,7 @@ class PSDNet(nn.Module):
         return _merge(res1_h, 2, ov_pan), res1_h, feat_hr, feat_lr
 
     def _stage2_encoder(
-        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: Optional[torch.Tensor]
+        self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage 1, then the stage-2 UNet encoder on the two halves, stitched to the whole patch.
 
@@ -600,7 +600,7 @@ class PSDNet(nn.Module):
 
 def distillation_loss(
     student_out: PSDNetOutput,
-    teacher_out: Optional[PSDNetOutput],
+    teacher_out: PSDNetOutput | None,
     gt: torch.Tensor,
     lam: float,
 ) -> torch.Tensor:

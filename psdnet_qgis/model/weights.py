@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -44,7 +44,7 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_model(model: PSDNet, path: str | os.PathLike, meta: Optional[dict] = None) -> dict:
+def save_model(model: PSDNet, path: str | os.PathLike, meta: dict | None = None) -> dict:
     """Store fp16 weights and the JSON sidecar.
 
     Args:
@@ -121,7 +121,7 @@ def _resolve(path_or_name: str | os.PathLike) -> tuple[Path, dict]:
 def load_model(
     path_or_name: str | os.PathLike,
     device: str | torch.device = "cpu",
-    sha256: Optional[str] = None,
+    sha256: str | None = None,
 ) -> tuple[PSDNet, dict]:
     """Load a model by bundled name or weights path, verifying its SHA-256.
 

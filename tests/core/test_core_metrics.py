@@ -42,12 +42,15 @@ def test_flat_images() -> None:
 
 
 def test_sam_known_vectors() -> None:
-    a = np.zeros((2, 4, 4)); a[0] = 1.0
-    b = np.zeros((2, 4, 4)); b[1] = 3.0
+    a = np.zeros((2, 4, 4))
+    a[0] = 1.0
+    b = np.zeros((2, 4, 4))
+    b[1] = 3.0
     assert M.sam(a, b) == pytest.approx(90.0)
     d = np.ones((2, 4, 4))
     assert M.sam(d, a) == pytest.approx(45.0)
-    z = a.copy(); z[:, :2] = 0.0  # zero-norm pixels are skipped
+    z = a.copy()
+    z[:, :2] = 0.0  # zero-norm pixels are skipped
     assert M.sam(z, b) == pytest.approx(90.0)
 
 
@@ -132,7 +135,7 @@ def test_monotone_in_noise_and_blur() -> None:
     }
     for kind, imgs in degraded.items():
         ms = [M.reduced_resolution_metrics(f, ref, 4) for f in imgs]
-        for a, b in zip(ms, ms[1:]):
+        for a, b in zip(ms, ms[1:], strict=False):
             for k in ("Q2n", "Q", "SCC"):
                 assert b[k] < a[k] < 1.0, (kind, k)
             assert b["ERGAS"] > a["ERGAS"] > 0, kind

@@ -58,7 +58,8 @@ def test_channels_last_matches() -> None:
     with torch.inference_mode():
         ref = net(ms, pan).out3
         net_cl = net.to(memory_format=torch.channels_last)
-        got = net_cl(ms.contiguous(memory_format=torch.channels_last), pan.contiguous(memory_format=torch.channels_last)).out3
+        cl = torch.channels_last
+        got = net_cl(ms.contiguous(memory_format=cl), pan.contiguous(memory_format=cl)).out3
     assert torch.allclose(ref, got, atol=1e-5)
 
 

@@ -49,7 +49,7 @@ def test_round_trip(saved: tuple[PSDNet, Path]) -> None:
     for target in (pt, pt.with_suffix(".json"), str(pt)):
         model, m = load_model(target)
         assert not model.training and m["name"] == "tiny_r4_3b"
-        for (k, a), b in zip(net.state_dict().items(), model.state_dict().values()):
+        for (k, a), b in zip(net.state_dict().items(), model.state_dict().values(), strict=True):
             assert b.dtype == torch.float32
             assert torch.equal(a.half().float(), b), k
     ms, pan = torch.rand(1, 3, 8, 8), torch.rand(1, 1, 32, 32)
