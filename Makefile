@@ -25,6 +25,8 @@ MINUTES ?=
 # vhr4: 15 student epochs of L1 + distillation, then SAM loss and EMA from epoch 16 (--refine-from).
 TRAIN_FLAGS_vhr4 ?= --teacher-epochs 9 --epochs 30 --batch 4 --patch 64 --balance 0 --sam-weight 3 --ema 0.99 --refine-from 16
 TRAIN_FLAGS_landsat3 ?= --teacher-epochs 5 --epochs 12 --batch 4 --patch 64 --steps-per-epoch 100
+TRAIN_FLAGS_landsat3_fast ?= --width 8 --epochs 10 --batch 4 --patch 64 --steps-per-epoch 100 --threads 1
+TRAIN_FLAGS_vhr4_fast ?= --width 8 --epochs 10 --batch 4 --patch 64 --steps-per-epoch 50 --threads 1
 DEMO_DIR ?= build/demo
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)

@@ -1,5 +1,8 @@
 """Headless command line: ``python -m psdnet_qgis pansharpen PAN MS OUT [options]``.
 
+Scene adaptation: ``pansharpen ... --adapt-seconds S``, or ``python -m psdnet_qgis adapt PAN MS
+OUT.pt`` to save the adapted weights for ``--model OUT.pt``.
+
 Many scenes: ``python -m psdnet_qgis batch JOBS.csv --out-dir DIR`` (``engine.batch``, dask).
 
 Same engine as the QGIS algorithms (``engine.run.pansharpen``); bad input prints one line
@@ -11,7 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 EXIT_INPUT = 2
 EXIT_CANCELED = 130
@@ -27,9 +30,16 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("ms", help="multispectral raster (any grid/CRS overlapping PAN)")
     ps.add_argument("out", help="output GeoTIFF (PAN grid over the PAN/MS intersection)")
     ps.add_argument("--method", default="psdnet",
-                    choices=["psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm"],
+                    choices=["psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc"],
                     help="psdnet (default) or a classical method")
-    ps.add_argument("--model", default="auto", help="auto | bundled model name | weights path")
+    ps.add_argument("--sensor", default="auto",
+                    help="MTF gains of the MTF-based steps: auto (default: the metadata, else the "
+                         "documented defaults), unknown, or a sensor: QuickBird, IKONOS, GeoEye-1, "
+                         "WorldView-2, WorldView-3, Pleiades, 'Landsat 8/9 OLI' (any spelling: wv3, LANDSAT_8)")
+    ps.add_argument("--model", default="auto",
+                    help="auto | auto_fast | bundled model name (e.g. psdnet_vhr4_fast) | weights path; "
+                         "auto_fast and *_fast pick PSDNet-Fast: several times less CPU time, "
+                         "slightly lower quality (model card)")
     ps.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     ps.add_argument("--tile", type=int, default=None, help="tile side in MS px (default: ratio-based)")
     ps.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
@@ -40,6 +50,26 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     ps.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     ps.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
+    ps.add_argument("--adapt-seconds", type=float, default=0.0,
+                    help="PSDNet: seconds of unsupervised fine-tuning on this scene before fusing "
+                         "(0 = off; the adapted copy is used only if held-out crops improve)")
+
+    pa = sub.add_parser("adapt", help="adapt a model to a scene and write the adapted weights (.pt + .json)")
+    pa.add_argument("pan", help="panchromatic raster")
+    pa.add_argument("ms", help="multispectral raster")
+    pa.add_argument("out", help="adapted weights, ending in .pt (the .json sidecar goes beside it)")
+    pa.add_argument("--model", default="auto", help="auto | bundled model name | weights path")
+    pa.add_argument("--seconds", type=float, default=120.0, help="adaptation budget (default 120)")
+    pa.add_argument("--sensor", default="auto", help="MTF gains of the losses (as for pansharpen)")
+    pa.add_argument("--losses", default="both", choices=["both", "fullres", "wald"],
+                    help="full-resolution no-reference losses, reduced-resolution pairs, or both")
+    pa.add_argument("--part", default="head", choices=["head", "all"], help="weights adapted")
+    pa.add_argument("--max-steps", type=int, default=None,
+                    help="stop after this many steps (default: the budget decides; a fixed count makes the "
+                         "adapted weights independent of the machine's speed)")
+    pa.add_argument("--pan-band", type=int, default=1, help="1-based PAN band (multi-band PAN)")
+    pa.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    pa.add_argument("--json", action="store_true", help="print the written metadata as JSON on stdout")
 
     sub.add_parser("models", help="list the bundled models")
 
@@ -73,7 +103,7 @@ def _pansharpen(args: argparse.Namespace) -> int:
             args.pan, args.ms, args.out, method=args.method, model=args.model, device=args.device,
             tile=args.tile, overlap=args.overlap, pan_band=args.pan_band,
             out_dtype="float32" if args.float32 else None, feedback=fb, batch_size=args.batch,
-            precision=args.precision,
+            precision=args.precision, sensor=args.sensor, adapt_seconds=args.adapt_seconds,
         )
     finally:
         fb.close()
@@ -83,6 +113,25 @@ def _pansharpen(args: argparse.Namespace) -> int:
         print(f"{report.out}: {report.width} x {report.height} px, {report.bands} bands, "
               f"{report.method} ({report.model}) on {report.device}, "
               f"{report.tiles} tiles, {report.seconds} s")
+    return 0
+
+
+def _adapt(args: argparse.Namespace) -> int:
+    from psdnet_qgis.engine.adapt_scene import adapt_scene
+    from psdnet_qgis.engine.feedback import TqdmFeedback
+
+    fb = TqdmFeedback(quiet=args.quiet)
+    try:
+        meta = adapt_scene(args.pan, args.ms, args.out, model=args.model, seconds=args.seconds,
+                           sensor=args.sensor, pan_band=args.pan_band, feedback=fb,
+                           adapt_options={"losses": args.losses, "part": args.part,
+                                          "max_steps": args.max_steps})
+    finally:
+        fb.close()
+    if args.json:
+        print(json.dumps(meta, indent=1, default=str))
+    elif not args.quiet:
+        print(f"{args.out}: {meta['description']}, sha256 {meta['sha256']}")
     return 0
 
 
@@ -98,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from psdnet_qgis.engine.batch import run_cli
 
             return run_cli(args)
+        if args.command == "adapt":
+            return _adapt(args)
         return _pansharpen(args)
     except PSDNetInputError as err:
         print("error: " + " ".join(str(err).split()), file=sys.stderr)

@@ -15,8 +15,9 @@ For each bundled model's validation scene (``training.scenes.MODEL_SCENES[...]["
 
 Every input is written as a georeferenced float32 GeoTIFF to a temporary folder and every
 method runs on files, so the benchmark measures the product path: PSDNet and the classical
-methods (EXP, Brovey, GSA, MTF-GLP-HPM) through ``engine.run.pansharpen`` (the same tiling,
-normalisation and writing the QGIS algorithms use), GDAL's own weighted Brovey through
+methods (EXP, Brovey, GSA, MTF-GLP-HPM, MTF-GLP-FS, BDSD-PC, with the scene's sensor MTF
+gains) through ``engine.run.pansharpen`` (the same tiling, normalisation and writing the QGIS
+algorithms use), GDAL's own weighted Brovey through
 ``gdal.CreatePansharpenedVRT`` (what QGIS's built-in Pansharpening runs), and, when
 ``otbcli_Pansharpening`` is on PATH, Orfeo ToolBox RCS / LMVM / Bayes (MS resampled to the
 PAN grid first with ``otbcli_Superimpose``). All outputs are scored by ``engine.assess``.
@@ -24,6 +25,9 @@ PAN grid first with ``otbcli_Superimpose``). All outputs are scored by ``engine.
 Speed: seconds per output megapixel of the full-resolution run, wall clock, on whatever
 this machine is (the engine's own timing for engine methods, which includes reading the
 inputs and writing the compressed GeoTIFF; PSDNet's includes loading the weights).
+
+The ``shanghai8`` row is the 8-band WorldView-3 scene, all bands at reduced resolution
+(classical methods only: no bundled model has 8 bands).
 
 Outputs: a markdown table on stdout and in ``OUT/bench_quality.md``, everything in
 ``OUT/bench_quality.json``.
@@ -42,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +59,21 @@ if str(ROOT) not in sys.path:
 from osgeo import gdal, osr  # noqa: E402
 
 from psdnet_qgis.core import mtf  # noqa: E402
-from psdnet_qgis.engine.assess import valid_rectangle, assess  # noqa: E402
+from psdnet_qgis.engine.assess import assess, valid_rectangle  # noqa: E402
 from psdnet_qgis.engine.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
-from psdnet_qgis.training.scenes import MODEL_SCENES, load_scene, scenes_for  # noqa: E402
+from psdnet_qgis.training.scenes import MODEL_SCENES, SCENES, load_scene, scenes_for  # noqa: E402
 
 gdal.UseExceptions()
 LOG = logging.getLogger("bench_quality")
 
-ENGINE_METHODS = (("EXP", "exp"), ("Brovey", "brovey"), ("GSA", "gsa"), ("MTF-GLP-HPM", "mtf_glp_hpm"))
+ENGINE_METHODS = (("EXP", "exp"), ("Brovey", "brovey"), ("GSA", "gsa"), ("MTF-GLP-HPM", "mtf_glp_hpm"),
+                  ("MTF-GLP-FS", "mtf_glp_fs"), ("BDSD-PC", "bdsd_pc"))
+#: Extra all-band rows: (row name, base scene of training.scenes.SCENES, 1-based MS bands, names).
+#: No bundled model has 8 bands, so these rows hold the classical methods only.
+ALL_BAND_ROWS = {
+    "shanghai8": ("shanghai_wv3", (1, 2, 3, 4, 5, 6, 7, 8),
+                  ("coastal", "blue", "green", "yellow", "red", "red edge", "nir1", "nir2")),
+}
 OTB_METHODS = (("OTB RCS", "rcs"), ("OTB LMVM", "lmvm"), ("OTB Bayes", "bayes"))
 COLUMNS = ("Q2n", "SAM", "ERGAS", "SCC", "D_lambda", "D_s", "QNR", "HQNR")
 
@@ -86,7 +98,11 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
     Returns:
         dict with the scene spec, sizes and the paths ``fr_pan, fr_ms, rr_pan, rr_ms, rr_ref``.
     """
-    spec = scenes_for(model, "val")[0]
+    if model in ALL_BAND_ROWS:
+        base, bands, names = ALL_BAND_ROWS[model]
+        spec = replace(SCENES[base], name=f"{base}_{len(bands)}band", bands=bands, band_names=names)
+    else:
+        spec = scenes_for(model, "val")[0]
     scene = load_scene(spec, data_dir)
     r = spec.ratio
     c, h, w = scene.ms.shape
@@ -128,14 +144,20 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ methods
-def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = None) -> float:
-    """engine.run.pansharpen to a float32 GeoTIFF; returns the engine's seconds."""
+def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = None,
+               sensor: str | None = None, adapt_seconds: float = 0.0,
+               adaptations: list[dict[str, Any]] | None = None) -> float:
+    """engine.run.pansharpen to a float32 GeoTIFF; returns the engine's seconds (adaptation
+    included; its report is appended to ``adaptations``)."""
     from psdnet_qgis.engine.run import pansharpen
 
-    kw: dict[str, Any] = {"method": method, "out_dtype": "float32"}
+    kw: dict[str, Any] = {"method": method, "out_dtype": "float32", "sensor": sensor,
+                          "adapt_seconds": adapt_seconds}
     if model is not None:
         kw.update(model=model, device="cpu")
     rep = pansharpen(str(pan), str(ms), str(out), **kw)
+    if adaptations is not None and rep.adaptation is not None:
+        adaptations.append(rep.adaptation)
     return float(rep.seconds)
 
 
@@ -179,20 +201,32 @@ def bundled_model(model: str) -> tuple[str, str] | None:
 
 
 # ------------------------------------------------------------------------------ bench
-def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str]) -> list[dict[str, Any]]:
+def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
+                adapt_seconds: float = 0.0) -> list[dict[str, Any]]:
     sc = prepare_scene(model, data_dir, tmp)
     spec, folder = sc["spec"], sc["folder"]
     methods: list[tuple[str, Any]] = []
+    adapted: list[dict[str, Any]] = []
     found = bundled_model(model)
     if found is not None:
         name, weights = found
         methods.append((f"PSDNet ({name})",
                         lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w)))
+        if adapt_seconds > 0:
+            # the adaptation sees only the run's own inputs: the degraded pair at reduced resolution
+            methods.append((f"PSDNet ({name}) + adapt {adapt_seconds:g} s",
+                            lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, sensor=spec.sensor,
+                                                                  adapt_seconds=adapt_seconds,
+                                                                  adaptations=adapted)))
+    elif model in ALL_BAND_ROWS:
+        notes.append(f"{spec.name}: all {len(spec.bands)} bands at reduced resolution, classical methods "
+                     "only (no bundled model has these bands)")
     else:
         notes.append(f"{spec.name}: PSDNet skipped, bundled weights resources/models/psdnet_{model}.pt "
                      "not found")
     for label, method in ENGINE_METHODS:
-        methods.append((label, lambda p, m, o, k=method: run_engine(k, p, m, o)))
+        # the scene's sensor gains, as a user choosing SENSOR would get
+        methods.append((label, lambda p, m, o, k=method: run_engine(k, p, m, o, sensor=spec.sensor)))
     methods.append(("GDAL Brovey", run_gdal_brovey))
     if shutil.which("otbcli_Pansharpening") and shutil.which("otbcli_Superimpose"):
         for label, method in OTB_METHODS:
@@ -225,6 +259,11 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str]) -> list
         LOG.info("%s / %s: Q2n %.4f SAM %.3f ERGAS %.3f | QNR %.4f HQNR %.4f | %.2f s/MPx", spec.name,
                  label, row["Q2n"] or math.nan, row["SAM"] or math.nan, row["ERGAS"] or math.nan,
                  row["QNR"] or math.nan, row["HQNR"] or math.nan, row["s_per_mpx"])
+    for where, a in zip(("reduced", "full"), adapted, strict=False):  # a failed run adds none
+        notes.append(f"{spec.name}: adaptation at {where} resolution: {a['steps']} steps ({a['part']}, "
+                     f"{a['losses']}) on {a['train_crops']} crops in {a['seconds']:.0f} s, held-out HQNR "
+                     f"{a['metrics_before']['HQNR']:.4f} -> {a['metrics_after']['HQNR']:.4f}, "
+                     f"{'kept' if a['kept'] else 'discarded'}")
     info = {k: (str(v) if isinstance(v, Path) else v) for k, v in sc.items() if k != "spec"}
     info["sensor"] = spec.sensor
     for row in rows:
@@ -245,7 +284,8 @@ def markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
                      f"reduced resolution MS {info['ms_size'][1] // info['ratio']} x "
                      f"{info['ms_size'][0] // info['ratio']} -> {info['ms_size'][1]} x {info['ms_size'][0]})")
         lines.append("")
-        lines.append("| method | Q2n ↑ | SAM ↓ | ERGAS ↓ | SCC ↑ | D_λ ↓ | D_s ↓ | QNR ↑ | HQNR ↑ | s/MPx (full res.) |")
+        lines.append("| method | Q2n ↑ | SAM ↓ | ERGAS ↓ | SCC ↑ | D_λ ↓ | D_s ↓ | QNR ↑ | HQNR ↑ "
+                     "| s/MPx (full res.) |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in sub:
             lines.append(f"| {r['method']} | {f(r['Q2n'], 4)} | {f(r['SAM'], 3)} | {f(r['ERGAS'], 3)} | "
@@ -262,8 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="shared data folder (holds PROVENANCE.md)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
-    ap.add_argument("--models", default=",".join(MODEL_SCENES), help="comma-separated: vhr4,landsat3")
+    ap.add_argument("--models", default=",".join([*MODEL_SCENES, *ALL_BAND_ROWS]),
+                    help="comma-separated: vhr4,landsat3 (bundled models' validation scenes), shanghai8 "
+                         "(the 8-band WV-3 scene, all bands)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary GeoTIFFs under OUT/work")
+    ap.add_argument("--adapt-seconds", type=float, default=120.0,
+                    help="budget of the adapted PSDNet rows (scene adaptation; 0 = no adapted rows)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("psdnet_qgis.core.mtf").setLevel(logging.WARNING)  # per-call gain notes
@@ -283,12 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(ctx.name)
     try:
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-            rows += bench_scene(model, Path(data_dir), work, notes)
+            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds)
     finally:
         if ctx is not None:
             ctx.cleanup()
-    notes.append("classical methods run with the engine's default (unknown-sensor) MTF gains; the "
-                 "metrics use the scene's sensor gains")
+    notes.append("classical methods run with the scene's sensor MTF gains (engine sensor argument), "
+                 "as do the Wald degradation and the metrics")
     table = markdown(rows, notes)
     print(table)
     (args.out / "bench_quality.md").write_text(table + "\n", encoding="utf-8")

@@ -278,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(r)
                 print(f"<!-- {json.dumps(r)} -->", file=sys.stderr, flush=True)
 
-    print(f"| PAN px | path | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
-          f"CPU s / MPx | peak RSS MB |")
+    print("| PAN px | path | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
+          "CPU s / MPx | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         plan = f"{r.get('tiles')}" + (f" ({r['tile']}/{r.get('overlap', 0)})" if "tile" in r else "")

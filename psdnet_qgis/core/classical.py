@@ -10,22 +10,32 @@ network (``exp`` ignores ``pan``).
 * ``brovey``: GDAL's weighted Brovey, what QGIS's built-in Pansharpening runs
   (``ms_up_b * pan / sum_k(w_k ms_up_k)``, equal weights ``1/C`` by default).
 * ``gsa``: Gram-Schmidt adaptive (Aiazzi et al. 2007): intensity from a least-squares fit of
-  the low-resolution PAN on the MS bands plus a constant, detail gains ``cov(ms_b, I)/var(I)``.
+  the low-resolution PAN on the MS bands plus a constant, detail ``PAN0 - I0`` (zero-mean,
+  no std equalisation), gains ``cov(ms_b, I)/var(I)``.
 * ``mtf_glp_hpm``: generalised Laplacian pyramid with the sensor's MTF filters and high-pass
   modulation (``ms_up_b * pan_b / pan_lp_b``, PAN mean/std-matched to each band).
+* ``mtf_glp_fs``: the same pyramid with additive detail ``pan - pan_lp_b`` and injection gains
+  regressed at full scale (Vivone et al. 2018).
+* ``bdsd_pc``: band-dependent spatial detail with physical constraints (Vivone 2019): per band,
+  ``out_b = ms_up_b + g_b (pan - sum_k w_bk ms_up_k)`` with ``g_b, w_bk >= 0`` fitted by
+  non-negative least squares at reduced resolution.
 
-gsa and mtf_glp_hpm depend on image statistics. For tiled runs they are split into
-``gsa_stats`` / ``mtf_glp_hpm_stats`` (small frozen dataclasses, fitted once per raster, on
-the whole image or on a list of full-resolution windows with masks) and ``gsa_apply`` /
-``mtf_glp_hpm_apply`` (local given the stats, so tiles agree to float rounding). The
+All of them follow the definitions of Vivone et al.'s benchmark ("A new benchmarking
+framework for pansharpening", IEEE GRSM 2021); ``tests/core/reference_pansharpening.py``
+holds independent whole-image implementations they are pinned against.
+
+gsa, mtf_glp_hpm, mtf_glp_fs and bdsd_pc depend on image statistics. For tiled runs they are
+split into ``*_stats`` (small frozen dataclasses, fitted once per raster, on the whole image
+or on a list of full-resolution windows with masks) and ``*_apply`` (local given the stats,
+so tiles agree to float rounding). The
 one-call forms are ``apply(stats of the same image)``. :func:`fit` / :func:`apply` dispatch
 by method name (``fit`` returns None for the stateless exp and brovey).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -35,7 +45,9 @@ from .resample import upsample_bicubic
 
 __all__ = [
     "exp", "brovey", "gsa", "mtf_glp_hpm", "METHODS", "FITTED", "GSAStats", "HPMStats", "gsa_stats",
-    "gsa_apply", "mtf_glp_hpm_stats", "mtf_glp_hpm_apply", "fit", "apply",
+    "gsa_apply", "mtf_glp_hpm_stats", "mtf_glp_hpm_apply", "fit", "apply", "mtf_glp_fs", "FSStats",
+    "mtf_glp_fs_stats", "mtf_glp_fs_apply", "bdsd_pc", "BDSDStats", "bdsd_pc_stats", "bdsd_pc_apply",
+    "HELP",
 ]
 
 
@@ -117,14 +129,14 @@ def _std(x: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------ fit / apply split
-# GSA and MTF-GLP-HPM need image statistics (regression weights, gains, mean/std matching).
+# The fitted methods need image statistics (regression weights, gains, mean/std matching).
 # Estimated per tile they make neighbouring tiles disagree (seams of up to several band
 # std), so they are split into ``*_stats`` (run once per raster, on the whole image or on
 # windows of it) and ``*_apply`` (pointwise/local given the stats, so a tiled run equals a
 # whole-image run up to float rounding). ``gsa(ms, pan, r)`` = apply(stats of the same image).
 
 #: One image or a list of windows of one raster.
-Windows = Union[np.ndarray, Sequence[np.ndarray]]
+Windows = np.ndarray | Sequence[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -134,7 +146,8 @@ class GSAStats:
     Attributes:
         alpha: (C + 1,) float64 intensity weights of the MS bands, then the constant.
         intensity_mean, intensity_std: Mean and std of the intensity at PAN scale.
-        pan_mean, pan_std: PAN mean and std (the PAN is matched to the intensity with them).
+        pan_mean, pan_std: PAN mean and std (the detail is the zero-mean PAN minus the
+            zero-mean intensity; a flat PAN or intensity injects nothing).
         gains: (C,) float64 injection gains ``cov(ms_up_b, I) / var(I)``.
     """
 
@@ -188,7 +201,7 @@ def _windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, metho
             "one image or equally long lists of windows."
         )
     out_m, out_p, out_v = [], [], []
-    for m, p, v in zip(ms_l, pan_l, val_l):
+    for m, p, v in zip(ms_l, pan_l, val_l, strict=False):
         m, p, ratio = _inputs(m, p, ratio, method)
         if v is not None:
             v = np.asarray(v, dtype=bool)
@@ -215,7 +228,7 @@ def _windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, metho
 def _gather(arrays: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> np.ndarray:
     """Valid pixels of (..., H, W) arrays as one (..., N) array (a view for one unmasked array)."""
     parts = []
-    for a, v in zip(arrays, masks):
+    for a, v in zip(arrays, masks, strict=False):
         flat = a.reshape(a.shape[:-2] + (-1,))
         parts.append(flat if v is None else flat[..., v.reshape(-1)])
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
@@ -288,9 +301,10 @@ def gsa_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: GSAStats) -> n
     if stats.intensity_std <= 0.0 or stats.pan_std <= 0.0:
         return up  # flat PAN or intensity: no detail to inject
     intensity = np.tensordot(stats.alpha[:c].astype(np.float32), up, axes=1) + np.float32(stats.alpha[c])
-    matched = ((p - np.float32(stats.pan_mean)) * np.float32(stats.intensity_std / stats.pan_std)
-               + np.float32(stats.intensity_mean))
-    detail = matched - intensity
+    # The detail is the zero-mean PAN minus the zero-mean intensity, with no std equalisation
+    # (Vivone et al. 2021): the regression already put I on the PAN's scale, and shrinking the
+    # PAN to std(I) would leave a negative copy of its low-pass part in the detail.
+    detail = (p - np.float32(stats.pan_mean)) - (intensity - np.float32(stats.intensity_mean))
     up += np.asarray(stats.gains, dtype=np.float32)[:, None, None] * detail[None]
     return up
 
@@ -301,8 +315,9 @@ def gsa(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) 
     1. ``alpha`` = least squares of the PAN degraded to the MS scale (sensor PAN MTF +
        decimation) on the MS bands and a constant;
     2. intensity ``I = sum_b alpha_b ms_up_b + alpha_0`` at PAN scale;
-    3. PAN mean/std-matched to ``I``;
-    4. ``out_b = ms_up_b + g_b (pan_matched - I)``, ``g_b = cov(ms_up_b, I) / var(I)``.
+    3. detail ``D = (pan - mean(pan)) - (I - mean(I))``: no std equalisation of the PAN, the
+       regression of step 1 already gives ``I`` the PAN's scale;
+    4. ``out_b = ms_up_b + g_b D``, ``g_b = cov(ms_up_b, I) / var(I)``.
 
     The statistics come from this image (``gsa_apply(ms, pan, ratio, gsa_stats(ms, pan,
     ratio))``); the engine fits them once per raster and applies them per tile.
@@ -421,14 +436,284 @@ def mtf_glp_hpm(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None 
     return mtf_glp_hpm_apply(ms, pan, ratio, mtf_glp_hpm_stats(ms, pan, ratio, sensor))
 
 
+@dataclass(frozen=True)
+class FSStats:
+    """Global coefficients of :func:`mtf_glp_fs_apply`.
+
+    Attributes:
+        gains: (C,) float64 injection gains ``cov(ms_up_b, pan_lp_b) / var(pan_lp_b)``.
+        gnyq: (C,) MTF gains at Nyquist of the per-band PAN low-pass.
+    """
+
+    gains: np.ndarray
+    gnyq: tuple[float, ...]
+
+    def to_dict(self) -> dict:
+        return {"gains": [float(g) for g in self.gains], "gnyq": [float(g) for g in self.gnyq]}
+
+
+def mtf_glp_fs_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
+                     valid: Windows | None = None) -> FSStats:
+    """Estimate the MTF-GLP-FS injection gains (see :func:`mtf_glp_fs`) once, at full scale.
+
+    Args:
+        ms: (C, h, w) image, or a list of such windows of one raster.
+        pan: (H, W) or (1, H, W) PAN (or list of windows), ``H = h * ratio``.
+        ratio: PAN/MS ratio.
+        sensor: Sensor name for the MS MTF gains (None = 0.3 per band).
+        valid: Optional (h, w) bool mask (or list) of the MS pixels (with their PAN blocks)
+            that enter the statistics; filtering runs over the whole window first.
+
+    Returns:
+        :class:`FSStats`.
+    """
+    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "mtf_glp_fs")
+    c = ms_l[0].shape[0]
+    gnyq = tuple(float(g) for g in mtf.gnyq_for(sensor, c).ms)
+    pv = [_pan_mask(v, ratio) for v in val_l]
+    up_all = _gather([upsample_bicubic(m, ratio) for m in ms_l], pv).astype(np.float64)
+    gains = np.zeros(c)
+    for g in set(gnyq):
+        # Full scale: the PAN low-passed to the MS bands' resolution but not decimated, so the
+        # regression sees the same grid as the interpolated MS (no reduced-resolution pair).
+        lp = _gather([mtf.mtf_filter(p, g, ratio)[None] for p in pan_l], pv)[0].astype(np.float64)
+        lp -= lp.mean()
+        var = float(np.mean(lp * lp))
+        for b in (b for b, gb in enumerate(gnyq) if gb == g):
+            if var > 0.0:
+                gains[b] = float(np.mean((up_all[b] - up_all[b].mean()) * lp)) / var
+    return FSStats(gains=gains, gnyq=gnyq)
+
+
+def mtf_glp_fs_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: FSStats) -> np.ndarray:
+    """MTF-GLP-FS with given gains; local (MTF filter + bicubic support), so tiles agree.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        stats: From :func:`mtf_glp_fs_stats` on the whole raster.
+
+    Returns:
+        (C, H, W) float32.
+    """
+    m, p, ratio = _inputs(ms, pan, ratio, "mtf_glp_fs")
+    c = m.shape[0]
+    if len(stats.gnyq) != c:
+        raise PSDNetInputError(
+            f"mtf_glp_fs: stats were fitted for {len(stats.gnyq)} bands, ms has {c}; refit them.")
+    up = upsample_bicubic(m, ratio)
+    lps = _lowpass(p, stats.gnyq, ratio)
+    for b in range(c):
+        up[b] += np.float32(stats.gains[b]) * (p - lps[stats.gnyq[b]])
+    return up
+
+
+def mtf_glp_fs(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) -> np.ndarray:
+    """MTF-GLP with full-scale regression of the injection gains (Vivone et al., TIP 2018).
+
+    ``out_b = ms_up_b + g_b (pan - pan_L,b)``, ``pan_L,b`` the PAN MTF-filtered with band b's
+    gain, decimated and re-interpolated (the Laplacian-pyramid step), ``g_b = cov(ms_up_b,
+    pan_lp_b) / var(pan_lp_b)`` with ``pan_lp_b`` the same low-pass without decimation: the
+    gains come from the full-resolution data, with no assumption that they hold across scales.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        sensor: Sensor name for the MTF gains (None = 0.3 per band).
+
+    Returns:
+        (C, H, W) float32.
+    """
+    return mtf_glp_fs_apply(ms, pan, ratio, mtf_glp_fs_stats(ms, pan, ratio, sensor))
+
+
+@dataclass(frozen=True)
+class BDSDStats:
+    """Global coefficients of :func:`bdsd_pc_apply`.
+
+    Attributes:
+        gamma: (C, C + 1) float64, row b = ``[g_b, g_b w_b1, ..., g_b w_bC]``, all >= 0:
+            ``out_b = ms_up_b + g_b pan - sum_k g_b w_bk ms_up_k``.
+    """
+
+    gamma: np.ndarray
+
+    def to_dict(self) -> dict:
+        return {"gamma": [[float(v) for v in row] for row in self.gamma]}
+
+
+def _nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """argmin_x x'Gx - 2 b'x subject to x >= 0, exact, for the few unknowns of BDSD.
+
+    The problem is convex, so its minimiser is the unconstrained minimiser over some set of
+    free variables that happens to be non-negative; with at most C + 1 = 9 unknowns every
+    set (512) can be tried, which is exact and needs no iteration tolerance.
+    """
+    n = rhs.size
+    best, best_obj = np.zeros(n), 0.0
+    for mask in range(1, 1 << n):
+        free = [i for i in range(n) if mask >> i & 1]
+        sub = gram[np.ix_(free, free)]
+        x_s, *_ = np.linalg.lstsq(sub, rhs[free], rcond=None)
+        if np.any(x_s < 0.0):
+            continue
+        obj = float(x_s @ sub @ x_s - 2.0 * rhs[free] @ x_s)
+        if obj < best_obj:
+            best_obj = obj
+            best = np.zeros(n)
+            best[free] = x_s
+    return best
+
+
+#: Context (MS px) around the counted pixels that BDSD-PC's reduced-resolution filtering
+#: uses: the engine's window margin (``core.tiling.CLASSICAL_MARGIN``).
+BDSD_CONTEXT = 8
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """(h, w) bool mask grown by a square of ``radius`` px (array edges do not count as False)."""
+    out = mask.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        n = out.shape[axis]
+        for d in range(1, radius + 1):
+            if d >= n:
+                break
+            lo = [slice(None)] * 2
+            hi = [slice(None)] * 2
+            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
+            grown[tuple(lo)] |= out[tuple(hi)]
+            grown[tuple(hi)] |= out[tuple(lo)]
+        out = grown
+    return out
+
+
+def _masked_degrade(img: np.ndarray, mask: np.ndarray, gnyq: Sequence[float] | float, ratio: int
+                    ) -> np.ndarray:
+    """``mtf.degrade`` of (C, H, W) ``img`` using only the pixels where ``mask`` (H, W) holds."""
+    w = np.broadcast_to(mask.astype(np.float32), img.shape)
+    num = mtf.degrade(img * w, gnyq, ratio)
+    den = mtf.degrade(np.ascontiguousarray(w), gnyq, ratio)
+    return np.where(den > 0.0, num / np.where(den > 0.0, den, 1.0), 0.0).astype(np.float32)
+
+
+def bdsd_pc_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
+                  valid: Windows | None = None) -> BDSDStats:
+    """Fit the BDSD-PC coefficients (see :func:`bdsd_pc`) once, at reduced resolution.
+
+    Args:
+        ms: (C, h, w) image, or a list of such windows of one raster (h, w are cropped to
+            multiples of ``ratio`` for the reduced-resolution pair).
+        pan: (H, W) or (1, H, W) PAN (or list of windows), ``H = h * ratio``.
+        ratio: PAN/MS ratio.
+        sensor: Sensor name for the MS and PAN MTF gains (None = defaults).
+        valid: Optional (h, w) bool mask (or list) of the MS pixels that enter the fit.
+
+    Returns:
+        :class:`BDSDStats`.
+    """
+    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "bdsd_pc")
+    c = ms_l[0].shape[0]
+    gains = mtf.gnyq_for(sensor, c)
+    gram = np.zeros((c, c + 1, c + 1))
+    rhs = np.zeros((c, c + 1))
+    used = 0
+    for m, p, v in zip(ms_l, pan_l, val_l, strict=True):
+        hh, ww = m.shape[1] // ratio * ratio, m.shape[2] // ratio * ratio
+        if hh < ratio or ww < ratio:
+            continue
+        m, p = m[:, :hh, :ww], p[: hh * ratio, : ww * ratio]
+        # Reduced resolution: the MS degraded by its MTF and interpolated back is the
+        # "interpolated MS", the PAN degraded to the MS scale the "PAN", the MS the target.
+        if v is None:
+            keep = np.ones((hh, ww), bool)
+            ms_lr = mtf.degrade(m, gains.ms, ratio)
+            pan_lr = mtf.degrade(p, gains.pan, ratio)
+        else:
+            # The MS-scale filter reaches far further (41 MS px) than the context margin other
+            # methods rely on, so only the counted pixels and their margin of BDSD_CONTEXT MS px
+            # enter the filtering (normalised convolution: filter of value * mask over filter of
+            # mask); nodata or other data further out never leak into the fit.
+            keep = v[:hh, :ww]
+            near = _dilate(keep, BDSD_CONTEXT)
+            ms_lr = _masked_degrade(m, near, gains.ms, ratio)
+            pan_lr = _masked_degrade(p[None], _pan_mask(near, ratio), gains.pan, ratio)[0]
+        if not keep.any():
+            continue
+        ms_lr_up = upsample_bicubic(ms_lr, ratio)
+        used += int(keep.sum())
+        design = np.concatenate([pan_lr[None], -ms_lr_up])[:, keep].astype(np.float64)  # (C+1, N)
+        target = (m - ms_lr_up)[:, keep].astype(np.float64)  # (C, N)
+        g = design @ design.T
+        gram += g[None]
+        rhs += target @ design.T
+    if used == 0:
+        raise PSDNetInputError("bdsd_pc: no valid pixel of at least ratio x ratio MS px to fit on; "
+                               "check the nodata masks or use a larger image.")
+    gamma = np.stack([_nnls_gram(gram[b], rhs[b]) for b in range(c)])
+    return BDSDStats(gamma=gamma)
+
+
+def bdsd_pc_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: BDSDStats) -> np.ndarray:
+    """BDSD-PC with given coefficients: pointwise on the interpolated MS, so tiles agree.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        stats: From :func:`bdsd_pc_stats` on the whole raster.
+
+    Returns:
+        (C, H, W) float32.
+    """
+    m, p, ratio = _inputs(ms, pan, ratio, "bdsd_pc")
+    c = m.shape[0]
+    if np.shape(stats.gamma) != (c, c + 1):
+        raise PSDNetInputError(
+            f"bdsd_pc: stats were fitted for {np.shape(stats.gamma)[0]} bands, ms has {c}; refit them.")
+    up = upsample_bicubic(m, ratio)
+    gamma = np.asarray(stats.gamma, dtype=np.float32)
+    out = up.copy()
+    for b in range(c):
+        out[b] += gamma[b, 0] * p - np.tensordot(gamma[b, 1:], up, axes=1)
+    return out
+
+
+def bdsd_pc(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) -> np.ndarray:
+    """Band-dependent spatial detail with physical constraints (Vivone, TGRS 2019).
+
+    ``out_b = ms_up_b + g_b (pan - sum_k w_bk ms_up_k)``, ``g_b >= 0``, ``w_bk >= 0``: per band,
+    ``[g_b, g_b w_b]`` is the non-negative least-squares solution at reduced resolution
+    (the MS degraded by its MTF and interpolated back, the PAN degraded to the MS scale, the
+    original MS as target), one global set of coefficients per raster.
+
+    Args:
+        ms: (C, h, w); pan: (H, W) or (1, H, W); ratio: PAN/MS ratio.
+        sensor: Sensor name for the MTF gains (None = defaults).
+
+    Returns:
+        (C, H, W) float32.
+    """
+    return bdsd_pc_apply(ms, pan, ratio, bdsd_pc_stats(ms, pan, ratio, sensor))
+
+
 #: Method name -> function, as used by the engine and the benchmark.
-METHODS = {"exp": exp, "brovey": brovey, "gsa": gsa, "mtf_glp_hpm": mtf_glp_hpm}
+METHODS = {"exp": exp, "brovey": brovey, "gsa": gsa, "mtf_glp_hpm": mtf_glp_hpm,
+           "mtf_glp_fs": mtf_glp_fs, "bdsd_pc": bdsd_pc}
 #: Methods whose statistics are fitted once per raster: name -> (stats, apply).
-FITTED = {"gsa": (gsa_stats, gsa_apply), "mtf_glp_hpm": (mtf_glp_hpm_stats, mtf_glp_hpm_apply)}
+FITTED = {"gsa": (gsa_stats, gsa_apply), "mtf_glp_hpm": (mtf_glp_hpm_stats, mtf_glp_hpm_apply),
+          "mtf_glp_fs": (mtf_glp_fs_stats, mtf_glp_fs_apply), "bdsd_pc": (bdsd_pc_stats, bdsd_pc_apply)}
+#: One line per method: when it is the better choice (help texts of the algorithms and CLI).
+HELP = {
+    "exp": "EXP: bicubic upsampling, no PAN detail; the floor every method must beat.",
+    "brovey": "Brovey: what QGIS's built-in Pansharpening runs; sharp but colour-distorting.",
+    "gsa": "GSA: component substitution; sharpest, best when the PAN covers the MS bands' spectrum.",
+    "mtf_glp_hpm": "MTF-GLP-HPM: multiplicative MTF-matched detail; good colour, robust on bright/dark contrast.",
+    "mtf_glp_fs": "MTF-GLP-FS: MTF-matched detail with gains fitted at full scale; often the best "
+                  "all-rounder, also for bands the PAN covers poorly.",
+    "bdsd_pc": "BDSD-PC: per-band detail weights fitted by constrained least squares; best when bands "
+               "differ in how much PAN detail they take (e.g. NIR, 8-band MS).",
+}
 
 
 def fit(method: str, ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
-        valid: Windows | None = None) -> GSAStats | HPMStats | None:
+        valid: Windows | None = None) -> GSAStats | HPMStats | FSStats | BDSDStats | None:
     """Global statistics of ``method`` (None for the stateless ``exp`` and ``brovey``)."""
     if method not in METHODS:
         raise PSDNetInputError(f"Classical method {method!r} is unknown; use one of {', '.join(METHODS)}.")
@@ -438,7 +723,7 @@ def fit(method: str, ms: Windows, pan: Windows, ratio: int, sensor: str | None =
 
 
 def apply(method: str, ms: np.ndarray, pan: np.ndarray, ratio: int,
-          stats: GSAStats | HPMStats | None = None) -> np.ndarray:
+          stats: GSAStats | HPMStats | FSStats | BDSDStats | None = None) -> np.ndarray:
     """Run ``method`` on one tile with global ``stats`` from :func:`fit`.
 
     ``stats=None`` for a fitted method estimates them from this tile (the one-call form:

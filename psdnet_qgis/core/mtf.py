@@ -27,7 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -72,7 +73,37 @@ _ALIASES = {
     "landsat": "Landsat 8/9 OLI", "landsat8": "Landsat 8/9 OLI", "landsat9": "Landsat 8/9 OLI",
     "landsat89": "Landsat 8/9 OLI", "landsat89oli": "Landsat 8/9 OLI", "oli": "Landsat 8/9 OLI",
     "l8": "Landsat 8/9 OLI", "l9": "Landsat 8/9 OLI",
+    # satellite ids as the vendors' metadata spell them (DigitalGlobe IMD satId, GDAL's
+    # IMAGERY/SATELLITEID, Landsat MTL SPACECRAFT_ID)
+    "wv02": "WorldView-2", "wv03": "WorldView-3", "ge01": "GeoEye-1", "qb02": "QuickBird",
+    "ik02": "IKONOS", "ikonos2": "IKONOS", "phr1a": "Pleiades", "phr1b": "Pleiades",
 }
+
+#: SENSOR choice: read the sensor from the MS metadata, else use the default gains.
+AUTO = "auto"
+#: SENSOR choice: the documented default gains (MS 0.3, PAN 0.15).
+UNKNOWN = "unknown"
+#: The one SENSOR list of every algorithm and the CLI: unknown, the table's sensors, auto.
+#: ``auto`` comes last so that a saved psdnet:assess call naming a position (SENSOR=4) keeps
+#: the sensor it had before ``auto`` existed.
+SENSOR_CHOICES: tuple[str, ...] = (UNKNOWN, *SENSORS.keys(), AUTO)
+
+
+def canonical_sensor(sensor: str | None) -> str | None:
+    """The :data:`SENSORS` name a sensor or satellite id means, or None when it is not known.
+
+    Args:
+        sensor: Any spelling ("WorldView-3", "wv3", "WV03", "LANDSAT_8", "Pléiades").
+    """
+    return _sensor_key(sensor)
+
+
+def describe_gains(sensor: str | None, n_bands: int) -> str:
+    """One log line: which gains the MTF-based steps use, e.g. for the run's log."""
+    name = _sensor_key(sensor)
+    g = gnyq_for(name, n_bands)
+    what = name or "unknown sensor (documented defaults)"
+    return f"MTF gains of {what}: MS {', '.join(f'{v:g}' for v in g.ms)}, PAN {g.pan:g}"
 
 
 def _sensor_key(sensor: str | None) -> str | None:
@@ -97,7 +128,7 @@ def gnyq_for(sensor: str | None, n_bands: int) -> SensorMTF:
         raise PSDNetInputError(f"gnyq_for: n_bands={n_bands}; the MS image needs at least one band.")
     name = _sensor_key(sensor)
     if name is None:
-        if sensor:
+        if sensor and sensor.lower() not in (AUTO, UNKNOWN):
             log.info("Unknown sensor %r: using the default MTF gains (MS 0.3, PAN 0.15).", sensor)
         return SensorMTF((DEFAULT_MS_GNYQ,) * n_bands, DEFAULT_PAN_GNYQ)
     entry = SENSORS[name]

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import PSDNetInputError
 
@@ -67,7 +67,7 @@ class ModelInfo:
     extra: dict = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_json(cls, meta_path: str | os.PathLike) -> "ModelInfo":
+    def from_json(cls, meta_path: str | os.PathLike) -> ModelInfo:
         """Read a JSON sidecar.
 
         Args:
@@ -88,7 +88,7 @@ class ModelInfo:
         return cls.from_dict(data, p)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], meta_path: Optional[Path] = None) -> "ModelInfo":
+    def from_dict(cls, data: dict[str, Any], meta_path: Path | None = None) -> ModelInfo:
         """Build from a metadata dict; ``meta_path`` anchors the relative ``file``."""
         missing = [k for k in ("bands", "ratio") if k not in data]
         if missing:
@@ -201,10 +201,24 @@ def get_model(name: str, directory: str | os.PathLike | None = None) -> ModelInf
     )
 
 
-def auto_select(n_bands: int, ratio: int, directory: str | os.PathLike | None = None) -> ModelInfo:
+#: Name suffix of the distilled fast models (slimmed copies, training/fast.py).
+FAST_SUFFIX = "_fast"
+#: Model choices that pick a bundled model by band count and ratio.
+AUTO_CHOICES = ("auto", "auto_fast")
+
+
+def is_fast(m: ModelInfo) -> bool:
+    """True for a distilled fast model (``psdnet_*_fast``)."""
+    return m.name.endswith(FAST_SUFFIX)
+
+
+def auto_select(n_bands: int, ratio: int, directory: str | os.PathLike | None = None,
+                fast: bool = False) -> ModelInfo:
     """Pick the bundled model for ``n_bands`` MS bands at resolution ratio ``ratio``.
 
-    When several fit, the one with the highest version (then name) wins.
+    When several fit, the one with the highest version (then name) wins. The full models
+    are picked unless ``fast`` ("auto_fast"): then a fast model that fits wins, and the full
+    model is the fallback where no fast one exists for these bands and ratio.
 
     Raises:
         PSDNetInputError: none fits; the message lists every model with its bands/ratio.
@@ -217,6 +231,10 @@ def auto_select(n_bands: int, ratio: int, directory: str | os.PathLike | None = 
             f"Available: {_available(models)}. Select matching MS bands, train a model for "
             "this sensor (make train), or use a classical method."
         )
+
+    full = [m for m in fits if not is_fast(m)]
+    quick = [m for m in fits if is_fast(m)]
+    fits = (quick or full) if fast else (full or quick)
 
     def key(m: ModelInfo) -> tuple:
         parts = tuple(int(x) if x.isdigit() else 0 for x in m.version.split(".")) if m.version else ()

@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from osgeo import gdal
 
-from psdnet_qgis.core import classical
+from psdnet_qgis.core import classical, mtf
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
@@ -36,20 +37,23 @@ class ClassicalPredictor:
     by up to several band std (seams).
     """
 
-    def __init__(self, method: str, normalizer: Any, ratio: int, stats: Any = None) -> None:
+    def __init__(self, method: str, normalizer: Any, ratio: int, stats: Any = None,
+                 sensor: str | None = None) -> None:
         self.method = method
         self.fn: Callable[..., np.ndarray] = getattr(classical, method)
         self.normalizer = normalizer
         self.ratio = ratio
         #: Global coefficients (``classical.fit``); None for exp/brovey, or per tile (seams).
         self.stats = stats
+        #: ``core.mtf.SENSORS`` name of the MTF gains the statistics were fitted with (None: defaults).
+        self.sensor = sensor
         self.device_report = "cpu (numpy)"
         self.batch_size = 1
 
     @classmethod
     def from_inputs(cls, method: str, normalizer: Any, inputs: RasterInputs,
                     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                    margin: int = CLASSICAL_MARGIN) -> ClassicalPredictor:
+                    margin: int = CLASSICAL_MARGIN, sensor: str | None = None) -> ClassicalPredictor:
         """Fit the method's global statistics once for the raster, then return the predictor.
 
         The global sample (``inputs.read_sample()``, read once for the Normalizer) is used as
@@ -68,10 +72,12 @@ class ClassicalPredictor:
             inputs: opened inputs.
             sample: ``inputs.read_sample()`` result (ms, pan, ms_valid, pan_valid).
             margin: context margin of the windows in MS px.
+            sensor: ``core.mtf.SENSORS`` name for the MTF gains (None = documented defaults),
+                see :func:`resolve_sensor`.
         """
         r = inputs.ratio
         if method not in classical.FITTED:
-            return cls(method, normalizer, r)
+            return cls(method, normalizer, r, sensor=sensor)
         s_ms, s_pan, s_mv, s_pv = sample
         fill_ms = normalizer.ms_mean.astype(np.float32)
         fill_pan = np.float32(normalizer.pan_mean)
@@ -123,9 +129,9 @@ class ClassicalPredictor:
                     "'brovey' or 'exp'."
                 )
             where = f"{len(ms_l)} full-resolution windows of {FIT_WINDOW} MS px"
-        stats = classical.fit(method, ms_l, pan_l, r, valid=val_l)
+        stats = classical.fit(method, ms_l, pan_l, r, sensor=sensor, valid=val_l)
         logger.info("%s statistics from %s: %s", method, where, stats.to_dict())
-        return cls(method, normalizer, r, stats=stats)
+        return cls(method, normalizer, r, stats=stats, sensor=sensor)
 
     def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""
@@ -146,3 +152,57 @@ def _window_starts(size: int) -> list[int]:
     win = min(FIT_WINDOW, size)
     n = max(1, min(FIT_WINDOWS, size // win))
     return sorted({min(max(int(round((k + 0.5) * size / n - win / 2)), 0), size - win) for k in range(n)})
+
+
+#: Metadata items that name the satellite: GDAL's IMAGERY domain (filled from the vendors'
+#: IMD / DIMAP / MTL files), DigitalGlobe's IMD, Landsat's MTL, and plain tags users set.
+_SENSOR_KEYS = (("IMAGERY", "SATELLITEID"), ("IMD", "IMAGE_1.SATID"), ("", "SATELLITEID"),
+                ("", "SENSOR"), ("", "SATELLITE"), ("", "SPACECRAFT_ID"), ("", "PLATFORM"),
+                ("", "MISSION"), ("", "TIFFTAG_IMAGEDESCRIPTION"))
+
+
+def sensor_from_metadata(path: str) -> str | None:
+    """The ``core.mtf.SENSORS`` name the raster's metadata give, or None when they say nothing known.
+
+    Args:
+        path: raster path (the MS, or the PAN of the same product).
+    """
+    try:
+        ds = gdal.Open(path, gdal.GA_ReadOnly)
+    except RuntimeError:
+        return None
+    if ds is None:
+        return None
+    for domain, key in _SENSOR_KEYS:
+        md = ds.GetMetadata(domain) or {}
+        upper = {str(k).upper(): v for k, v in md.items()}
+        name = mtf.canonical_sensor(str(upper.get(key, "")))
+        if name is not None:
+            return name
+    return None
+
+
+def resolve_sensor(sensor: str | None, inputs: RasterInputs) -> tuple[str | None, str]:
+    """The sensor whose MTF gains a run uses, and where that choice came from.
+
+    Args:
+        sensor: "auto" (the MS or PAN metadata, else the documented defaults), "unknown" /
+            None (the defaults), or a sensor name (``core.mtf.SENSORS``, any spelling).
+        inputs: the opened inputs (their paths are read for metadata).
+
+    Returns:
+        (``SENSORS`` name or None for the defaults, "metadata" | "chosen" | "default").
+    """
+    if sensor is None or str(sensor).strip().lower() in ("", mtf.UNKNOWN):
+        return None, "default"
+    if str(sensor).strip().lower() == mtf.AUTO:
+        for path in (inputs.ms_path, inputs.pan_path):
+            name = sensor_from_metadata(path)
+            if name is not None:
+                return name, "metadata"
+        return None, "default"
+    name = mtf.canonical_sensor(str(sensor))
+    if name is None:
+        raise PSDNetInputError(
+            f"sensor {sensor!r} is unknown; use one of {', '.join(mtf.SENSOR_CHOICES)}.")
+    return name, "chosen"

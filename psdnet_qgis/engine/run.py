@@ -10,7 +10,8 @@ QGIS Processing, the CLI (``python -m psdnet_qgis``), benchmarks and scripts all
    classical method (``engine.classical_predictor``), with global normalisation statistics
    from one decimated read of each input (never per tile: per-tile statistics would make
    neighbouring tiles disagree and show seams; the same holds for the coefficients of gsa /
-   mtf_glp_hpm);
+   mtf_glp_hpm); with ``adapt_seconds`` a copy of the model is first fine-tuned on crops of the
+   scene (``engine.adaptation``) and used when held-out crops say it is better;
 3. **plan** the tiles of the MS working grid (``core.tiling.plan_tiles``) and log the plan;
 4. **write**: each tile is read with a context margin (reflection-padded past the grid
    edge), run in batches through the predictor, margin cropped, blended with
@@ -35,17 +36,19 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from osgeo import gdal
 
+from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling, tile_weights
 from psdnet_qgis.engine import output
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
+from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_step, tile_feedback
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.gdalerr import clear_frames_below, closing_errors, first_line, gdal_errors
 from psdnet_qgis.engine.memory import keep_freed_memory
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
-METHODS = ("psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm")
+METHODS = ("psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ class PansharpenReport:
         mpx_per_s: output megapixels per second (None for a zero-time run).
         rgb: 0-based true-colour band indices from the model metadata (None: unknown).
         normalizer: the global normalisation statistics (``Normalizer.to_dict()``).
+        adaptation: what scene adaptation did (``model.adapt.AdaptResult`` fields plus the
+            crop side and gains; None when ``adapt_seconds`` was 0).
     """
 
     out: str
@@ -95,6 +100,7 @@ class PansharpenReport:
     mpx_per_s: float | None
     rgb: list[int] | None
     normalizer: dict[str, Any]
+    adaptation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict (field order), e.g. for JSON output."""
@@ -132,6 +138,7 @@ class _Fusion(NamedTuple):
     model_name: str
     batch_size: int
     device_report: str
+    adaptation: dict | None = None
 
 
 def pansharpen(
@@ -150,6 +157,9 @@ def pansharpen(
     batch_size: int | None = None,
     margin: int | None = None,
     precision: str = "auto",
+    sensor: str | None = "auto",
+    adapt_seconds: float = 0.0,
+    adapt_options: dict[str, Any] | None = None,
 ) -> PansharpenReport:
     """Pansharpen ``ms`` with ``pan`` into the GeoTIFF ``out`` on the PAN grid.
 
@@ -157,7 +167,8 @@ def pansharpen(
         pan: panchromatic raster path (1 band, or several with ``pan_band``).
         ms: multispectral raster path (C >= 2 bands), any grid/CRS overlapping ``pan``.
         out: output GeoTIFF path (C bands, PAN pixel size, PAN/MS footprint intersection).
-        method: "psdnet" or a classical method: "exp", "brovey", "gsa", "mtf_glp_hpm".
+        method: "psdnet" or a classical method: "exp", "brovey", "gsa", "mtf_glp_hpm",
+            "mtf_glp_fs", "bdsd_pc".
         model: "auto" (bundled model for the band count and ratio), a bundled model name,
             a weights path, or a ``torch.nn.Module`` taking normalised (ms, pan).
         device: "auto" | "cpu" | "cuda" (PSDNet only).
@@ -172,6 +183,13 @@ def pansharpen(
             methods).
         precision: PSDNet arithmetic: "auto" (``model.precision.auto_precision``), "fp32",
             "bf16", "fp16".
+        sensor: MTF gains of the MTF-based steps (``core.mtf.SENSOR_CHOICES``): "auto" (what
+            the MS or PAN metadata say, else the documented defaults), "unknown" (the
+            defaults) or a sensor name; the log says which gains were used.
+        adapt_seconds: PSDNet only: seconds of unsupervised fine-tuning of a copy of the
+            model on crops of this scene before the tiles run (``engine.adaptation``;
+            0 = off). The copy is used only when held-out crops say it is better.
+        adapt_options: ``part`` / ``losses`` / ``lr`` of ``model.adapt.AdaptConfig``.
 
     Returns:
         The :class:`PansharpenReport` of the run (``to_dict()`` for JSON).
@@ -189,16 +207,19 @@ def pansharpen(
         inputs = open_inputs(pan, ms, pan_band)
         try:
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
-            fusion = _choose_predictor(inputs, method, model, device, batch_size, precision, plan.margin, fb)
+            sensor_name = _resolve_sensor(sensor, inputs, fb)
+            fusion = _choose_predictor(inputs, method, model, device, batch_size, precision, plan.margin, fb,
+                                       sensor_name, adapt_seconds, adapt_options)
         except BaseException:
             inputs.close()
             raise
 
         tiles, threads = _plan_tiles(inputs, plan, fusion, method, fb)
-        fb.progress(2.0)
+        tile_fb = fb if fusion.adaptation is None else tile_feedback(fb)  # the bar after adaptation's span
+        tile_fb.progress(2.0)
         nodata = output.output_nodata(inputs, plan.dtype)
         try:
-            _write(inputs, plan, nodata, tiles, fusion, fb)
+            _write(inputs, plan, nodata, tiles, fusion, tile_fb)
         finally:
             inputs.close()
 
@@ -222,8 +243,14 @@ def _resolve_plan(inputs: RasterInputs, out: str, method: str, out_dtype: Any, t
 
 
 def _choose_predictor(inputs: RasterInputs, method: str, model: Any, device: str,
-                      batch_size: int | None, precision: str, margin: int, fb: Feedback) -> _Fusion:
-    """Step 2: the model (checked before any pixel is read), the global statistics, the predictor."""
+                      batch_size: int | None, precision: str, margin: int, fb: Feedback,
+                      sensor: str | None = None, adapt_seconds: float = 0.0,
+                      adapt_options: dict[str, Any] | None = None) -> _Fusion:
+    """Step 2: the model (checked before any pixel is read), the global statistics, the predictor.
+
+    ``sensor``: the resolved ``core.mtf.SENSORS`` name (None = default gains) of the
+    classical methods' MTF filters.
+    """
     meta: dict = {}
     net = None
     if method == "psdnet":
@@ -231,18 +258,33 @@ def _choose_predictor(inputs: RasterInputs, method: str, model: Any, device: str
     sample = _read_sample(inputs)
     # The model's own normalisation (its metadata); classical methods use zscore4.
     normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
+    adaptation = None
+    if adapt_seconds and method == "psdnet":
+        net, adaptation = adapt_step(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
+                                     sensor=sensor, **(adapt_options or {}))
+    elif adapt_seconds:
+        fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor
     if method == "psdnet":
         predictor = _torch_predictor(net, meta, device, batch_size, precision, fb)
         bs = int(getattr(predictor, "batch_size", None) or batch_size or 1)
         model_name = str(meta.get("name", "custom"))
     else:
-        # gsa / mtf_glp_hpm statistics: once per raster, from the same sample read
-        predictor = ClassicalPredictor.from_inputs(method, normalizer, inputs, sample, margin)
+        # fitted methods' statistics: once per raster, from the same sample read
+        predictor = ClassicalPredictor.from_inputs(method, normalizer, inputs, sample, margin, sensor=sensor)
         bs = int(batch_size or 1)
         model_name = method
     return _Fusion(predictor, normalizer, meta, model_name, bs,
-                   str(getattr(predictor, "device_report", device)))
+                   str(getattr(predictor, "device_report", device)), adaptation)
+
+
+def _resolve_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
+    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin."""
+    name, how = resolve_sensor(sensor, inputs)
+    origin = {"metadata": "from the input metadata", "chosen": "as chosen",
+              "default": "no sensor given or found in the metadata"}[how]
+    fb.info(f"Sensor: {name or 'unknown'} ({origin}); {mtf.describe_gains(name, inputs.bands)}.")
+    return name
 
 
 def _read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -368,7 +410,7 @@ def _report(method: str, inputs: RasterInputs, plan: _Plan, fusion: _Fusion, n_t
         bands=inputs.bands, dtype=gdal.GetDataTypeName(plan.dtype), nodata=nodata,
         ms_warped=inputs.ms_warped, seconds=round(seconds, 3),
         mpx_per_s=round(mpx / seconds, 4) if seconds > 0 else None,
-        rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(),
+        rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(), adaptation=fusion.adaptation,
     )
 
 
@@ -389,8 +431,9 @@ def _load_model(model: Any, inputs: RasterInputs) -> tuple[Any, dict]:
     else:
         from psdnet_qgis.core import registry
 
-        if model in (None, "", "auto"):
-            info = registry.auto_select(bands, ratio)  # raises PSDNetInputError with the fix
+        if model in (None, "", *registry.AUTO_CHOICES):
+            # raises PSDNetInputError with the fix
+            info = registry.auto_select(bands, ratio, fast=model == "auto_fast")
             target = getattr(info, "path", None) or info.name
         else:
             target = os.fspath(model)
@@ -445,7 +488,7 @@ def _run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor
                 raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
             batch = group[start:start + batch_size]
             pred = predictor.predict(*_read_batch(inputs, batch, margin, normalizer))
-            for t, p in zip(batch, pred):
+            for t, p in zip(batch, pred, strict=False):
                 core = normalizer.denorm_ms(p[:, mp:mp + t.height * r, mp:mp + t.width * r])
                 key = (t.height, t.width, t.top, t.bottom, t.left, t.right, getattr(t, "blend", None))
                 wgt = weights_cache.get(key)

@@ -30,7 +30,14 @@ outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
 On the project's 2-core AVX512-BF16/AMX CPU (bundled psdnet_vhr4, one 144 x 144 MS px tile,
 1 thread) the fused bf16 copy takes 1.75 CPU s against 2.62 s with bf16 autocast; plain bf16
 weights are no faster than autocast. In fp32 the fused copy gains only 7 % (2.40 against
-2.58 s on a 96 px tile), so fp32 runs keep the plain network. Most of the remaining time is
+2.58 s on a 96 px tile), so fp32 runs keep the plain network. Measured again for the
+AVX2 path (bundled vhr4, 64 x 64 MS px tile, 1 thread, CPU seconds, 2-core Zen 4 shared
+with a training run): plain channels-last 1.45-1.48 s against 1.60-1.84 s fused (channel
+padding 1, 8 or 16) unrestricted, and 1.47-1.57 s against 1.52-1.78 s with oneDNN
+restricted to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``; oneDNN then
+runs ``brg_conv_fwd:avx2``): the plain network already runs its convolutions channels-last
+through the same oneDNN kernels, and the fused post-ops do not pay for the extra calls.
+So fp32 keeps the plain channels-last network on every CPU class. Most of the remaining time is
 the convolutions themselves (~60 %, oneDNN AMX kernels) and the channel max of the spatial
 attention (~10 %: a reduction over the contiguous channels of each pixel, which no torch
 kernel does fast).
@@ -39,7 +46,6 @@ kernel does fast).
 from __future__ import annotations
 
 import copy
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +85,7 @@ def _cl1(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _slope(act: Optional[nn.Module]) -> Optional[float]:
+def _slope(act: nn.Module | None) -> float | None:
     """Slope of a one-parameter PReLU (None when ``act`` is not one)."""
     if isinstance(act, nn.PReLU) and act.weight.numel() == 1:
         return float(act.weight.detach().float().reshape(()))
@@ -101,10 +107,10 @@ class FusedConv(nn.Module):
         out_p: channels of the output (default ``cout``): rows past ``cout`` are zero.
     """
 
-    def __init__(self, conv: nn.Module, act: Optional[nn.Module], dtype: torch.dtype,
-                 weight: Optional[torch.Tensor] = None, bias: Optional[torch.Tensor] = None,
-                 use_bias: bool = True, in_idx: Optional[list[int]] = None,
-                 in_p: Optional[int] = None, out_p: Optional[int] = None) -> None:
+    def __init__(self, conv: nn.Module, act: nn.Module | None, dtype: torch.dtype,
+                 weight: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+                 use_bias: bool = True, in_idx: list[int] | None = None,
+                 in_p: int | None = None, out_p: int | None = None) -> None:
         super().__init__()
         self.transposed = isinstance(conv, nn.ConvTranspose2d)
         if int(conv.groups) != 1:
@@ -137,7 +143,7 @@ class FusedConv(nn.Module):
         #: oneDNN post-op without scalars ("none" or "sigmoid") when there is no PReLU.
         self.post = "none"
 
-    def forward(self, x: torch.Tensor, other: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
         attr, scal = ("leaky_relu", [self.slope]) if self.slope is not None else (self.post, [])
         if x.shape[1] == 1:
             x = _cl1(x)
@@ -157,7 +163,7 @@ class FusedConv(nn.Module):
         return y
 
 
-def _fc(conv: nn.Module, act: Optional[nn.Module], dtype: torch.dtype, raw_in: bool = False,
+def _fc(conv: nn.Module, act: nn.Module | None, dtype: torch.dtype, raw_in: bool = False,
         raw_out: bool = False) -> FusedConv:
     """FusedConv with padded input (unless ``raw_in``) and padded output (unless ``raw_out``)."""
     transposed = isinstance(conv, nn.ConvTranspose2d)
@@ -173,7 +179,7 @@ class FusedCatConv(nn.Module):
     goes with the first part and each further part adds the running sum as a post-op.
     """
 
-    def __init__(self, conv: nn.Conv2d, act: Optional[nn.Module], widths: list[int],
+    def __init__(self, conv: nn.Conv2d, act: nn.Module | None, widths: list[int],
                  dtype: torch.dtype) -> None:
         super().__init__()
         if sum(widths) != conv.in_channels or conv.groups != 1:
@@ -190,7 +196,7 @@ class FusedCatConv(nn.Module):
 
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         y = self.parts[0](xs[0])
-        for part, x in zip(self.parts[1:], xs[1:]):
+        for part, x in zip(self.parts[1:], xs[1:], strict=False):
             y = part(x, y)
         if self.slope is not None:
             y = F.leaky_relu_(y, self.slope)
@@ -317,7 +323,7 @@ def _proj(p: nn.Module, dtype: torch.dtype) -> nn.Module:
 class _FusedPSDNet(P.PSDNet):
     """A PSDNet whose blocks were replaced by :func:`fuse_for_cpu` (padded features)."""
 
-    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: Optional[torch.Tensor] = None) -> P.PSDNetOutput:
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None) -> P.PSDNetOutput:
         out = super().forward(ms, pan, gt)
         w = self.width  # drop the zero padding channels of the returned features
         return out._replace(f2=out.f2[:, :w], f3=out.f3[:, :w])

@@ -22,11 +22,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
-from ..core.mtf import SENSORS
+from ..core import mtf
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
+from .sensors import engine_sensor, sensor_choices
 
 #: engine metric key -> output name
 METRIC_OUTPUTS = (
@@ -42,12 +43,8 @@ METRIC_OUTPUTS = (
     ("HQNR", "HQNR", QT_TRANSLATE_NOOP("psdnet", "HQNR (full resolution, higher is better)")),
 )
 
-#: SENSOR value for "no sensor": generic MTF gains
-UNKNOWN_SENSOR = "unknown"
-#: SENSOR values: unknown, then core.mtf.SENSORS in table order (positions = what SENSOR=4 selects)
-SENSOR_IDS: tuple[str, ...] = (UNKNOWN_SENSOR, *SENSORS.keys())
-#: engine ``sensor`` argument per SENSOR position (None = unknown)
-SENSOR_NAMES: tuple[str | None, ...] = (None, *SENSORS.keys())
+#: SENSOR value for "no sensor": generic MTF gains (the SENSOR list is processing.sensors')
+UNKNOWN_SENSOR = mtf.UNKNOWN
 
 DEFAULT_MAX_PIXELS = 1_048_576  # = engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL only when running)
 
@@ -109,10 +106,8 @@ class AssessAlgorithm(PSDNetAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.REFERENCE, self.tr("Reference at the fused resolution (optional: enables "
                                     "reduced-resolution metrics)"), optional=True))
-        sensors = [(UNKNOWN_SENSOR, self.tr("Unknown (MS 0.3, PAN 0.15)"))]
-        sensors += [(name, self.tr("MTF gains at Nyquist: MS {} and PAN {}").format(
-            ", ".join(f"{g:g}" for g in mtf.ms), f"{mtf.pan:g}")) for name, mtf in SENSORS.items()]
-        self.addChoiceParameter(self.SENSOR, self.tr("Sensor (MTF gains for HQNR)"), sensors, UNKNOWN_SENSOR)
+        self.addChoiceParameter(self.SENSOR, self.tr("Sensor (MTF gains for HQNR)"), sensor_choices(),
+                                UNKNOWN_SENSOR)
         p = QgsProcessingParameterNumber(
             self.MAX_PIXELS, self.tr("Maximum pixels evaluated (larger images are sampled by blocks)"),
             Qgis.ProcessingNumberParameterType.Integer, DEFAULT_MAX_PIXELS, optional=True,
@@ -171,7 +166,13 @@ class AssessAlgorithm(PSDNetAlgorithm):
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
-        sensor = SENSOR_NAMES[SENSOR_IDS.index(self.choiceId(parameters, self.SENSOR, context))]
+        sensor = engine_sensor(self.choiceId(parameters, self.SENSOR, context))
+        if sensor == mtf.AUTO:
+            from ..engine.classical_predictor import sensor_from_metadata  # GDAL only when running
+
+            sensor = sensor_from_metadata(ms.source()) or sensor_from_metadata(pan.source())
+            feedback.pushInfo(self.tr("Sensor: {}; {}.").format(
+                sensor or "unknown", mtf.describe_gains(sensor, ms.bandCount())))
         max_pixels = self.parameterAsInt(parameters, self.MAX_PIXELS, context) or DEFAULT_MAX_PIXELS
         html_path = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         if not html_path.lower().endswith((".html", ".htm")):

@@ -1,4 +1,4 @@
-"""``psdnet:classical`` — "Pansharpen (classical)": EXP, Brovey, GSA, MTF-GLP-HPM."""
+"""``psdnet:classical`` — "Pansharpen (classical)": GSA, MTF-GLP-HPM, MTF-GLP-FS, BDSD-PC, Brovey, EXP."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from ..core.classical import HELP
 from .fusion_base import FusionAlgorithmBase
 
 #: (engine method id = the METHOD value, label); positions are what index calls (METHOD=1)
@@ -15,6 +16,8 @@ METHODS = (
     ("mtf_glp_hpm", QT_TRANSLATE_NOOP("psdnet", "MTF-GLP-HPM (generalised Laplacian pyramid, high-pass modulation)")),
     ("brovey", QT_TRANSLATE_NOOP("psdnet", "Weighted Brovey (as GDAL / QGIS's built-in Pansharpening)")),
     ("exp", QT_TRANSLATE_NOOP("psdnet", "Bicubic upsampling of the MS only (EXP, a reference)")),
+    ("mtf_glp_fs", QT_TRANSLATE_NOOP("psdnet", "MTF-GLP-FS (Laplacian pyramid, full-scale injection gains)")),
+    ("bdsd_pc", QT_TRANSLATE_NOOP("psdnet", "BDSD-PC (band-dependent spatial detail, physical constraints)")),
 )
 
 
@@ -37,15 +40,16 @@ class ClassicalAlgorithm(FusionAlgorithmBase):
         return {"method": self.choiceId(parameters, self.METHOD, context)}
 
     def helpText(self) -> str:
+        # when each method is the better choice (the accepted ids are listed after this text)
+        items = "".join(f"<li>{self.tr(HELP[mid])}</li>" for mid, _ in METHODS)
         return self.tr(
             "<p>Classical pansharpening with the same inputs, tiling, nodata handling and georeferencing "
             "as 'Pansharpen (PSDNet)', and no PyTorch needed: a fast choice for any sensor and band "
-            "count, and a fair baseline on your own data.</p><ul>"
-            "<li><b>GSA</b>: component substitution; intensity from a least-squares fit of the degraded "
-            "PAN on the MS bands, detail injected with per-band covariance gains. Sharp, good colours.</li>"
-            "<li><b>MTF-GLP-HPM</b>: multiresolution; PAN detail extracted with the sensor's MTF-matched "
-            "filter and injected multiplicatively. Usually the best spectral fidelity.</li>"
-            "<li><b>Weighted Brovey</b>: ratio method, what QGIS's own Pansharpening (GDAL) runs.</li>"
-            "<li><b>EXP</b>: bicubic upsampling only; the reference every method must beat.</li></ul>"
+            "count, and a fair baseline on your own data. The methods follow the definitions of Vivone "
+            "et al.'s benchmark (IEEE GRSM 2021); their statistics are fitted once per raster.</p>"
+            "<ul>{}</ul>"
+            "<p><b>Sensor</b>: the MTF gains of the MTF-based steps (GSA's degraded PAN, the MTF-GLP "
+            "filters, BDSD-PC's reduced-resolution fit). Auto reads the sensor from the layers' "
+            "metadata, else uses the documented defaults; the log says which gains were used.</p>"
             "<p>Compare results with 'Assess pansharpening quality'.</p>"
-        )
+        ).format(items)

@@ -25,10 +25,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
+from ..core import mtf
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
+from .sensors import SENSOR, engine_sensor, sensor_choices
 
 
 class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
@@ -101,6 +103,8 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
             None, self.PAN, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
         self.addExtraParameters()
+        self.addChoiceParameter(SENSOR, self.tr("Sensor (MTF gains of the MTF-based steps; auto = from the metadata)"),
+                                sensor_choices(), mtf.AUTO)
         for name, label, maximum in (
             (self.TILE, QT_TRANSLATE_NOOP("psdnet", "Tile size in MS pixels (0 = automatic)"), 4096),
             (self.OVERLAP, QT_TRANSLATE_NOOP("psdnet", "Tile overlap in MS pixels (0 = automatic)"), 2048),
@@ -159,6 +163,7 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
                 tile=tile, overlap=overlap,
                 out_dtype="float32" if as_float else None,
                 feedback=ProcessingFeedback(feedback),
+                sensor=engine_sensor(self.choiceId(parameters, SENSOR, context)),
                 **kwargs,
             )
         except PSDNetInputError as err:

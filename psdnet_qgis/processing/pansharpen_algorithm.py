@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from typing import Any
 
-from qgis.core import QgsProcessingException, QgsProcessingParameterFile
+from qgis.core import Qgis, QgsProcessingException, QgsProcessingParameterFile, QgsProcessingParameterNumber
 
 from ..core.registry import list_models
 from .base import tr
@@ -34,6 +34,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     MODEL = "MODEL"
     MODEL_FILE = "MODEL_FILE"
     DEVICE = "DEVICE"
+    ADAPT_SECONDS = "ADAPT_SECONDS"
 
     def name(self) -> str:
         return "pansharpen"
@@ -47,7 +48,9 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     def addExtraParameters(self) -> None:
         # "auto", then the registry's order: the positions index calls (MODEL=2) select. A new
         # bundled model can shift them, which is why the stored value is the model's name.
-        models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)"))]
+        models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)")),
+                  ("auto_fast", self.tr("Auto (fast): the PSDNet-Fast model for the bands and ratio "
+                                        "(several times faster on a CPU, slightly lower quality)"))]
         models += [(m.name, self.tr("{}, ratio {}").format(", ".join(m.band_names), m.ratio))
                    for m in self._models()]
         self.addChoiceParameter(
@@ -58,6 +61,12 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
         labels = (self.tr("Auto (CUDA if available, else CPU)"), self.tr("CUDA (NVIDIA GPU)"), self.tr("CPU"))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
                                 list(zip(DEVICES, labels, strict=True)), "auto", advanced=True)
+        # 0 (off) by default: adaptation costs its budget on every run, and the held-out guard
+        # keeps the original model whenever it does not help (see the model card's table)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.ADAPT_SECONDS,
+            self.tr("Adapt to this scene: seconds of unsupervised fine-tuning (0 = off)"),
+            Qgis.ProcessingNumberParameterType.Double, 0.0, optional=True, minValue=0.0, maxValue=3600.0))
 
     def _model_choice(self, parameters: dict[str, Any], context) -> str:
         path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
@@ -80,6 +89,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "method": "psdnet",
             "model": self._model_choice(parameters, context),
             "device": self.choiceId(parameters, self.DEVICE, context),
+            "adapt_seconds": self.parameterAsDouble(parameters, self.ADAPT_SECONDS, context) or 0.0,
         }
 
     def helpText(self) -> str:
@@ -98,10 +108,21 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "size and overlap (the raster is processed tile by tile with blended seams, so any size fits "
             "in memory).</p>"
             "<p><b>Bundled models</b>:<ul>{}</ul></p>"
+            "<p><b>Auto (fast)</b> picks the PSDNet-Fast model (<b>psdnet_*_fast</b>) for the bands "
+            "and ratio, or the full model where there is none. A fast model is a slimmed copy of the "
+            "full one (fewer feature channels) trained to reproduce it: it trades a little quality "
+            "(see the model card's fast-model rows) for several times less CPU time per megapixel; "
+            "Auto keeps the full model.</p>"
             "<p><b>When a classical method is the better choice</b>: sensors, band orders or resolution "
             "ratios unlike the training data (the network has only seen the scenes above), very large "
             "rasters on a CPU where minutes matter, or when strict spectral fidelity is required: use "
             "'Pansharpen (classical)' (GSA or MTF-GLP-HPM) and compare both with 'Assess pansharpening "
             "quality'.</p>"
+            "<p><b>Adapt to this scene</b> (seconds, 0 = off): before fusing, a copy of the model "
+            "is fine-tuned on crops of your own PAN + MS without any reference (the fused image, "
+            "blurred with the sensor MTF, must give back the MS; its detail must follow the PAN; and "
+            "the scene degraded by the ratio must be restored). Crops held out from the fine-tuning "
+            "decide: the copy is used only when their HQNR improves, otherwise the original model "
+            "runs and the log says so. 'Adapt PSDNet to a scene' saves adapted weights for reuse.</p>"
             "<p>Requires PyTorch importable by QGIS's Python (see the README).</p>"
         ).format(models)

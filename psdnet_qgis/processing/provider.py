@@ -36,6 +36,7 @@ class PSDNetProvider(QgsProcessingProvider):
         return icon()
 
     def loadAlgorithms(self) -> None:
+        from .adapt_algorithm import AdaptAlgorithm
         from .assess_algorithm import AssessAlgorithm
         from .classical_algorithm import ClassicalAlgorithm
         from .pansharpen_algorithm import PansharpenAlgorithm
@@ -43,3 +44,4 @@ class PSDNetProvider(QgsProcessingProvider):
         self.addAlgorithm(PansharpenAlgorithm())
         self.addAlgorithm(ClassicalAlgorithm())
         self.addAlgorithm(AssessAlgorithm())
+        self.addAlgorithm(AdaptAlgorithm())

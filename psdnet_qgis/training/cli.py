@@ -89,10 +89,12 @@ def _evaluate(a: argparse.Namespace) -> int:
     from psdnet_qgis.model.weights import load_model
     from psdnet_qgis.training.data import load_pairs
     from psdnet_qgis.training.evaluate import evaluate, full_resolution_eval, scale_check
+    from psdnet_qgis.training.fast import base_model
     from psdnet_qgis.training.runtime import resolve_device
 
     model, meta = load_model(a.evaluate)
     norm = str(meta.get("normalisation", "zscore4"))
+    a.model = base_model(a.model)  # a fast model is evaluated on its teacher's scenes
     _, val_pairs = load_pairs(a.model, a.data, norm)
     dev = resolve_device(a.device)
     model.to(dev, memory_format=torch.channels_last)
@@ -106,9 +108,10 @@ def _evaluate(a: argparse.Namespace) -> int:
 def _train(a: argparse.Namespace) -> int:
     """Load the scenes, fill a :class:`TrainConfig` from the options, train, print the summary."""
     from psdnet_qgis.training.data import fullres_val_inputs, load_fullres_pairs, load_pairs
+    from psdnet_qgis.training.fast import FAST_SUFFIX, base_model, train_fast
     from psdnet_qgis.training.loop import train
 
-    train_pairs, val_pairs = load_pairs(a.model, a.data, a.norm)
+    train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm)
     full_pairs = val_full = None
     if a.fullres_epochs > 0:
         full_pairs = load_fullres_pairs(a.model, a.data, a.norm)
@@ -118,6 +121,10 @@ def _train(a: argparse.Namespace) -> int:
     given = {f.name: getattr(a, f.name) for f in fields(TrainConfig) if hasattr(a, f.name)}
     given.update(out=a.out or f"runs/{a.model}", export=None if export.lower() == "none" else export)
     cfg = TrainConfig(**given)
+    if a.model.endswith(FAST_SUFFIX):
+        print(json.dumps(train_fast(cfg, train_pairs, val_pairs, progress=not a.no_progress),
+                         indent=2, default=str))
+        return 0
     summary = train(cfg, train_pairs, val_pairs, progress=not a.no_progress,
                     full_pairs=full_pairs, val_full=val_full)
     print(json.dumps(summary, indent=2, default=str))

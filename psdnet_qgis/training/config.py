@@ -37,6 +37,15 @@ MODELS: dict[str, ModelDef] = {
         "Public domain imagery (USGS Landsat); weights released with the plugin's licence",
         "PSDNet for Landsat 8/9 Blue, Green, Red (30 m) with the 15 m PAN band."),
 }
+# The distilled fast models (training/fast.py): a slimmed copy of the bundled model, same
+# bands, scenes and licence, trained against it.
+for _base in ("vhr4", "landsat3"):
+    _d = MODELS[_base]
+    MODELS[f"{_base}_fast"] = ModelDef(
+        _d.bands, _d.ratio, _d.band_names, _d.rgb, _d.sensor, _d.licence,
+        _d.description.replace("PSDNet for", "PSDNet-Fast (slimmed, distilled from "
+                               f"psdnet_{_base}; faster, slightly lower quality) for", 1))
+del _base, _d
 
 
 @dataclass

@@ -19,21 +19,21 @@
     resolution (per patch; |rho_high - rho_low|) -- the correlation part of D_s, which is
     invariant to the normalisation's per-band affine scaling.
 
+  :class:`Degrade` and :func:`fullres_losses` live in ``model.losses`` (scene adaptation in
+  the engine uses them too, and the model layer may not import training).
   Both are computed on the interior of the patch only (``margin`` MS pixels dropped on
   each side), where the 42-tap degradation filter does not reach the replicated border.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from psdnet_qgis.core.mtf import decimation_filter
+from psdnet_qgis.model.losses import Degrade, fullres_losses
 from psdnet_qgis.model.psdnet import PSDNetOutput, distillation_loss
+
+__all__ = ["stages_l1", "feature_distillation", "spectral_angle_loss", "Degrade", "fullres_losses"]
 
 
 def stages_l1(out: PSDNetOutput, gt: torch.Tensor) -> torch.Tensor:
@@ -64,71 +64,3 @@ def spectral_angle_loss(out: torch.Tensor, gt: torch.Tensor, mean: torch.Tensor,
     g = (gt.float() - 0.5) * s + m
     cos = (f * g).sum(1) / (f.norm(dim=1) * g.norm(dim=1) + 1e-6)
     return torch.sqrt(2.0 * (1.0 - cos).clamp_min(0.0) + 1e-8).mean()
-
-
-class Degrade(nn.Module):
-    """Differentiable ``core.mtf.degrade``: per-band MTF low-pass, decimation by ``r``
-    sampled at the centre of each r x r PAN block (same taps and phase as the numpy one).
-
-    Args:
-        gains: MTF gain at Nyquist, one per band.
-        ratio: PAN/MS ratio.
-    """
-
-    def __init__(self, gains: Sequence[float], ratio: int) -> None:
-        super().__init__()
-        self.ratio = int(ratio)
-        filters = [decimation_filter(float(g), self.ratio) for g in gains]
-        self.first = filters[0][1]  # offset of the first tap (same for every gain)
-        h = np.stack([f[0] for f in filters])
-        self.taps = h.shape[1]
-        self.register_buffer("h", torch.from_numpy(h.astype(np.float32)), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, C, H // r, W // r)."""
-        b, c, hh, ww = x.shape
-        r = self.ratio
-        n_h, n_w = hh // r, ww // r
-        top = -self.first
-        bottom = max(0, (n_h - 1) * r + self.first + self.taps - hh)
-        right = max(0, (n_w - 1) * r + self.first + self.taps - ww)
-        xp = F.pad(x.float(), (top, right, top, bottom), mode="replicate")
-        k = self.h.to(xp.dtype)
-        xp = F.conv2d(xp, k.view(c, 1, self.taps, 1), stride=(r, 1), groups=c)
-        xp = F.conv2d(xp, k.view(c, 1, 1, self.taps), stride=(1, r), groups=c)
-        return xp[:, :, :n_h, :n_w]
-
-
-def _corr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Pearson correlation over (H, W) of (B, C, H, W) with (B, 1, H, W) -> (B, C)."""
-    xc = x - x.mean(dim=(2, 3), keepdim=True)
-    yc = y - y.mean(dim=(2, 3), keepdim=True)
-    cov = (xc * yc).mean(dim=(2, 3))
-    return cov / torch.sqrt(xc.pow(2).mean(dim=(2, 3)) * yc.pow(2).mean(dim=(2, 3)) + 1e-8)
-
-
-def fullres_losses(fused: torch.Tensor, ms: torch.Tensor, pan: torch.Tensor,
-                   degrade_ms: Degrade, degrade_pan: Degrade,
-                   margin: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Spectral and spatial no-reference losses of a full-resolution batch.
-
-    Args:
-        fused: (B, C, H, W) network output (normalised).
-        ms: (B, C, h, w) input MS (normalised), H = h r.
-        pan: (B, 1, H, W) input PAN (normalised).
-        degrade_ms, degrade_pan: :class:`Degrade` with the MS / PAN gains.
-        margin: MS pixels left out on each side.
-
-    Returns:
-        (spectral L1, spatial |rho_high - rho_low|) scalars.
-    """
-    r = degrade_ms.ratio
-    m, mp = margin, margin * r
-    inner = (slice(None), slice(None), slice(m, -m or None), slice(m, -m or None))
-    inner_p = (slice(None), slice(None), slice(mp, -mp or None), slice(mp, -mp or None))
-    spec = F.l1_loss(degrade_ms(fused)[inner], ms.float()[inner])
-    with torch.no_grad():
-        rho_low = _corr(ms.float()[inner], degrade_pan(pan)[inner])
-    rho_high = _corr(fused.float()[inner_p], pan.float()[inner_p])
-    spat = (rho_high - rho_low).abs().mean()
-    return spec, spat

@@ -119,7 +119,16 @@ def test_window_statistics_close_to_whole_image(scene, tmp_path, monkeypatch, re
     pansharpen(pan, ms, tmp_path / "o.tif", method=method, tile=16, overlap=4, out_dtype="float32")
     whole = classical.fit(method, read(ms), read(pan), 4).to_dict()
     got = record[0].stats.to_dict()
-    keys = ("gains", "intensity_std", "pan_std") if method == "gsa" else ("band_mean", "scale")
+    if method == "bdsd_pc":
+        # Its per-band regression on correlated bands is ill-conditioned: single coefficients
+        # trade off against each other, the fused result they give is what must agree.
+        m, p = read(ms), read(pan)
+        ref = classical.apply(method, m, p, 4, classical.fit(method, m, p, 4))
+        est = classical.apply(method, m, p, 4, record[0].stats)
+        assert np.sqrt(np.mean((est - ref) ** 2)) < 0.1 * np.std(ref - classical.exp(m, 4))
+        return
+    keys = {"gsa": ("gains", "intensity_std", "pan_std"), "mtf_glp_hpm": ("band_mean", "scale"),
+            "mtf_glp_fs": ("gains",)}[method]
     for k in keys:
         np.testing.assert_allclose(got[k], whole[k], rtol=0.1, err_msg=k)
 

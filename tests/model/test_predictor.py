@@ -27,7 +27,7 @@ def test_cpu_predict_matches_model_and_batches() -> None:
     with torch.inference_mode():
         ref = net(torch.from_numpy(ms), torch.from_numpy(pan)).out3.numpy()
     pred = TorchPredictor(net, {"name": "t"}, device="cpu", batch_size=2)
-    assert pred.device_report == "cpu (1 threads), fp32"
+    assert pred.device_report == "cpu (1 threads), fp32 channels-last"
     assert pred.threads == 1 and torch.get_num_threads() == 1
     out = pred.predict(ms, pan)
     assert out.shape == (5, 4, 20, 24) and out.dtype == np.float32

@@ -25,6 +25,8 @@ from psdnet_qgis.processing.classical_algorithm import METHODS
 gdal.UseExceptions()
 
 MODEL_IDS = ["auto", *(m.name for m in list_models())]
+#: psdnet:pansharpen also offers "Auto (fast)" (issue 11).
+PANSHARPEN_MODEL_IDS = ["auto", "auto_fast", *(m.name for m in list_models())]
 
 
 def read(path) -> np.ndarray:
@@ -39,12 +41,19 @@ def alg(alg_id: str):
 
 def test_every_enum_uses_static_strings(psdnet_provider):
     expected = {
-        ("psdnet:pansharpen", "MODEL"): MODEL_IDS,
+        ("psdnet:pansharpen", "MODEL"): PANSHARPEN_MODEL_IDS,
         ("psdnet:pansharpen", "DEVICE"): ["auto", "cuda", "cpu"],
-        ("psdnet:classical", "METHOD"): ["gsa", "mtf_glp_hpm", "brovey", "exp"],
+        ("psdnet:classical", "METHOD"): ["gsa", "mtf_glp_hpm", "brovey", "exp", "mtf_glp_fs", "bdsd_pc"],
         ("psdnet:assess", "SENSOR"): ["unknown", "QuickBird", "IKONOS", "GeoEye-1", "WorldView-2",
-                                      "WorldView-3", "Pleiades", "Landsat 8/9 OLI"],
+                                      "WorldView-3", "Pleiades", "Landsat 8/9 OLI", "auto"],
     }
+    # one SENSOR list for every algorithm
+    expected[("psdnet:pansharpen", "SENSOR")] = expected[("psdnet:classical", "SENSOR")] = \
+        expected[("psdnet:assess", "SENSOR")]
+    expected.update({("psdnet:adapt", "MODEL"): MODEL_IDS,
+                     ("psdnet:adapt", "SENSOR"): expected[("psdnet:assess", "SENSOR")],
+                     ("psdnet:adapt", "LOSSES"): ["both", "fullres", "wald"],
+                     ("psdnet:adapt", "PART"): ["head", "all"]})
     found = {}
     for a in psdnet_provider.algorithms():
         for d in a.parameterDefinitions():
@@ -78,9 +87,10 @@ def test_id_and_index_run_the_same_method(psdnet_provider, pair, tmp_path, value
 @pytest.mark.parametrize(("value", "model", "device"), [
     ({}, "auto", "auto"),
     ({"MODEL": "psdnet_vhr4", "DEVICE": "cpu"}, "psdnet_vhr4", "cpu"),
-    ({"MODEL": MODEL_IDS.index("psdnet_vhr4"), "DEVICE": 2}, "psdnet_vhr4", "cpu"),
-    ({"MODEL": str(MODEL_IDS.index("psdnet_vhr4")), "DEVICE": "1"}, "psdnet_vhr4", "cuda"),
+    ({"MODEL": PANSHARPEN_MODEL_IDS.index("psdnet_vhr4"), "DEVICE": 2}, "psdnet_vhr4", "cpu"),
+    ({"MODEL": str(PANSHARPEN_MODEL_IDS.index("psdnet_vhr4")), "DEVICE": "1"}, "psdnet_vhr4", "cuda"),
     ({"MODEL": 0, "DEVICE": 0}, "auto", "auto"),
+    ({"MODEL": "auto_fast"}, "auto_fast", "auto"),
 ])
 def test_pansharpen_engine_arguments(psdnet_provider, pair, value, model, device):
     pan, ms = pair

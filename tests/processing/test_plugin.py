@@ -24,7 +24,7 @@ def test_provider_contract(psdnet_provider):
     assert psdnet_provider.name() == "PSDNet"
     assert not psdnet_provider.icon().isNull()
     ids = sorted(a.id() for a in psdnet_provider.algorithms())
-    assert ids == ["psdnet:assess", "psdnet:classical", "psdnet:pansharpen"]
+    assert ids == ["psdnet:adapt", "psdnet:assess", "psdnet:classical", "psdnet:pansharpen"]
     alg = QgsApplication.processingRegistry().algorithmById("psdnet:pansharpen")
     assert alg.displayName() == "Pansharpen (PSDNet)"
     assert "classical" in alg.shortHelpString()

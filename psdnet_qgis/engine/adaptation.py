@@ -1,0 +1,160 @@
+"""The engine's adaptation step: representative crops of the scene, then ``model.adapt``.
+
+``pansharpen(..., adapt_seconds=S)`` runs it between choosing the model and writing the
+output, so every entry point (dialog, modeler, console, ``qgis_process``, CLI,
+``psdnet:adapt``) adapts through this one path.
+
+Crops are square windows of the MS working grid (with their PAN), laid on an even grid
+over the raster so that they spread over the scene; windows with any nodata are dropped;
+the remaining ones are ranked by content (PAN gradient energy: the detail the network must
+inject) and the best are kept. Every fourth crop down the ranking is held out for the
+guard, so the held-out crops cover the same range of content as the training ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from psdnet_qgis.core.mtf import gnyq_for
+from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.engine.feedback import Feedback
+from psdnet_qgis.engine.raster import RasterInputs
+from psdnet_qgis.errors import PSDNetInputError
+
+CROP_MS = 64  # MS px: 256 PAN px at ratio 4, the patch size of lambda-PNN
+N_CROPS = 8
+HOLD_EVERY = 4
+MIN_CROP_MS = 16  # the guard's Q blocks shrink to the crop below core.metrics' 32 px
+PROGRESS_END = 30.0  # percent of the bar at the end of adaptation (the tiles take the rest)
+
+
+class SpanFeedback:
+    """Engine feedback whose progress 0..100 lands in [lo, hi] of the caller's bar."""
+
+    def __init__(self, fb: Feedback, lo: float, hi: float) -> None:
+        self._fb, self._lo, self._hi = fb, float(lo), float(hi)
+
+    def progress(self, percent: float) -> None:
+        """Forward ``percent`` of this span."""
+        self._fb.progress(self._lo + (self._hi - self._lo) * float(percent) / 100.0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._fb, name)
+
+
+def _windows(inputs: RasterInputs, side: int) -> list[tuple[int, int]]:
+    """Origins (MS px) of non-overlapping ``side`` windows spread evenly over the grid."""
+    ny, nx = inputs.ms_height // side, inputs.ms_width // side
+    rows = np.linspace(0, inputs.ms_height - side, max(ny, 1)).round().astype(int)
+    cols = np.linspace(0, inputs.ms_width - side, max(nx, 1)).round().astype(int)
+    return [(int(r), int(c)) for r in rows for c in cols]
+
+
+def _detail(pan: np.ndarray) -> float:
+    """Content score of a PAN crop: mean squared gradient."""
+    p = pan[0].astype(np.float64)
+    return float(np.mean(np.diff(p, axis=0) ** 2) + np.mean(np.diff(p, axis=1) ** 2))
+
+
+def select_crops(inputs: RasterInputs, normalizer: Normalizer, side: int = CROP_MS, n: int = N_CROPS
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray], int, str]:
+    """Training and held-out crops of the scene, normalised.
+
+    Args:
+        inputs: the opened inputs.
+        normalizer: the run's global statistics.
+        side: crop side in MS px (shrunk to fit the raster, halved until >= 2 windows fit).
+        n: crops to keep (training + held out).
+
+    Returns:
+        ``((ms, pan) train, (ms, pan) held, side, note)``; ``ms`` (N, C, s, s), ``pan``
+        (N, 1, s r, s r); ``note`` says when the held-out crop had to be a training crop.
+
+    Raises:
+        PSDNetInputError: the scene is smaller than one crop or has no crop free of nodata.
+    """
+    r = inputs.ratio
+    side = min(side, inputs.ms_height, inputs.ms_width)
+    while len(_windows(inputs, side)) < 2 and side // 2 >= MIN_CROP_MS:
+        side //= 2
+    if side < MIN_CROP_MS:
+        raise PSDNetInputError(
+            f"MS input '{inputs.ms_path}' is {inputs.ms_width} x {inputs.ms_height} px: adaptation "
+            f"needs at least {MIN_CROP_MS} x {MIN_CROP_MS} MS px; set the adaptation budget to 0.")
+    scored = []
+    for row, col in _windows(inputs, side):
+        ms, mv = inputs.read_ms(row, col, side, side)
+        pan, pv = inputs.read_pan(row * r, col * r, side * r, side * r)
+        if mv.all() and pv.all():
+            scored.append((_detail(pan), normalizer.norm_ms(ms), normalizer.norm_pan(pan)))
+    if not scored:
+        raise PSDNetInputError(
+            f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': no {side} x {side} MS px window free of "
+            "nodata for adaptation; set the adaptation budget to 0 or clip the inputs to the valid area.")
+    scored.sort(key=lambda s: -s[0])
+    scored = scored[:n]
+    held_i = set(range(HOLD_EVERY - 1, len(scored), HOLD_EVERY)) or {len(scored) - 1}
+    note = ""
+    if len(scored) == 1:
+        held_i, note = set(), "one crop fits the scene: the guard is measured on the training crop"
+    train = [s for i, s in enumerate(scored) if i not in held_i]
+    held = [s for i, s in enumerate(scored) if i in held_i] or train
+
+    def stack(items: list) -> tuple[np.ndarray, np.ndarray]:
+        return (np.stack([s[1] for s in items]).astype(np.float32),
+                np.stack([s[2] for s in items]).astype(np.float32))
+
+    return stack(train), stack(held), side, note
+
+
+def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
+               *, sensor: str | None = None, clock: Callable[[], float] = time.perf_counter,
+               **options: Any) -> tuple[Any, dict[str, Any]]:
+    """Adapt ``net`` to the scene within ``seconds`` (crop reading included).
+
+    Args:
+        inputs, normalizer: the run's inputs and statistics.
+        net: the PSDNet chosen for the run (not modified).
+        seconds: budget.
+        fb: the run's feedback (progress 0..100 of this step, cancel, log).
+        sensor: sensor name for the MTF gains (None: ``core.mtf`` defaults).
+        options: other fields of ``model.adapt.AdaptConfig`` (part, losses, lr, ...).
+
+    Returns:
+        ``(model to run, report dict)``.
+    """
+    import dataclasses
+
+    from psdnet_qgis.model.adapt import AdaptConfig, adapt_model
+
+    known = {f.name for f in dataclasses.fields(AdaptConfig)} - {"seconds"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise PSDNetInputError(f"Adaptation options {unknown}: unknown; use {sorted(known)}.")
+    cfg = AdaptConfig(seconds=float(seconds), **options)
+    cfg.check()  # before any pixel is read
+    part, losses = cfg.part, cfg.losses
+    t0 = clock()
+    train, held, side, note = select_crops(inputs, normalizer)
+    gains = gnyq_for(sensor, inputs.bands)
+    fb.info(f"Adapting the model to this scene: {train[0].shape[0]} training + {held[0].shape[0]} "
+            f"held-out crops of {side} x {side} MS px, {part} weights, {losses} losses, budget {seconds:g} s"
+            + (f" ({note})" if note else "") + ".")
+    model, result = adapt_model(net, train, held, normalizer, inputs.ratio, gains.ms, gains.pan, cfg,
+                                sensor=sensor, is_canceled=fb.is_canceled,
+                                progress=lambda f: fb.progress(100.0 * f), clock=clock, started=t0)
+    fb.info(result.summary())
+    report = result.to_dict()
+    report.update(crop_ms=side, sensor=sensor, gains_ms=list(gains.ms), gain_pan=gains.pan, note=note)
+    return model, report
+
+
+def tile_feedback(fb: Feedback) -> SpanFeedback:
+    """The tile loop's feedback after adaptation: its 2..99 % become PROGRESS_END..99 %."""
+    lo_in, hi_in, hi = 2.0, 99.0, 99.0
+    scale = (hi - PROGRESS_END) / (hi_in - lo_in)
+    return SpanFeedback(fb, PROGRESS_END - lo_in * scale, PROGRESS_END + (100.0 - lo_in) * scale)

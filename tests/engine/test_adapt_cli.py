@@ -1,0 +1,44 @@
+"""`python -m psdnet_qgis adapt` and `pansharpen --adapt-seconds`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.engine.conftest import make_pair
+from tests.engine.test_engine_cli import cli
+
+
+def _random_weights(path: Path) -> Path:
+    import torch
+
+    from psdnet_qgis.model.psdnet import PSDNet
+    from psdnet_qgis.model.weights import save_model
+
+    torch.manual_seed(0)
+    save_model(PSDNet(4, 4, width=8), path, {"name": "rand4"})
+    return path
+
+
+def test_adapt_then_reuse_through_the_cli(tmp_path: Path) -> None:
+    pan, ms = make_pair(tmp_path, ms_shape=(64, 64), bands=4, ratio=4, seed=3)
+    weights = _random_weights(tmp_path / "rand4.pt")
+    out = tmp_path / "mine.pt"
+    p = cli("adapt", str(pan), str(ms), str(out), "--model", str(weights), "--seconds", "120",
+            "--max-steps", "20", "--losses", "fullres", "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    meta = json.loads(p.stdout)
+    assert meta["base_model"] == "rand4" and meta["adaptation"]["kept"] and out.with_suffix(".json").is_file()
+    p = cli("pansharpen", str(pan), str(ms), str(tmp_path / "o.tif"), "--model", str(out), "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["adaptation"] is None
+
+
+def test_pansharpen_adapt_seconds_reports_adaptation(tmp_path: Path) -> None:
+    pan, ms = make_pair(tmp_path, ms_shape=(64, 64), bands=4, ratio=4, seed=3)
+    weights = _random_weights(tmp_path / "rand4.pt")
+    p = cli("pansharpen", str(pan), str(ms), str(tmp_path / "o.tif"), "--model", str(weights),
+            "--adapt-seconds", "3", "--json", "--quiet")
+    assert p.returncode == 0, p.stderr
+    a = json.loads(p.stdout)["adaptation"]
+    assert a["steps"] >= 1 and a["budget_seconds"] == 3

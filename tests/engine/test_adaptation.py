@@ -1,0 +1,109 @@
+"""Scene adaptation through the one engine path (``pansharpen(..., adapt_seconds=S)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from psdnet_qgis.engine.run import pansharpen
+from psdnet_qgis.errors import PSDNetCanceled
+from tests.engine.conftest import make_pair, read
+
+torch = pytest.importorskip("torch")
+
+FAST = {"part": "head", "losses": "both"}
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """64 x 64 MS px (256 PAN px), 4 bands, ratio 4: four 32-px crops fit (3 train + 1 held)."""
+    return make_pair(tmp_path_factory.mktemp("adapt"), ms_shape=(64, 64), bands=4, ratio=4, seed=3)
+
+
+@pytest.fixture
+def net():
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(0)
+    return PSDNet(4, 4, width=8).eval()
+
+
+class _Log:
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.lines: list[str] = []
+        self.bar: list[float] = []
+        self.polls, self.cancel_after = 0, cancel_after
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def progress(self, p: float) -> None:
+        self.bar.append(p)
+
+    def is_canceled(self) -> bool:
+        self.polls += 1
+        return self.cancel_after is not None and self.polls > self.cancel_after
+
+
+def test_adaptation_lowers_the_loss_and_keeps_the_pan_grid(scene, net, tmp_path: Path) -> None:
+    pan, ms = scene
+    fb = _Log()
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "a.tif"), model=net, adapt_seconds=60,
+                     adapt_options=dict(FAST, max_steps=15), feedback=fb)
+    a = rep.adaptation
+    assert a is not None and a["steps"] == 15 and a["train_crops"] == 3 and a["held_crops"] == 1
+    assert a["loss_after"] < a["loss_before"]
+    assert set(a["metrics_before"]) == {"D_lambda_K", "D_s", "HQNR"}
+    assert read(tmp_path / "a.tif").shape == (4, 256, 256)
+    assert any(line.startswith("Adaptation (head, both)") for line in fb.lines)
+    assert fb.bar == sorted(fb.bar) and fb.bar[-1] == 100.0  # one bar, never going back
+
+
+def test_guard_keeps_the_original_when_adaptation_fails(scene, net, tmp_path: Path) -> None:
+    pan, ms = scene
+    plain = pansharpen(str(pan), str(ms), str(tmp_path / "plain.tif"), model=net)
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "bad.tif"), model=net, adapt_seconds=60,
+                     adapt_options=dict(FAST, lr=50.0, max_steps=5))  # a step this large ruins the head
+    assert rep.adaptation["kept"] is False and "did not improve" in rep.adaptation["reason"]
+    assert plain.adaptation is None
+    np.testing.assert_array_equal(read(tmp_path / "bad.tif"), read(tmp_path / "plain.tif"))
+
+
+def test_cancel_during_adaptation_leaves_no_output(scene, net, tmp_path: Path) -> None:
+    pan, ms = scene
+    out = tmp_path / "c.tif"
+    with pytest.raises(PSDNetCanceled):
+        pansharpen(str(pan), str(ms), str(out), model=net, adapt_seconds=60,
+                   adapt_options=dict(FAST, max_steps=50), feedback=_Log(cancel_after=3))
+    assert not out.exists()
+
+
+def test_budget_is_honoured_within_one_step(scene, net, tmp_path: Path) -> None:
+    pan, ms = scene
+    budget = 2.0
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "b.tif"), model=net, adapt_seconds=budget,
+                     adapt_options=FAST)
+    a = rep.adaptation
+    assert a["steps"] >= 1
+    # the loop stops when the next step would pass the budget (one step always runs, even when
+    # reading the crops took it all); the final fp16 rounding and loss evaluation are one
+    # forward pass at most
+    assert a["seconds"] <= max(budget, a["prepare_seconds"]) + 2 * a["max_step_seconds"] + 0.5, a
+
+
+def test_adapted_weights_load_and_reproduce_the_adapted_run(scene, net, tmp_path: Path) -> None:
+    from psdnet_qgis.engine.adapt_scene import adapt_scene
+    from psdnet_qgis.model.weights import load_model, sha256_file
+
+    pan, ms = scene
+    opts = dict(FAST, max_steps=8)
+    meta = adapt_scene(str(pan), str(ms), str(tmp_path / "mine.pt"), model=net, seconds=60, adapt_options=opts)
+    assert meta["sha256"] == sha256_file(tmp_path / "mine.pt")
+    assert meta["adaptation"]["losses"] == "both" and meta["adaptation"]["budget_seconds"] == 60
+    assert {"base_model", "adapted_on", "sensor"} <= set(meta)
+    load_model(tmp_path / "mine.pt")  # sha256 checked
+    pansharpen(str(pan), str(ms), str(tmp_path / "adapted.tif"), model=net, adapt_seconds=60, adapt_options=opts)
+    pansharpen(str(pan), str(ms), str(tmp_path / "reused.tif"), model=str(tmp_path / "mine.pt"))
+    np.testing.assert_array_equal(read(tmp_path / "reused.tif"), read(tmp_path / "adapted.tif"))
