@@ -326,14 +326,14 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
     """
     from psdnet_qgis.core import registry
 
-    if model in (None, "", "auto"):
+    if model in (None, "", *registry.AUTO_CHOICES):
         from psdnet_qgis.engine import raster
         from psdnet_qgis.engine.gdalerr import gdal_errors
 
         with gdal_errors():
             inputs = raster.open_inputs(job.pan, job.ms, int(job.options.get("pan_band", 1)))
             try:
-                info = registry.auto_select(inputs.bands, inputs.ratio)
+                info = registry.auto_select(inputs.bands, inputs.ratio, fast=model == "auto_fast")
             finally:
                 inputs.close()
         target = str(getattr(info, "path", None) or info.name)
@@ -734,7 +734,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     help="torch threads per scene (workers x threads <= cores by default)")
     pb.add_argument("--retries", type=int, default=RETRIES, help="retries after an unexpected error")
     pb.add_argument("--method", default="psdnet", help="default method: psdnet, exp, brovey, gsa, mtf_glp_hpm")
-    pb.add_argument("--model", default="auto", help="default model: auto | bundled name | weights path")
+    pb.add_argument("--model", default="auto", help="default model: auto | auto_fast | bundled name | weights path")
     pb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pb.add_argument("--tile", type=int, default=None, help="tile side in MS px")
     pb.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
