@@ -294,9 +294,7 @@ def gsa_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: GSAStats) -> n
     m, p, ratio = _inputs(ms, pan, ratio, "gsa")
     c = m.shape[0]
     if np.shape(stats.alpha) != (c + 1,):
-        raise PSDNetInputError(
-            f"gsa: stats were fitted for {np.size(stats.alpha) - 1} bands, ms has {c}; refit them."
-        )
+        raise _refit_error("gsa", np.size(stats.alpha) - 1, c)
     up = upsample_bicubic(m, ratio)
     if stats.intensity_std <= 0.0 or stats.pan_std <= 0.0:
         return up  # flat PAN or intensity: no detail to inject
@@ -341,6 +339,18 @@ def _lowpass(p0: np.ndarray, gnyq: Sequence[float], ratio: int) -> dict[float, n
     return out
 
 
+def _mtf_windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, method: str,
+                 sensor: str | None) -> tuple[list[np.ndarray], list[np.ndarray], list, int, tuple[float, ...]]:
+    """The windows of an MTF-based fit: (ms list, pan list, PAN masks, ratio, per-band gains)."""
+    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, method)
+    gnyq = tuple(float(g) for g in mtf.gnyq_for(sensor, ms_l[0].shape[0]).ms)
+    return ms_l, pan_l, [_pan_mask(v, ratio) for v in val_l], ratio, gnyq
+
+
+def _refit_error(method: str, fitted: int, c: int) -> PSDNetInputError:
+    return PSDNetInputError(f"{method}: stats were fitted for {fitted} bands, ms has {c}; refit them.")
+
+
 def mtf_glp_hpm_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
                       valid: Windows | None = None) -> HPMStats:
     """Estimate the MTF-GLP-HPM matching coefficients (see :func:`mtf_glp_hpm`) once.
@@ -356,10 +366,8 @@ def mtf_glp_hpm_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None 
     Returns:
         :class:`HPMStats`.
     """
-    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "mtf_glp_hpm")
-    c = ms_l[0].shape[0]
-    gnyq = tuple(float(g) for g in mtf.gnyq_for(sensor, c).ms)
-    pv = [_pan_mask(v, ratio) for v in val_l]
+    ms_l, pan_l, pv, ratio, gnyq = _mtf_windows(ms, pan, ratio, valid, "mtf_glp_hpm", sensor)
+    c = len(gnyq)
     p_mean = float(np.mean(_gather(pan_l, pv), dtype=np.float64))
     ups = [upsample_bicubic(m, ratio) for m in ms_l]
     up_all = _gather(ups, pv)
@@ -389,8 +397,7 @@ def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMSta
     m, p, ratio = _inputs(ms, pan, ratio, "mtf_glp_hpm")
     c = m.shape[0]
     if len(stats.gnyq) != c:
-        raise PSDNetInputError(
-            f"mtf_glp_hpm: stats were fitted for {len(stats.gnyq)} bands, ms has {c}; refit them.")
+        raise _refit_error("mtf_glp_hpm", len(stats.gnyq), c)
     up = upsample_bicubic(m, ratio)
     # Low-pass of the zero-mean PAN; the matching below is affine, so it commutes.
     p0 = p - np.float32(stats.pan_mean)
@@ -467,10 +474,8 @@ def mtf_glp_fs_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None =
     Returns:
         :class:`FSStats`.
     """
-    ms_l, pan_l, val_l, ratio = _windows(ms, pan, ratio, valid, "mtf_glp_fs")
-    c = ms_l[0].shape[0]
-    gnyq = tuple(float(g) for g in mtf.gnyq_for(sensor, c).ms)
-    pv = [_pan_mask(v, ratio) for v in val_l]
+    ms_l, pan_l, pv, ratio, gnyq = _mtf_windows(ms, pan, ratio, valid, "mtf_glp_fs", sensor)
+    c = len(gnyq)
     up_all = _gather([upsample_bicubic(m, ratio) for m in ms_l], pv).astype(np.float64)
     gains = np.zeros(c)
     for g in set(gnyq):
@@ -498,8 +503,7 @@ def mtf_glp_fs_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: FSStats
     m, p, ratio = _inputs(ms, pan, ratio, "mtf_glp_fs")
     c = m.shape[0]
     if len(stats.gnyq) != c:
-        raise PSDNetInputError(
-            f"mtf_glp_fs: stats were fitted for {len(stats.gnyq)} bands, ms has {c}; refit them.")
+        raise _refit_error("mtf_glp_fs", len(stats.gnyq), c)
     up = upsample_bicubic(m, ratio)
     lps = _lowpass(p, stats.gnyq, ratio)
     for b in range(c):
@@ -665,8 +669,7 @@ def bdsd_pc_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: BDSDStats)
     m, p, ratio = _inputs(ms, pan, ratio, "bdsd_pc")
     c = m.shape[0]
     if np.shape(stats.gamma) != (c, c + 1):
-        raise PSDNetInputError(
-            f"bdsd_pc: stats were fitted for {np.shape(stats.gamma)[0]} bands, ms has {c}; refit them.")
+        raise _refit_error("bdsd_pc", np.shape(stats.gamma)[0], c)
     up = upsample_bicubic(m, ratio)
     gamma = np.asarray(stats.gamma, dtype=np.float32)
     out = up.copy()

@@ -8,18 +8,16 @@ from qgis.core import (
     Qgis,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingParameterBand,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
-    QgsProcessingParameterRasterLayer,
 )
 
 from ..core import mtf
 from ..core.registry import list_models
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .base import PSDNetAlgorithm
-from .checks import chosen_band, layer_problem, pan_band_problem
+from .checks import chosen_band, pan_ms_problem
 from .feedback import ProcessingFeedback
 from .pansharpen_algorithm import torch_missing_message
 from .sensors import SENSOR, engine_sensor, sensor_choices
@@ -50,11 +48,7 @@ class AdaptAlgorithm(PSDNetAlgorithm):
         return self.tr("Adapt PSDNet to a scene")
 
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, self.tr("Panchromatic (PAN) layer")))
-        self.addParameter(QgsProcessingParameterBand(
-            self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"),
-            None, self.PAN, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
+        self.addPanMsParameters(self.PAN, self.PAN_BAND, self.MS)
         models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)"))]
         models += [(m.name, self.tr("{}, ratio {}").format(", ".join(m.band_names), m.ratio)) for m in list_models()]
         self.addChoiceParameter(self.MODEL, self.tr("Model to adapt"), models, "auto")
@@ -87,10 +81,7 @@ class AdaptAlgorithm(PSDNetAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
-        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
-        problem = (layer_problem(pan, "PAN") or layer_problem(ms, "MS")
-                   or pan_band_problem(pan, chosen_band(self, parameters, self.PAN_BAND, context)))
+        problem = pan_ms_problem(self, parameters, context, self.PAN, self.PAN_BAND, self.MS)
         if problem:
             return False, problem
         import importlib.util

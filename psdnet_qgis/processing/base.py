@@ -23,7 +23,9 @@ from qgis.core import (
     Qgis,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
+    QgsProcessingParameterBand,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -76,6 +78,13 @@ class PSDNetAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self) -> PSDNetAlgorithm:
         return type(self)()
+
+    def addPanMsParameters(self, pan: str = "PAN", band: str = "PAN_BAND", ms: str = "MS") -> None:
+        """The PAN layer, its band (for multiband PAN files) and the MS layer, as every fusion has them."""
+        self.addParameter(QgsProcessingParameterRasterLayer(pan, self.tr("Panchromatic (PAN) layer")))
+        self.addParameter(QgsProcessingParameterBand(
+            band, self.tr("PAN band (needed only when the PAN layer has several bands)"), None, pan, optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(ms, self.tr("Multispectral (MS) layer")))
 
     def icon(self) -> QIcon:
         return icon()

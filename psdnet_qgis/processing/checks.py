@@ -40,3 +40,13 @@ def pan_band_problem(pan: QgsRasterLayer, band: int | None) -> str | None:
             "or pick a single-band PAN layer."
         ).format(pan.name(), pan.bandCount())
     return None
+
+
+def pan_ms_problem(alg: QgsProcessingAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext,
+                   pan_name: str = "PAN", band_name: str = "PAN_BAND", ms_name: str = "MS") -> str | None:
+    """The first problem of an algorithm's PAN layer, its band choice and MS layer, or None."""
+    pan = alg.parameterAsRasterLayer(parameters, pan_name, context)
+    ms = alg.parameterAsRasterLayer(parameters, ms_name, context)
+    return (layer_problem(pan, "PAN") or layer_problem(ms, "MS")
+            or pan_band_problem(pan, chosen_band(alg, parameters, band_name, context)))
+

@@ -16,11 +16,9 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
-    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
@@ -28,7 +26,7 @@ from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 from ..core import mtf
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .base import PSDNetAlgorithm
-from .checks import chosen_band, layer_problem, pan_band_problem
+from .checks import chosen_band, pan_ms_problem
 from .feedback import ProcessingFeedback
 from .sensors import SENSOR, engine_sensor, sensor_choices
 
@@ -97,11 +95,7 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
 
     # -- QgsProcessingAlgorithm --------------------------------------------------------------
     def initAlgorithm(self, config=None) -> None:
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, self.tr("Panchromatic (PAN) layer")))
-        self.addParameter(QgsProcessingParameterBand(
-            self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"),
-            None, self.PAN, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
+        self.addPanMsParameters(self.PAN, self.PAN_BAND, self.MS)
         self.addExtraParameters()
         self.addChoiceParameter(SENSOR, self.tr("Sensor (MTF gains of the MTF-based steps; auto = from the metadata)"),
                                 sensor_choices(), mtf.AUTO)
@@ -125,12 +119,10 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             return ok, msg
-        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
-        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
-        problem = (layer_problem(pan, "PAN") or layer_problem(ms, "MS")
-                   or pan_band_problem(pan, self._pan_band(parameters, context)))
+        problem = pan_ms_problem(self, parameters, context, self.PAN, self.PAN_BAND, self.MS)
         if problem:
             return False, problem
+        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         if ms.bandCount() < 2:
             return False, self.tr(
                 "MS layer '{}' has a single band, but pansharpening needs the multispectral "
