@@ -75,7 +75,7 @@ bench: deps | $(XDG_RUNTIME_DIR)
 	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench
 
 bench-speed: deps
-	$(PY) scripts/bench_speed.py
+	$(PY) scripts/bench_speed.py --models psdnet_vhr4,psdnet_vhr4_fast --sizes 1024,4096 --fast-sizes 10240 $(BENCH_SPEED_FLAGS)
 
 clean:
 	rm -rf build dist runs/bench

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 EXIT_INPUT = 2
 EXIT_CANCELED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
+    from psdnet_qgis.core.bands import OTHER_METHODS
+
     p = argparse.ArgumentParser(prog="python -m psdnet_qgis",
                                 description="PSDNet pansharpening without QGIS.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -47,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                     help="PSDNet arithmetic (auto: bf16 where the hardware has it)")
     ps.add_argument("--pan-band", type=int, default=1, help="1-based PAN band (multi-band PAN)")
+    ps.add_argument("--model-bands", default=None, metavar="B,G,R,N",
+                    help="MS with more bands than the model (8-band WorldView): the 1-based MS bands the "
+                         "network takes, in the model's band order, e.g. 2,3,5,7 (default: from the band "
+                         "descriptions, else the WorldView 8-band order, checked on the pixels)")
+    ps.add_argument("--other-bands-method", default="mtf_glp_fs",
+                    choices=OTHER_METHODS,
+                    help="classical method of the MS bands the model does not know (default mtf_glp_fs)")
     ps.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     ps.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     ps.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
@@ -104,6 +116,7 @@ def _pansharpen(args: argparse.Namespace) -> int:
             tile=args.tile, overlap=args.overlap, pan_band=args.pan_band,
             out_dtype="float32" if args.float32 else None, feedback=fb, batch_size=args.batch,
             precision=args.precision, sensor=args.sensor, adapt_seconds=args.adapt_seconds,
+            model_bands=args.model_bands, other_method=args.other_bands_method,
         )
     finally:
         fb.close()
@@ -135,11 +148,18 @@ def _adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
     args = _parser().parse_args(argv)
+    # SIGTERM (kill, timeout, a scheduler) unwinds like Ctrl-C, so the partial output is removed
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "models":
             return _models()

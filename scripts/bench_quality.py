@@ -26,8 +26,9 @@ Speed: seconds per output megapixel of the full-resolution run, wall clock, on w
 this machine is (the engine's own timing for engine methods, which includes reading the
 inputs and writing the compressed GeoTIFF; PSDNet's includes loading the weights).
 
-The ``shanghai8`` row is the 8-band WorldView-3 scene, all bands at reduced resolution
-(classical methods only: no bundled model has 8 bands).
+The ``shanghai8`` row is the 8-band WorldView-3 scene, all bands at reduced resolution:
+the classical methods, and ``psdnet:pansharpen`` as an analyst would run it on an 8-band MS
+(the network on blue, green, red, NIR1, MTF-GLP-FS on the other four, ``engine.mixed``).
 
 Outputs: a markdown table on stdout and in ``OUT/bench_quality.md``, everything in
 ``OUT/bench_quality.json``.
@@ -69,7 +70,7 @@ LOG = logging.getLogger("bench_quality")
 ENGINE_METHODS = (("EXP", "exp"), ("Brovey", "brovey"), ("GSA", "gsa"), ("MTF-GLP-HPM", "mtf_glp_hpm"),
                   ("MTF-GLP-FS", "mtf_glp_fs"), ("BDSD-PC", "bdsd_pc"))
 #: Extra all-band rows: (row name, base scene of training.scenes.SCENES, 1-based MS bands, names).
-#: No bundled model has 8 bands, so these rows hold the classical methods only.
+#: No bundled model has 8 bands: PSDNet runs on the bands it knows, MTF-GLP-FS on the others.
 ALL_BAND_ROWS = {
     "shanghai8": ("shanghai_wv3", (1, 2, 3, 4, 5, 6, 7, 8),
                   ("coastal", "blue", "green", "yellow", "red", "red edge", "nir1", "nir2")),
@@ -219,8 +220,11 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                                                                   adapt_seconds=adapt_seconds,
                                                                   adaptations=adapted)))
     elif model in ALL_BAND_ROWS:
-        notes.append(f"{spec.name}: all {len(spec.bands)} bands at reduced resolution, classical methods "
-                     "only (no bundled model has these bands)")
+        # the network on the bands it knows (found and checked by engine.mixed), MTF-GLP-FS on the rest
+        methods.append(("PSDNet (psdnet_vhr4 + MTF-GLP-FS, all bands)",
+                        lambda p, m, o: run_engine("psdnet", p, m, o, model="auto", sensor=spec.sensor)))
+        notes.append(f"{spec.name}: all {len(spec.bands)} bands at reduced resolution; PSDNet fuses blue, green, "
+                     "red, NIR1 (psdnet_vhr4, which saw this scene in training) and MTF-GLP-FS the other four")
     else:
         notes.append(f"{spec.name}: PSDNet skipped, bundled weights resources/models/psdnet_{model}.pt "
                      "not found")

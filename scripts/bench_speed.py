@@ -91,14 +91,17 @@ def make_rasters(folder: Path, size: int) -> tuple[Path, Path]:
     return pan_p, ms_p
 
 
-def _model():
-    """Bundled 4-band ratio-4 model when present, else a random-weight PSDNet (same cost)."""
+def _model(name: str | None = None):
+    """The bundled model ``name`` (default: Auto's 4-band ratio-4 model), else a random-weight
+    PSDNet of the full width (same cost)."""
     try:
         from psdnet_qgis.core import registry
-
-        info = registry.auto_select(BANDS, RATIO)
         from psdnet_qgis.model.weights import load_model
 
+        if name:
+            net, _ = load_model(name)
+            return net, name
+        info = registry.auto_select(BANDS, RATIO)
         net, _ = load_model(getattr(info, "path", None) or info.name)
         return net, info.name
     except Exception:  # noqa: BLE001 - fall back to an untrained network of the same size
@@ -145,9 +148,9 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     if mode in ("engine", "engine-cuda"):
         from psdnet_qgis.engine.run import pansharpen
 
-        net, name = _model()
+        net, name = _model(args.model)
         c0, t0 = _cpu(), time.perf_counter()  # exclude model loading
-        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{size}.tif", model=net,
+        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net,
                          device="cuda" if mode == "engine-cuda" else "cpu",
                          tile=args.tile, overlap=args.overlap, batch_size=args.batch)
         res.update(model=name, tiles=rep.tiles, tile=rep.tile, overlap=rep.overlap,
@@ -218,9 +221,12 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     return res
 
 
-def run_case(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict | None:
+def run_case(mode: str, size: int, folder: Path, args: argparse.Namespace, model: str | None = None
+             ) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", mode, "--size", str(size), "--work", str(folder),
            "--paper-tiles", str(args.paper_tiles)]
+    if model:
+        cmd += ["--model", model]
     for k in ("tile", "overlap", "batch", "threads"):
         v = getattr(args, k)
         if v is not None:
@@ -244,7 +250,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads for every path (default: all cores)")
+    ap.add_argument("--models", default="",
+                    help="bundled models of the engine rows, comma separated (default: Auto's model); "
+                         "e.g. psdnet_vhr4,psdnet_vhr4_fast: the ratios of each to the first are printed")
+    ap.add_argument("--fast-sizes", default="",
+                    help="sizes run for the models after the first only (e.g. 10240: 100 MPx for the fast model)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
+    ap.add_argument("--model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--size", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -254,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    fast_sizes = [int(s) for s in args.fast_sizes.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
+    models = [m for m in args.models.split(",") if m] or [None]
     try:
         import torch
 
@@ -262,9 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         cuda = False
     rows = []
-    for size in sizes:
+    for size in sorted(set(sizes) | set(fast_sizes)):
         make_rasters(folder, size)
         for mode in modes:
+            if size not in sizes and mode != "engine":
+                continue
             if mode == "naive" and size > args.naive_max:
                 continue
             if mode == "engine-cuda" and not cuda:
@@ -273,20 +289,27 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             if mode == "paper" and size != min(sizes):
                 continue  # per-MPx cost does not depend on the raster size
-            r = run_case(mode, size, folder, args)
-            if r:
-                rows.append(r)
-                print(f"<!-- {json.dumps(r)} -->", file=sys.stderr, flush=True)
+            for k, model in enumerate(models if mode == "engine" else [None]):
+                if size not in sizes and k == 0:
+                    continue
+                r = run_case(mode, size, folder, args, model)
+                if r:
+                    rows.append(r)
+                    print(f"<!-- {json.dumps(r)} -->", file=sys.stderr, flush=True)
 
-    print("| PAN px | path | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
+    from psdnet_qgis.model import cpu
+
+    print(f"CPU: {cpu.cpu_class()}, {os.cpu_count()} logical CPUs\n")
+    print("| PAN px | path | model | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
           "CPU s / MPx | peak RSS MB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         plan = f"{r.get('tiles')}" + (f" ({r['tile']}/{r.get('overlap', 0)})" if "tile" in r else "")
-        print(f"| {r['size']} | {r['mode']} | {plan} | {r.get('device')} x{r.get('threads')} | "
+        print(f"| {r['size']} | {r['mode']} | {r.get('model')} | {plan} | {r.get('device')} x{r.get('threads')} | "
               f"{r['seconds']:.1f} | {r['out_mpx'] / r['seconds']:.3f} | "
               f"{r['cpu_s'] / r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} |")
-    eng = {r["size"]: r for r in rows if r["mode"] == "engine"}
+    _model_ratios(rows, models)
+    eng = {r["size"]: r for r in rows if r["mode"] == "engine" and r.get("model") == (models[0] or r.get("model"))}
     paper = [r for r in rows if r["mode"] == "paper"]
     if eng and paper:
         p_rate = paper[0]["cpu_s"] / paper[0]["out_mpx"]
@@ -299,6 +322,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Peak RSS {min(eng)} -> {max(eng)} px: {lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB "
               f"({hi['peak_rss_mb'] / lo['peak_rss_mb'] - 1:+.0%}; target within 20 %, < 1500 MB)")
     return 0
+
+
+def _model_ratios(rows: list[dict], models: list[str | None]) -> None:
+    """CPU time per MPx of each later model against the first at the same size, and each
+    model's peak RSS from its smallest to its largest size."""
+    if len(models) < 2:
+        return
+    per = {m: {r["size"]: r for r in rows if r["mode"] == "engine" and r.get("model") == m} for m in models}
+    base = per[models[0]]
+    print()
+    for m in models[1:]:
+        for size in sorted(per[m]):
+            if size in base:
+                b, f = base[size], per[m][size]
+                ratio = (b["cpu_s"] / b["out_mpx"]) / (f["cpu_s"] / f["out_mpx"])
+                print(f"CPU time per MPx, {models[0]} / {m}, {size} px: {ratio:.2f} (target >= 4)")
+    for m in models:
+        if len(per[m]) > 1:
+            lo, hi = per[m][min(per[m])], per[m][max(per[m])]
+            print(f"Peak RSS of {m}, {min(per[m])} -> {max(per[m])} px: {lo['peak_rss_mb']:.0f} -> "
+                  f"{hi['peak_rss_mb']:.0f} MB ({hi['peak_rss_mb'] / lo['peak_rss_mb'] - 1:+.0%})")
 
 
 if __name__ == "__main__":

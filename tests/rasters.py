@@ -72,3 +72,31 @@ def make_pair(folder: Path, *, ms_shape: tuple[int, int] = (40, 48), bands: int 
     pan_path = write_geotiff(folder / f"{name}_pan.tif", pan, origin, pan_pixel, epsg, dtype)
     ms_path = write_geotiff(folder / f"{name}_ms.tif", ms, origin, pan_pixel * ratio, epsg, dtype)
     return pan_path, ms_path
+
+
+#: Relative haze (path radiance) of the 8 WorldView bands, coastal to NIR2: falls with wavelength.
+_HAZE8 = (0.30, 0.26, 0.20, 0.16, 0.12, 0.08, 0.04, 0.03)
+#: Weight of the vegetation field per band: low in the visible, a step at the red edge, high in the NIR.
+_VEG8 = (0.02, 0.03, 0.08, 0.05, 0.02, 0.35, 0.60, 0.55)
+
+
+def worldview8_scene(ms_shape: tuple[int, int], ratio: int, seed: int = 0,
+                     max_value: float = 2047.0) -> tuple[np.ndarray, np.ndarray]:
+    """An 8-band MS (coastal .. NIR2) with what real WorldView scenes show: haze falling with
+    wavelength and a vegetation field that only the red edge and NIR bands see. Returns
+    ``(pan (1, H, W), ms (8, h, w))`` float64 like :func:`synthetic_scene`."""
+    tex, _ = synthetic_scene(ms_shape, 1, ratio, seed, max_value=1.0)  # (1, H, W) detail field
+    veg, _ = synthetic_scene(ms_shape, 1, ratio, seed + 1, max_value=1.0)
+    rng = np.random.default_rng(seed + 2)
+    h, w = ms_shape
+    H, W = h * ratio, w * ratio
+    tex_hr, veg_hr = tex[0], veg[0]
+    hr = np.empty((8, H, W))
+    for b in range(8):
+        # shadows and water (dark texture) are dark in every band, the vegetation field included
+        hr[b] = (_HAZE8[b] + 0.45 * (1 - _VEG8[b]) * tex_hr + _VEG8[b] * veg_hr * np.sqrt(tex_hr)
+                 + rng.normal(0, 0.003, (H, W)))
+    hr = np.clip(hr, 0, 1) * max_value
+    pan = hr[1:6].mean(axis=0, keepdims=True)  # WorldView PAN: about 450-800 nm
+    ms = hr.reshape(8, h, ratio, w, ratio).mean(axis=(2, 4))
+    return pan, ms

@@ -39,12 +39,13 @@ from osgeo import gdal
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling, tile_weights
-from psdnet_qgis.engine import output
+from psdnet_qgis.engine import mixed, output
 from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_step, tile_feedback
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.gdalerr import clear_frames_below, closing_errors, first_line, gdal_errors
 from psdnet_qgis.engine.memory import keep_freed_memory
+from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
@@ -76,6 +77,8 @@ class PansharpenReport:
         normalizer: the global normalisation statistics (``Normalizer.to_dict()``).
         adaptation: what scene adaptation did (``model.adapt.AdaptResult`` fields plus the
             crop side and gains; None when ``adapt_seconds`` was 0).
+        band_methods: with more MS bands than the model's, the 1-based output bands each
+            method made (``{"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}``); else None.
     """
 
     out: str
@@ -101,6 +104,7 @@ class PansharpenReport:
     rgb: list[int] | None
     normalizer: dict[str, Any]
     adaptation: dict[str, Any] | None = None
+    band_methods: dict[str, list[int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict (field order), e.g. for JSON output."""
@@ -139,6 +143,7 @@ class _Fusion(NamedTuple):
     batch_size: int
     device_report: str
     adaptation: dict | None = None
+    band_methods: dict | None = None
 
 
 def pansharpen(
@@ -160,6 +165,8 @@ def pansharpen(
     sensor: str | None = "auto",
     adapt_seconds: float = 0.0,
     adapt_options: dict[str, Any] | None = None,
+    model_bands: Any = None,
+    other_method: str = DEFAULT_OTHER,
 ) -> PansharpenReport:
     """Pansharpen ``ms`` with ``pan`` into the GeoTIFF ``out`` on the PAN grid.
 
@@ -190,6 +197,11 @@ def pansharpen(
             model on crops of this scene before the tiles run (``engine.adaptation``;
             0 = off). The copy is used only when held-out crops say it is better.
         adapt_options: ``part`` / ``losses`` / ``lr`` of ``model.adapt.AdaptConfig``.
+        model_bands: PSDNet with more MS bands than the model knows (an 8-band WorldView MS):
+            the 1-based MS bands the network takes, in the model's band order ("2,3,5,7" or a
+            sequence); None = from the band descriptions, else the WorldView 8-band order,
+            checked on the pixels (``engine.mixed``).
+        other_method: the classical method of the other bands (``engine.mixed.OTHER_METHODS``).
 
     Returns:
         The :class:`PansharpenReport` of the run (``to_dict()`` for JSON).
@@ -209,7 +221,7 @@ def pansharpen(
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
             sensor_name = _resolve_sensor(sensor, inputs, fb)
             fusion = _choose_predictor(inputs, method, model, device, batch_size, precision, plan.margin, fb,
-                                       sensor_name, adapt_seconds, adapt_options)
+                                       sensor_name, adapt_seconds, adapt_options, model_bands, other_method)
         except BaseException:
             inputs.close()
             raise
@@ -245,7 +257,8 @@ def _resolve_plan(inputs: RasterInputs, out: str, method: str, out_dtype: Any, t
 def _choose_predictor(inputs: RasterInputs, method: str, model: Any, device: str,
                       batch_size: int | None, precision: str, margin: int, fb: Feedback,
                       sensor: str | None = None, adapt_seconds: float = 0.0,
-                      adapt_options: dict[str, Any] | None = None) -> _Fusion:
+                      adapt_options: dict[str, Any] | None = None, model_bands: Any = None,
+                      other_method: str = DEFAULT_OTHER) -> _Fusion:
     """Step 2: the model (checked before any pixel is read), the global statistics, the predictor.
 
     ``sensor``: the resolved ``core.mtf.SENSORS`` name (None = default gains) of the
@@ -254,10 +267,13 @@ def _choose_predictor(inputs: RasterInputs, method: str, model: Any, device: str
     meta: dict = {}
     net = None
     if method == "psdnet":
-        net, meta = _load_model(model, inputs)
+        net, meta = _load_model(model, inputs, model_bands)
     sample = _read_sample(inputs)
     # The model's own normalisation (its metadata); classical methods use zscore4.
     normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
+    if method == "psdnet" and int(meta.get("bands") or inputs.bands) < inputs.bands:
+        return _mixed_fusion(inputs, net, meta, normalizer, sample, device, batch_size, precision, margin, fb,
+                             sensor, adapt_seconds, model_bands, other_method)
     adaptation = None
     if adapt_seconds and method == "psdnet":
         net, adaptation = adapt_step(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
@@ -276,6 +292,43 @@ def _choose_predictor(inputs: RasterInputs, method: str, model: Any, device: str
         model_name = method
     return _Fusion(predictor, normalizer, meta, model_name, bs,
                    str(getattr(predictor, "device_report", device)), adaptation)
+
+
+def _mixed_fusion(inputs: RasterInputs, net: Any, meta: dict, normalizer: Normalizer, sample: tuple,
+                  device: str, batch_size: int | None, precision: str, margin: int, fb: Feedback,
+                  sensor: str | None, adapt_seconds: float, model_bands: Any, other_method: str) -> _Fusion:
+    """Step 2 with more MS bands than the model's: the network on its bands, ``other_method`` on the rest."""
+    if other_method not in mixed.OTHER_METHODS:
+        raise PSDNetInputError(f"Other-bands method {other_method!r} is unknown; use one of "
+                               f"{', '.join(mixed.OTHER_METHODS)}.")
+    name = str(meta.get("name", "custom"))
+    names = list(meta.get("band_names") or [])
+    if len(names) != int(meta.get("bands") or 0):
+        raise PSDNetInputError(
+            f"Model '{name}' has {meta.get('bands')} bands but no band names in its metadata, so its bands "
+            f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
+            "exactly the model's bands, or choose a classical method.")
+    s_ms, s_pan, s_mv, s_pv = sample
+    plan = mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path, model_bands,
+                            s_ms, s_mv)
+    if adapt_seconds:
+        fb.info("Adaptation is not available when the MS has more bands than the model; it runs without.")
+    idx = np.asarray(plan.network)
+    net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv,
+                                      method=str(meta.get("normalisation", "zscore4")))
+    network = _torch_predictor(net, meta, device, batch_size, precision, fb)
+    classical_pred = ClassicalPredictor.from_inputs(other_method, normalizer, inputs, sample, margin, sensor=sensor)
+    predictor = mixed.MixedPredictor(network, classical_pred, plan, normalizer, net_norm, name)
+    fb.info(plan.describe(name, other_method, inputs.bands))
+    if plan.check is not None and plan.check.verdict == "inconclusive":
+        fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
+                   f"({plan.check.reason}); if the fused colours look wrong, set Model bands (--model-bands).")
+    rest = [b + 1 for b in range(inputs.bands) if b not in plan.network]
+    meta = dict(meta)
+    if meta.get("rgb") is not None:
+        meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
+    return _Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
+                   None, {name: [b + 1 for b in plan.network], other_method: rest})
 
 
 def _resolve_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
@@ -411,14 +464,17 @@ def _report(method: str, inputs: RasterInputs, plan: _Plan, fusion: _Fusion, n_t
         ms_warped=inputs.ms_warped, seconds=round(seconds, 3),
         mpx_per_s=round(mpx / seconds, 4) if seconds > 0 else None,
         rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(), adaptation=fusion.adaptation,
+        band_methods=fusion.band_methods,
     )
 
 
-def _load_model(model: Any, inputs: RasterInputs) -> tuple[Any, dict]:
+def _load_model(model: Any, inputs: RasterInputs, model_bands: Any = None) -> tuple[Any, dict]:
     """Resolve ``model`` ("auto" | name | path | nn.Module) -> (module, meta).
 
     Registry lookup (no torch) first, so "no bundled model for 4 bands at ratio 2" is reported
-    before torch is even imported.
+    before torch is even imported. A model with fewer bands than the MS is accepted when it
+    names its bands (``engine.mixed`` finds them in the MS); Auto then picks the bundled model
+    with the most bands the MS holds.
     """
     bands, ratio = inputs.bands, inputs.ratio
     if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
@@ -432,8 +488,13 @@ def _load_model(model: Any, inputs: RasterInputs) -> tuple[Any, dict]:
         from psdnet_qgis.core import registry
 
         if model in (None, "", *registry.AUTO_CHOICES):
-            # raises PSDNetInputError with the fix
-            info = registry.auto_select(bands, ratio, fast=model == "auto_fast")
+            fast = model == "auto_fast"
+            try:
+                info = registry.auto_select(bands, ratio, fast=fast)
+            except PSDNetInputError:  # the message has the fix; a model for some of the bands?
+                info = mixed.auto_model(bands, ratio, inputs.descriptions, model_bands, fast)
+                if info is None:
+                    raise
             target = getattr(info, "path", None) or info.name
         else:
             target = os.fspath(model)
@@ -442,7 +503,9 @@ def _load_model(model: Any, inputs: RasterInputs) -> tuple[Any, dict]:
         mod, meta = load_model(target)
         meta = dict(meta) if isinstance(meta, dict) else dict(vars(meta))
     m_bands, m_ratio = meta.get("bands"), meta.get("ratio")
-    if m_bands is not None and int(m_bands) != bands:
+    if m_bands is not None and int(m_bands) < bands and meta.get("band_names"):
+        pass  # more MS bands than the model's: engine.mixed
+    elif m_bands is not None and int(m_bands) != bands:
         raise PSDNetInputError(
             f"Model '{meta.get('name')}' was trained for {m_bands} bands but MS input "
             f"'{inputs.ms_path}' has {bands}: choose a model for {bands} bands (see "

@@ -6,10 +6,18 @@ import importlib.util
 import sys
 from typing import Any
 
-from qgis.core import Qgis, QgsProcessingException, QgsProcessingParameterFile, QgsProcessingParameterNumber
+from qgis.core import (
+    Qgis,
+    QgsProcessingException,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
 
+from ..core.bands import OTHER_METHODS
 from ..core.registry import list_models
 from .base import tr
+from .classical_algorithm import METHODS as CLASSICAL_METHODS
 from .fusion_base import FusionAlgorithmBase
 
 #: DEVICE values (= engine device names); positions are what index calls (DEVICE=2) select
@@ -35,6 +43,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     MODEL_FILE = "MODEL_FILE"
     DEVICE = "DEVICE"
     ADAPT_SECONDS = "ADAPT_SECONDS"
+    MODEL_BANDS = "MODEL_BANDS"
+    OTHER_METHOD = "OTHER_METHOD"
 
     def name(self) -> str:
         return "pansharpen"
@@ -67,6 +77,16 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             self.ADAPT_SECONDS,
             self.tr("Adapt to this scene: seconds of unsupervised fine-tuning (0 = off)"),
             Qgis.ProcessingNumberParameterType.Double, 0.0, optional=True, minValue=0.0, maxValue=3600.0))
+        p = QgsProcessingParameterString(
+            self.MODEL_BANDS,
+            self.tr("Model bands: MS bands the network takes when the MS has more (e.g. 2,3,5,7; "
+                    "empty = from the band names or the WorldView 8-band order)"),
+            optional=True)
+        p.setFlags(p.flags() | Qgis.ProcessingParameterFlag.Advanced)
+        self.addParameter(p)
+        labels = dict(CLASSICAL_METHODS)
+        self.addChoiceParameter(self.OTHER_METHOD, self.tr("Method for the MS bands the model does not know"),
+                                [(m, self.tr(labels[m])) for m in OTHER_METHODS], OTHER_METHODS[0], advanced=True)
 
     def _model_choice(self, parameters: dict[str, Any], context) -> str:
         path = self.parameterAsFile(parameters, self.MODEL_FILE, context)
@@ -90,6 +110,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "model": self._model_choice(parameters, context),
             "device": self.choiceId(parameters, self.DEVICE, context),
             "adapt_seconds": self.parameterAsDouble(parameters, self.ADAPT_SECONDS, context) or 0.0,
+            "model_bands": self.parameterAsString(parameters, self.MODEL_BANDS, context) or None,
+            "other_method": self.choiceId(parameters, self.OTHER_METHOD, context),
         }
 
     def helpText(self) -> str:
@@ -116,8 +138,16 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "<p><b>When a classical method is the better choice</b>: sensors, band orders or resolution "
             "ratios unlike the training data (the network has only seen the scenes above), very large "
             "rasters on a CPU where minutes matter, or when strict spectral fidelity is required: use "
-            "'Pansharpen (classical)' (GSA or MTF-GLP-HPM) and compare both with 'Assess pansharpening "
-            "quality'.</p>"
+            "'Pansharpen (classical)' (GSA, MTF-GLP-HPM, MTF-GLP-FS or BDSD-PC) and compare both with "
+            "'Assess pansharpening quality'.</p>"
+            "<p><b>More MS bands than the model</b> (an 8-band WorldView-2/3 MS: coastal, blue, green, "
+            "yellow, red, red edge, NIR1, NIR2): the network fuses the bands it knows and the method "
+            "for the other bands (advanced; MTF-GLP-FS by default) fuses the rest, fitted on the same "
+            "scene; the output keeps all bands in the input order and the log says which band came "
+            "from which method. The bands are found from the band descriptions, else the WorldView "
+            "8-band order is assumed, and the choice is checked on the pixels (haze falls and NIR "
+            "bands correlate with each other): a contradiction stops the run. <b>Model bands</b> "
+            "sets them explicitly (1-based, in the model's band order, e.g. 2,3,5,7).</p>"
             "<p><b>Adapt to this scene</b> (seconds, 0 = off): before fusing, a copy of the model "
             "is fine-tuned on crops of your own PAN + MS without any reference (the fused image, "
             "blurred with the sensor MTF, must give back the MS; its detail must follow the PAN; and "

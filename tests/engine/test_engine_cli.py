@@ -62,3 +62,40 @@ def test_classical_methods_do_not_need_torch(pair, tmp_path):
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert p.returncode == 0, p.stderr
+
+
+def test_eight_band_model_bands_and_sigterm_removes_output(tmp_path):
+    """--model-bands / --other-bands-method reach the engine; a SIGTERM mid-run leaves no output."""
+    import signal
+    import time
+
+    import pytest
+
+    pytest.importorskip("torch")
+    from tests.engine.test_engine_mixed import write8
+
+    pan, ms = write8(tmp_path)
+    out = tmp_path / "o8.tif"
+    p = cli("pansharpen", str(pan), str(ms), str(out), "--model-bands", "2,3,5,7",
+            "--other-bands-method", "gsa", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["band_methods"] == {"psdnet_vhr4": [2, 3, 5, 7], "gsa": [1, 4, 6, 8]}
+    p = cli("pansharpen", str(pan), str(ms), str(out), "--model-bands", "2,3")
+    assert p.returncode == 2 and "Model bands" in p.stderr
+
+    # a bigger run, terminated once its output exists
+    from tests.rasters import make_pair
+
+    bpan, bms = make_pair(tmp_path, ms_shape=(200, 200), name="big")
+    big = tmp_path / "big.tif"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PSDNET_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "psdnet_qgis", "pansharpen", str(bpan), str(bms), str(big),
+                             "--quiet"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    t0 = time.monotonic()
+    while not big.exists() and time.monotonic() - t0 < 120 and proc.poll() is None:
+        time.sleep(0.1)
+    assert big.exists(), "the run never created its output"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "cancelled" in err, err
+    assert not big.exists()

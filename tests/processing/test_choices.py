@@ -43,6 +43,7 @@ def test_every_enum_uses_static_strings(psdnet_provider):
     expected = {
         ("psdnet:pansharpen", "MODEL"): PANSHARPEN_MODEL_IDS,
         ("psdnet:pansharpen", "DEVICE"): ["auto", "cuda", "cpu"],
+        ("psdnet:pansharpen", "OTHER_METHOD"): ["mtf_glp_fs", "mtf_glp_hpm", "gsa", "bdsd_pc"],
         ("psdnet:classical", "METHOD"): ["gsa", "mtf_glp_hpm", "brovey", "exp", "mtf_glp_fs", "bdsd_pc"],
         ("psdnet:assess", "SENSOR"): ["unknown", "QuickBird", "IKONOS", "GeoEye-1", "WorldView-2",
                                       "WorldView-3", "Pleiades", "Landsat 8/9 OLI", "auto"],

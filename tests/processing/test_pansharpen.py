@@ -169,3 +169,35 @@ def test_result_loaded_on_map_as_true_colour(psdnet_provider, pair, zero_weights
     ce = renderer.redContrastEnhancement()
     assert ce is not None and ce.minimumValue() < ce.maximumValue()
     QgsProject.instance().removeMapLayer(layers[0].id())
+
+
+def test_eight_band_ms_fused_whole(psdnet_provider, zero_weights, tmp_path):
+    """An 8-band WorldView-like MS with a 4-band model: all 8 bands out, in order, with descriptions;
+    the model's bands are the zero-residual network's (bicubic), the others MTF-GLP-FS."""
+    from tests.engine.test_engine_mixed import NET_BANDS, write8
+
+    names = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
+    pan, ms = write8(tmp_path, descriptions=names)
+    out = tmp_path / "wv8.tif"
+    processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights))
+    ds = gdal.Open(str(out))
+    assert ds.RasterCount == 8
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 9)] == names
+    fused = read(out)
+    ref = bicubic_reference(read(ms)[NET_BANDS], 4, 4)  # the default PSDNet margin is 4 MS px
+    np.testing.assert_allclose(fused[NET_BANDS], ref, atol=0.05)
+    assert np.isfinite(fused).all()
+
+
+def test_eight_band_ms_reversed_is_refused(psdnet_provider, zero_weights, tmp_path):
+    from tests.engine.test_engine_mixed import write8
+
+    pan, ms = write8(tmp_path, order=range(7, -1, -1))
+    out = tmp_path / "rev.tif"
+    with pytest.raises(QgsProcessingException, match="Model bands"):
+        processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights))
+    assert not out.exists()
+    # the user's bands win
+    processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, MODEL_BANDS="7,6,4,2",
+                                               OTHER_METHOD="gsa"))
+    assert gdal.Open(str(out)).RasterCount == 8

@@ -112,3 +112,16 @@ def test_qgis_process_unknown_model_lists_the_ids(qgis_env, tmp_path):
     assert "MODEL" in text and "'psdnet_vhr5'" in text and "psdnet_vhr4" in text, text[-3000:]
     assert "Traceback" not in text
     assert not out.exists()
+
+
+def test_qgis_process_eight_band_ms(qgis_env, tmp_path, zero_weights):
+    from tests.engine.test_engine_mixed import write8
+
+    pan, ms = write8(tmp_path)
+    out = tmp_path / "wv8.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}",
+                          f"MODEL_FILE={zero_weights}", "MODEL_BANDS=2,3,5,7", "OTHER_METHOD=mtf_glp_hpm",
+                          f"OUTPUT={out}"], env=qgis_env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert gdal.Open(str(out)).RasterCount == 8
+    assert "by mtf_glp_hpm" in res.stdout + res.stderr

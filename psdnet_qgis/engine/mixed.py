@@ -1,0 +1,180 @@
+"""More MS bands than the model knows: the network on its bands, a classical method on the others.
+
+An 8-band WorldView-2/3 MS (coastal, blue, green, yellow, red, red edge, NIR1, NIR2) with the
+4-band ``psdnet_vhr4`` (blue, green, red, NIR): :func:`plan_bands` finds the MS bands the model
+knows (the bands the user set, else the band descriptions, else the WorldView 8-band order) and
+checks the choice on the pixels (``core.bands.check_order``); :class:`MixedPredictor` runs the
+classical method (fitted once on all bands, like ``psdnet:classical``) and replaces the network's
+bands by the network's output. The output keeps every band in the input order.
+
+Measured on the Shanghai WV-3 8-band scene at reduced resolution (``make bench``, row
+``shanghai8``): see README "Quality".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from psdnet_qgis.core import bands as bandnames
+from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.errors import PSDNetInputError
+
+OTHER_METHODS = bandnames.OTHER_METHODS
+DEFAULT_OTHER = OTHER_METHODS[0]
+
+
+@dataclass(frozen=True)
+class BandPlan:
+    """Which MS bands the network takes (0-based, in the model's band order) and why."""
+
+    network: list[int]
+    names: list[str] | None
+    source: str  # "set" (by the user) | "metadata" (band descriptions) | "default" (WorldView order)
+    check: bandnames.OrderCheck | None
+
+    def describe(self, model: str, other: str, n_bands: int) -> str:
+        """One log line: which bands come from which method, and how the bands were identified."""
+        rest = [b for b in range(n_bands) if b not in self.network]
+
+        def fmt(idx: Sequence[int]) -> str:
+            names = f" ({', '.join(self.names[i] for i in idx)})" if self.names else ""
+            return ", ".join(str(i + 1) for i in idx) + names
+
+        how = {"set": "as set", "metadata": "from the band descriptions",
+               "default": "WorldView 8-band order (the bands have no descriptions)"}[self.source]
+        line = f"Bands {fmt(self.network)} by {model}; bands {fmt(rest)} by {other}. Band choice {how}"
+        if self.check is not None:
+            line += f"; checked on the pixels: {self.check.verdict} ({self.check.reason})"
+        return line + "."
+
+
+def parse_bands(value: Any, n_bands: int, n_model: int, ms_path: str) -> list[int] | None:
+    """``"2,3,5,7"`` / a sequence of 1-based bands -> 0-based list (None when empty); checked."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        items = [int(v) for v in (value.replace(";", ",").split(",") if isinstance(value, str) else value)]
+    except (TypeError, ValueError):
+        raise PSDNetInputError(
+            f"Model bands {value!r}: expected {n_model} comma-separated 1-based band numbers of MS "
+            f"input '{ms_path}', e.g. 2,3,5,7 (WorldView 8-band: blue, green, red, NIR1)."
+        ) from None
+    if len(items) != n_model or len(set(items)) != n_model or not all(1 <= b <= n_bands for b in items):
+        raise PSDNetInputError(
+            f"Model bands {value!r}: the model takes {n_model} distinct bands of MS input '{ms_path}' "
+            f"(bands 1-{n_bands}), in its band order; e.g. 2,3,5,7 for blue, green, red, NIR1 of a "
+            "WorldView 8-band MS."
+        )
+    return [b - 1 for b in items]
+
+
+def identify(descriptions: Sequence[str], n_bands: int) -> tuple[list[str] | None, str]:
+    """Canonical names of the MS bands and their source ("metadata" | "default"); (None, "") if unknown."""
+    names = bandnames.names_from_metadata(descriptions)
+    if names is not None:
+        return names, "metadata"
+    names = bandnames.default_names(n_bands)
+    return (names, "default") if names is not None else (None, "")
+
+
+def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descriptions: Sequence[str],
+               ms_path: str, chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
+    """The MS bands the network takes, checked on the pixels.
+
+    Args:
+        model_name: the model (for messages).
+        model_bands: the model's band names (``ModelInfo.band_names``), in its order.
+        n_bands: MS band count (> len(model_bands)).
+        descriptions: the MS band descriptions.
+        ms_path: the MS input (for messages).
+        chosen: the user's 1-based bands ("2,3,5,7" or a sequence), or None/"" to identify them.
+        sample_ms, sample_valid: the run's decimated MS sample and its valid mask (the check).
+
+    Raises:
+        PSDNetInputError: the bands cannot be identified, do not include the model's, or the
+            pixels contradict the identification.
+    """
+    n_model = len(model_bands)
+    example = "2,3,5,7"
+    names, source = identify(descriptions, n_bands)
+    check = bandnames.check_order(sample_ms, names, sample_valid) if names else None
+    idx = parse_bands(chosen, n_bands, n_model, ms_path)
+    if idx is not None:
+        return BandPlan(idx, names, "set", check)
+    if names is None:
+        raise PSDNetInputError(
+            f"MS input '{ms_path}' has {n_bands} bands without band descriptions, and model '{model_name}' "
+            f"takes {n_model} ({', '.join(model_bands)}): set Model bands (--model-bands) to the "
+            f"1-based MS bands in that order (e.g. {example}), or choose a classical method."
+        )
+    idx = bandnames.select(names, model_bands)
+    if idx is None:
+        origin = "from its band descriptions" if source == "metadata" else "assumed"
+        raise PSDNetInputError(
+            f"MS input '{ms_path}' has the bands {', '.join(names)} ({origin}), "
+            f"which lack some of model '{model_name}''s ({', '.join(model_bands)}): set Model bands "
+            "(--model-bands) or choose a classical method."
+        )
+    if check is not None and check.verdict == "contradicted":
+        which = "band descriptions" if source == "metadata" else "assumed WorldView 8-band order"
+        raise PSDNetInputError(
+            f"MS input '{ms_path}': its pixels contradict the {which} ({check.reason}). "
+            f"Set Model bands (--model-bands) to the 1-based bands {', '.join(model_bands)} "
+            f"(for a WorldView 8-band MS in the usual order: {example}), or fix the band order of the file."
+        )
+    return BandPlan(idx, names, source, check)
+
+
+def auto_model(n_bands: int, ratio: int, descriptions: Sequence[str], chosen: Any, fast: bool) -> Any:
+    """Auto's model when no bundled model has the MS's band count: the one with the most bands
+    that the MS holds (with as many bands as the user set, else by band name), else None."""
+    from psdnet_qgis.core import registry
+
+    names, _ = identify(descriptions, n_bands)
+    n_chosen = len([v for v in str(chosen).replace(";", ",").split(",") if v.strip()]) \
+        if isinstance(chosen, str) else len(chosen or ())
+    models = [m for m in registry.list_models() if m.ratio == ratio and m.bands < n_bands]
+    fits = [m for m in models if n_chosen and m.bands == n_chosen]
+    if not fits and names is not None:
+        fits = [m for m in models if bandnames.select(names, m.band_names) is not None]
+    if not fits:
+        return None
+    return registry.auto_select(max(m.bands for m in fits), ratio, fast=fast)
+
+
+class MixedPredictor:
+    """The classical method on every band, then the network's bands replaced by the network.
+
+    Takes and returns tiles normalised with the run's normalizer (all MS bands); the network
+    gets its bands normalised with its own statistics (``net_norm``, the model's method).
+    """
+
+    def __init__(self, network: Any, classical: Any, plan: BandPlan, run_norm: Normalizer,
+                 net_norm: Normalizer, model_name: str) -> None:
+        self.network = network
+        self.classical = classical
+        self.idx = list(plan.network)
+        self.run_norm = run_norm
+        sub = np.asarray(self.idx)
+        self.run_sub = Normalizer(run_norm.ms_mean[sub], run_norm.ms_std[sub], run_norm.pan_mean,
+                                  run_norm.pan_std, run_norm.method)
+        self.net_norm = net_norm
+        self.batch_size = int(getattr(network, "batch_size", 1) or 1)
+        self.threads = int(getattr(network, "threads", 0) or 0)
+        self.device_report = (f"{getattr(network, 'device_report', 'cpu')}; other bands: "
+                              f"{classical.method} (numpy)")
+        self.model_name = model_name
+
+    def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """(B, C, h, w), (B, 1, H, W) normalised (run) -> (B, C, H, W) normalised (run) float32."""
+        out = self.classical.predict(ms, pan)
+        sub = np.stack([self.net_norm.norm_ms(self.run_sub.denorm_ms(m[self.idx])) for m in ms])
+        pan_n = np.stack([self.net_norm.norm_pan(self.run_norm.denorm_pan(p)) for p in pan])
+        fused = self.network.predict(sub.astype(np.float32), pan_n.astype(np.float32))
+        for b in range(fused.shape[0]):
+            out[b, self.idx] = self.run_sub.norm_ms(self.net_norm.denorm_ms(fused[b]))
+        return out

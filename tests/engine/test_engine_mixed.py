@@ -1,0 +1,110 @@
+"""8-band MS with a 4-band model (engine.mixed): the network on its bands, a classical method on the rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from psdnet_qgis.engine.run import pansharpen
+from psdnet_qgis.errors import PSDNetInputError
+from tests.engine.conftest import ORIGIN, read
+from tests.rasters import worldview8_scene, write_geotiff
+
+NET_BANDS = [1, 2, 4, 6]  # blue, green, red, NIR1 of the WorldView 8-band order (0-based)
+OTHER = [0, 3, 5, 7]
+
+
+def write8(folder: Path, order=range(8), descriptions=None, name="wv8") -> tuple[Path, Path]:
+    pan, ms = worldview8_scene((24, 28), 4, seed=5)
+    p = write_geotiff(folder / f"{name}_pan.tif", pan, ORIGIN, 0.5)
+    m = write_geotiff(folder / f"{name}_ms.tif", ms[list(order)], ORIGIN, 2.0)
+    if descriptions:
+        from osgeo import gdal
+
+        ds = gdal.Open(str(m), gdal.GA_Update)
+        for b, d in enumerate(descriptions, 1):
+            ds.GetRasterBand(b).SetDescription(d)
+        ds = None
+    return p, m
+
+
+@pytest.fixture(scope="module")
+def bundled_vhr4():
+    pytest.importorskip("torch")
+    from psdnet_qgis.core.registry import list_models
+
+    if not any(m.name == "psdnet_vhr4" for m in list_models()):
+        pytest.skip("bundled psdnet_vhr4 weights not present")
+    return "psdnet_vhr4"
+
+
+def test_auto_fuses_all_eight_bands(tmp_path, bundled_vhr4):
+    pan, ms = write8(tmp_path)
+    lines: list[str] = []
+    rep = pansharpen(pan, ms, tmp_path / "out8.tif", out_dtype="float32",
+                     feedback=type("F", (), {"info": lambda s, m: lines.append(m), "progress": lambda s, p: None,
+                                             "is_canceled": lambda s: False})())
+    assert rep.bands == 8 and rep.model == "psdnet_vhr4"
+    assert rep.band_methods == {"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}
+    assert rep.rgb == [4, 2, 1]  # red, green, blue in MS band numbers (0-based)
+    assert any("checked on the pixels: confirmed" in m for m in lines), lines
+
+    out8 = read(tmp_path / "out8.tif")
+    # the network's bands are what a 4-band run of those bands gives
+    from osgeo import gdal
+
+    sub = tmp_path / "sub4.tif"
+    gdal.Translate(str(sub), str(ms), bandList=[b + 1 for b in NET_BANDS])
+    pansharpen(pan, sub, tmp_path / "out4.tif", model="psdnet_vhr4", out_dtype="float32")
+    np.testing.assert_allclose(out8[NET_BANDS], read(tmp_path / "out4.tif"), rtol=0, atol=0.05)
+    # the others are MTF-GLP-FS fitted on all 8 bands
+    pansharpen(pan, ms, tmp_path / "fs.tif", method="mtf_glp_fs", out_dtype="float32")
+    np.testing.assert_allclose(out8[OTHER], read(tmp_path / "fs.tif")[OTHER], rtol=0, atol=0.05)
+
+
+def test_reversed_bands_are_refused_and_nothing_is_written(tmp_path, bundled_vhr4):
+    pan, ms = write8(tmp_path, order=range(7, -1, -1))
+    out = tmp_path / "rev.tif"
+    with pytest.raises(PSDNetInputError) as err:
+        pansharpen(pan, ms, out)
+    msg = str(err.value)
+    assert str(ms) in msg and "Model bands" in msg and "2,3,5,7" in msg
+    assert not out.exists()
+
+
+def test_bands_set_by_the_user_win(tmp_path, bundled_vhr4):
+    pan, ms = write8(tmp_path, order=range(7, -1, -1))  # reversed: NIR1 is band 2, red 4, green 6, blue 7
+    rep = pansharpen(pan, ms, tmp_path / "set.tif", model_bands="7,6,4,2", other_method="mtf_glp_hpm")
+    assert rep.band_methods == {"psdnet_vhr4": [7, 6, 4, 2], "mtf_glp_hpm": [1, 3, 5, 8]}
+
+
+def test_band_descriptions_decide_the_bands(tmp_path, bundled_vhr4):
+    order = [1, 2, 4, 6, 0, 3, 5, 7]  # blue, green, red, NIR1 first, then the others
+    names = ["Blue", "Green", "Red", "NIR1", "Coastal", "Yellow", "Red Edge", "NIR2"]
+    pan, ms = write8(tmp_path, order=order, descriptions=names)
+    rep = pansharpen(pan, ms, tmp_path / "desc.tif")
+    assert rep.band_methods["psdnet_vhr4"] == [1, 2, 3, 4]
+    from osgeo import gdal
+
+    ds = gdal.Open(str(tmp_path / "desc.tif"))
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 9)] == names
+
+
+@pytest.mark.parametrize("bad", ["2,3,5", "2,3,5,9", "2,2,5,7", "blue,green"])
+def test_bad_model_bands_name_the_input_and_the_fix(tmp_path, bundled_vhr4, bad):
+    pan, ms = write8(tmp_path)
+    with pytest.raises(PSDNetInputError, match="Model bands") as err:
+        pansharpen(pan, ms, tmp_path / "bad.tif", model_bands=bad)
+    assert "e.g. 2,3,5,7" in str(err.value)
+
+
+def test_unknown_band_count_without_descriptions_asks_for_model_bands(tmp_path, bundled_vhr4):
+    pan, ms8 = worldview8_scene((24, 28), 4, seed=5)
+    p = write_geotiff(tmp_path / "p.tif", pan, ORIGIN, 0.5)
+    m = write_geotiff(tmp_path / "m6.tif", ms8[:6], ORIGIN, 2.0)
+    with pytest.raises(PSDNetInputError, match="6 MS bands|Model bands"):
+        pansharpen(p, m, tmp_path / "o.tif", model="psdnet_vhr4")
+    rep = pansharpen(p, m, tmp_path / "o.tif", model="psdnet_vhr4", model_bands="2,3,5,1")
+    assert rep.band_methods["psdnet_vhr4"] == [2, 3, 5, 1]
