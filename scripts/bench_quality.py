@@ -147,13 +147,14 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
 # ------------------------------------------------------------------------------ methods
 def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = None,
                sensor: str | None = None, adapt_seconds: float = 0.0,
-               adaptations: list[dict[str, Any]] | None = None) -> float:
+               adaptations: list[dict[str, Any]] | None = None,
+               adapt_options: dict[str, Any] | None = None) -> float:
     """engine.run.pansharpen to a float32 GeoTIFF; returns the engine's seconds (adaptation
     included; its report is appended to ``adaptations``)."""
     from psdnet_qgis.engine.run import pansharpen
 
     kw: dict[str, Any] = {"method": method, "out_dtype": "float32", "sensor": sensor,
-                          "adapt_seconds": adapt_seconds}
+                          "adapt_seconds": adapt_seconds, "adapt_options": adapt_options}
     if model is not None:
         kw.update(model=model, device="cpu")
     rep = pansharpen(str(pan), str(ms), str(out), **kw)
@@ -203,7 +204,7 @@ def bundled_model(model: str) -> tuple[str, str] | None:
 
 # ------------------------------------------------------------------------------ bench
 def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
-                adapt_seconds: float = 0.0) -> list[dict[str, Any]]:
+                adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     sc = prepare_scene(model, data_dir, tmp)
     spec, folder = sc["spec"], sc["folder"]
     methods: list[tuple[str, Any]] = []
@@ -215,10 +216,12 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                         lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w)))
         if adapt_seconds > 0:
             # the adaptation sees only the run's own inputs: the degraded pair at reduced resolution
-            methods.append((f"PSDNet ({name}) + adapt {adapt_seconds:g} s",
+            what = ", ".join(f"{k} {v}" for k, v in (adapt_options or {}).items())
+            methods.append((f"PSDNet ({name}) + adapt {adapt_seconds:g} s" + (f" ({what})" if what else ""),
                             lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, sensor=spec.sensor,
                                                                   adapt_seconds=adapt_seconds,
-                                                                  adaptations=adapted)))
+                                                                  adaptations=adapted,
+                                                                  adapt_options=adapt_options)))
     elif model in ALL_BAND_ROWS:
         # the network on the bands it knows (found and checked by engine.mixed), MTF-GLP-FS on the rest
         methods.append(("PSDNet (psdnet_vhr4 + MTF-GLP-FS, all bands)",
@@ -309,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join([*MODEL_SCENES, *ALL_BAND_ROWS]),
                     help="comma-separated: vhr4,landsat3 (bundled models' validation scenes), shanghai8 "
                          "(the 8-band WV-3 scene, all bands)")
+    ap.add_argument("--adapt-part", default=None, choices=["head", "all"],
+                    help="weights the adapted rows fine-tune (default: the engine's, head)")
+    ap.add_argument("--adapt-losses", default=None, choices=["both", "fullres", "wald"],
+                    help="losses of the adapted rows (default: the engine's, both)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary GeoTIFFs under OUT/work")
     ap.add_argument("--adapt-seconds", type=float, default=120.0,
                     help="budget of the adapted PSDNet rows (scene adaptation; 0 = no adapted rows)")
@@ -331,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(ctx.name)
     try:
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds)
+            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds,
+                                {k: v for k, v in (("part", args.adapt_part), ("losses", args.adapt_losses)) if v})
     finally:
         if ctx is not None:
             ctx.cleanup()

@@ -49,6 +49,16 @@ def _cpu() -> float:
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process in MB: VmHWM where /proc has it (per address space, so it
+    starts afresh at exec; ``ru_maxrss`` keeps the parent's peak across fork + exec, which made
+    a worker started after the 100 MPx raster was generated report the generator's peak)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
