@@ -204,12 +204,13 @@ def bundled_model(model: str) -> tuple[str, str] | None:
 
 # ------------------------------------------------------------------------------ bench
 def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
-                adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+                adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
+                fast: bool = False) -> list[dict[str, Any]]:
     sc = prepare_scene(model, data_dir, tmp)
     spec, folder = sc["spec"], sc["folder"]
     methods: list[tuple[str, Any]] = []
     adapted: list[dict[str, Any]] = []
-    found = bundled_model(model)
+    found = bundled_model(f"{model}_fast" if fast else model)
     if found is not None:
         name, weights = found
         methods.append((f"PSDNet ({name})",
@@ -316,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="weights the adapted rows fine-tune (default: the engine's, head)")
     ap.add_argument("--adapt-losses", default=None, choices=["both", "fullres", "wald"],
                     help="losses of the adapted rows (default: the engine's, both)")
+    ap.add_argument("--fast", action="store_true",
+                    help="PSDNet rows with the PSDNet-Fast model (psdnet_<model>_fast) instead of the full one")
     ap.add_argument("--keep", action="store_true", help="keep the temporary GeoTIFFs under OUT/work")
     ap.add_argument("--adapt-seconds", type=float, default=120.0,
                     help="budget of the adapted PSDNet rows (scene adaptation; 0 = no adapted rows)")
@@ -339,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
             rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds,
-                                {k: v for k, v in (("part", args.adapt_part), ("losses", args.adapt_losses)) if v})
+                                {k: v for k, v in (("part", args.adapt_part), ("losses", args.adapt_losses)) if v},
+                                fast=args.fast)
     finally:
         if ctx is not None:
             ctx.cleanup()
