@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from osgeo import gdal, osr
@@ -317,6 +318,10 @@ def _footprint(ds: gdal.Dataset, to_srs: osr.SpatialReference | None,
 def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
     """Open and validate PAN and MS, derive the ratio, output grid and MS access.
 
+    Steps: open and check both files (types, bands, readability), check their georeferencing,
+    derive the resolution ratio, decide whether the MS's own grid is the working grid or must
+    be warped onto it, and place the working window (``engine.raster`` helpers below).
+
     Args:
         pan: path of the panchromatic raster (one band, or several with ``pan_band``).
         ms: path of the multispectral raster (>= 2 bands).
@@ -329,6 +334,61 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
         PSDNetInputError: any problem with the inputs (message names the input and the fix).
     """
     pan, ms = os.fspath(pan), os.fspath(ms)
+    pan_ds, ms_ds, pan_band = _open_pair(pan, ms, pan_band)
+    pan_gt, ms_gt, pan_srs, ms_srs = _georeferencing(pan_ds, ms_ds, pan, ms)
+    same_crs = pan_srs is None or pan_srs.IsSame(ms_srs)
+    ms_north_up = ms_gt[2] == 0.0 and ms_gt[4] == 0.0 and ms_gt[1] > 0 and ms_gt[5] < 0
+    pan_px, pan_py = pan_gt[1], -pan_gt[5]
+
+    # MS footprint and pixel size expressed in the PAN CRS
+    mb = _footprint(ms_ds, pan_srs, ms_srs)
+    if same_crs and ms_north_up:
+        ms_px, ms_py = ms_gt[1], -ms_gt[5]
+    else:
+        ms_px = (mb[2] - mb[0]) / ms_ds.RasterXSize
+        ms_py = (mb[3] - mb[1]) / ms_ds.RasterYSize
+    rx = _ratio(ms_px, pan_px, "x", ms, pan)
+    ry = _ratio(ms_py, pan_py, "y", ms, pan)
+    if rx != ry:
+        raise PSDNetInputError(
+            f"MS input '{ms}': resolution ratio differs between x ({rx}) and y ({ry}); resample "
+            "the MS to square pixels matching the PAN."
+        )
+    r = rx
+    inter = grid.intersect(_footprint(pan_ds, None, None), mb)
+    if inter is None:
+        raise PSDNetInputError(
+            f"PAN input '{pan}' and MS input '{ms}' do not overlap (footprints do not "
+            "intersect): choose PAN and MS of the same scene."
+        )
+    warp_reason = _warp_reason(same_crs, ms_north_up, ms_ds, ms_gt, pan_gt, r, ms_px / pan_px)
+    pan_xoff, pan_yoff, ms_xoff, ms_yoff, ms_w, ms_h = _working_window(
+        pan_ds, ms_ds, pan_gt, ms_gt, inter, r, bool(warp_reason), pan, ms)
+    out_x0 = pan_gt[0] + pan_xoff * pan_px
+    out_y0 = pan_gt[3] - pan_yoff * pan_py
+    ms_band1 = ms_ds.GetRasterBand(1)
+    inputs = RasterInputs(
+        pan_path=pan, ms_path=ms, pan_ds=pan_ds, ms_ds=ms_ds, ratio=r, pan_band=pan_band,
+        pan_xoff=pan_xoff, pan_yoff=pan_yoff, width=ms_w * r, height=ms_h * r,
+        ms_width=ms_w, ms_height=ms_h, ms_xoff=ms_xoff, ms_yoff=ms_yoff,
+        bands=ms_ds.RasterCount, geotransform=(out_x0, pan_px, 0.0, out_y0, 0.0, -pan_py),
+        crs_wkt=pan_ds.GetProjection() or "",
+        ms_warped=bool(warp_reason), warp_reason=warp_reason, ms_dtype=ms_band1.DataType,
+        pan_nodata=_nodata(pan_ds.GetRasterBand(pan_band)), ms_nodata=_nodata(ms_band1),
+        descriptions=[ms_ds.GetRasterBand(b).GetDescription() for b in range(1, ms_ds.RasterCount + 1)],
+    )
+    if warp_reason:
+        vrt = warp_onto_grid(ms_ds, "MS", ms, (out_x0, out_y0, r * pan_px, r * pan_py), ms_w, ms_h,
+                             pan_srs, inputs.ms_nodata)
+        inputs.ms_src = vrt
+        inputs.ms_alpha = vrt.RasterCount
+    else:
+        inputs.ms_src = ms_ds
+    return inputs
+
+
+def _open_pair(pan: str, ms: str, pan_band: Any) -> tuple[gdal.Dataset, gdal.Dataset, int]:
+    """Open PAN and MS, check types, band counts, ``pan_band`` and readability."""
     pan_ds = open_raster(pan, "PAN")
     ms_ds = open_raster(ms, "MS")
     if os.path.abspath(pan) == os.path.abspath(ms):
@@ -352,7 +412,12 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
     pan_band = int(pan_band)
     _check_readable(pan_ds, "PAN", pan, [pan_band])
     _check_readable(ms_ds, "MS", ms, range(1, ms_ds.RasterCount + 1))
+    return pan_ds, ms_ds, pan_band
 
+
+def _georeferencing(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, pan: str, ms: str) -> tuple:
+    """``(pan_gt, ms_gt, pan_srs, ms_srs)``, checked: both georeferenced, CRS on both or neither,
+    PAN north-up."""
     pan_gt = pan_ds.GetGeoTransform(can_return_null=True)
     ms_gt = ms_ds.GetGeoTransform(can_return_null=True)
     for gt, name, path in ((pan_gt, "PAN", pan), (ms_gt, "MS", ms)):
@@ -373,51 +438,30 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
             f"PAN input '{pan}' is not on a north-up grid (rotated or flipped geotransform): "
             "warp it to north-up first (gdalwarp)."
         )
-    same_crs = pan_srs is None or pan_srs.IsSame(ms_srs)
-    ms_north_up = ms_gt[2] == 0.0 and ms_gt[4] == 0.0 and ms_gt[1] > 0 and ms_gt[5] < 0
-    pan_px, pan_py = pan_gt[1], -pan_gt[5]
+    return pan_gt, ms_gt, pan_srs, ms_srs
 
-    # MS footprint and pixel size expressed in the PAN CRS
-    mb = _footprint(ms_ds, pan_srs, ms_srs)
-    if same_crs and ms_north_up:
-        ms_px, ms_py = ms_gt[1], -ms_gt[5]
-    else:
-        ms_px = (mb[2] - mb[0]) / ms_ds.RasterXSize
-        ms_py = (mb[3] - mb[1]) / ms_ds.RasterYSize
-    rx = _ratio(ms_px, pan_px, "x", ms, pan)
-    ry = _ratio(ms_py, pan_py, "y", ms, pan)
-    if rx != ry:
-        raise PSDNetInputError(
-            f"MS input '{ms}': resolution ratio differs between x ({rx}) and y ({ry}); resample "
-            "the MS to square pixels matching the PAN."
-        )
-    r = rx
 
-    inter = grid.intersect(_footprint(pan_ds, None, None), mb)
-    if inter is None:
-        raise PSDNetInputError(
-            f"PAN input '{pan}' and MS input '{ms}' do not overlap (footprints do not "
-            "intersect): choose PAN and MS of the same scene."
-        )
-
-    # Is the MS raster's own grid the working grid (direct windowed reads)?
-    warp_reason = ""
+def _warp_reason(same_crs: bool, ms_north_up: bool, ms_ds: gdal.Dataset, ms_gt: tuple, pan_gt: tuple,
+                 r: int, size_ratio: float) -> str:
+    """Why the MS must be warped onto the working grid; "" when its own grid is that grid."""
     if not same_crs:
-        warp_reason = "MS is in another CRS than PAN"
-    elif not ms_north_up:
-        warp_reason = "MS grid is rotated/flipped"
-    else:
-        off_x, off_y, drift_x, drift_y = grid.misalignment(
-            ms_gt, (ms_ds.RasterXSize, ms_ds.RasterYSize), pan_gt, r)
-        if max(off_x, off_y) > ALIGN_TOLERANCE_PX:
-            warp_reason = (f"MS grid is offset from the PAN grid by ({off_x:.2f}, {off_y:.2f}) PAN px "
-                           "(x, y)")
-        elif max(drift_x, drift_y) > ALIGN_TOLERANCE_PX:
-            warp_reason = (f"MS pixel size is {ms_px / pan_px:.4f} x the PAN pixel size, not "
-                           f"exactly {r}")
+        return "MS is in another CRS than PAN"
+    if not ms_north_up:
+        return "MS grid is rotated/flipped"
+    off_x, off_y, drift_x, drift_y = grid.misalignment(ms_gt, (ms_ds.RasterXSize, ms_ds.RasterYSize), pan_gt, r)
+    if max(off_x, off_y) > ALIGN_TOLERANCE_PX:
+        return f"MS grid is offset from the PAN grid by ({off_x:.2f}, {off_y:.2f}) PAN px (x, y)"
+    if max(drift_x, drift_y) > ALIGN_TOLERANCE_PX:
+        return f"MS pixel size is {size_ratio:.4f} x the PAN pixel size, not exactly {r}"
+    return ""
 
+
+def _working_window(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, pan_gt: tuple, ms_gt: tuple, inter: tuple,
+                    r: int, warped: bool, pan: str, ms: str) -> tuple[int, int, int, int, int, int]:
+    """``(pan_xoff, pan_yoff, ms_xoff, ms_yoff, ms_w, ms_h)`` of the working grid (MS px sizes),
+    checked to hold at least ``MIN_MS_PIXELS`` a side."""
     pan_w, pan_h = pan_ds.RasterXSize, pan_ds.RasterYSize
-    if not warp_reason:
+    if not warped:
         ox, oy = (int(round(v)) for v in grid.origin_in_pan_px(ms_gt, pan_gt))
         k0x, k1x, pan_xoff = grid.aligned_axis(ox, pan_w, ms_ds.RasterXSize, r)
         k0y, k1y, pan_yoff = grid.aligned_axis(oy, pan_h, ms_ds.RasterYSize, r)
@@ -427,36 +471,13 @@ def open_inputs(pan: str, ms: str, pan_band: int = 1) -> RasterInputs:
         c0, c1, r0, r1 = grid.pixel_window(inter, pan_gt, (pan_w, pan_h))
         ms_w, ms_h = max(0, (c1 - c0) // r), max(0, (r1 - r0) // r)
         pan_xoff, pan_yoff, ms_xoff, ms_yoff = c0, r0, 0, 0
-
     if ms_w < MIN_MS_PIXELS or ms_h < MIN_MS_PIXELS:
         raise PSDNetInputError(
             f"PAN input '{pan}' and MS input '{ms}' overlap on only {max(ms_w, 0)} x "
             f"{max(ms_h, 0)} MS pixels (at least {MIN_MS_PIXELS} x {MIN_MS_PIXELS} needed): "
             "choose inputs covering the same area."
         )
-    width, height = ms_w * r, ms_h * r
-    out_x0 = pan_gt[0] + pan_xoff * pan_px
-    out_y0 = pan_gt[3] - pan_yoff * pan_py
-    out_gt = (out_x0, pan_px, 0.0, out_y0, 0.0, -pan_py)
-
-    ms_band1 = ms_ds.GetRasterBand(1)
-    inputs = RasterInputs(
-        pan_path=pan, ms_path=ms, pan_ds=pan_ds, ms_ds=ms_ds, ratio=r, pan_band=pan_band,
-        pan_xoff=pan_xoff, pan_yoff=pan_yoff, width=width, height=height,
-        ms_width=ms_w, ms_height=ms_h, ms_xoff=ms_xoff, ms_yoff=ms_yoff,
-        bands=ms_ds.RasterCount, geotransform=out_gt, crs_wkt=pan_ds.GetProjection() or "",
-        ms_warped=bool(warp_reason), warp_reason=warp_reason, ms_dtype=ms_band1.DataType,
-        pan_nodata=_nodata(pan_ds.GetRasterBand(pan_band)), ms_nodata=_nodata(ms_band1),
-        descriptions=[ms_ds.GetRasterBand(b).GetDescription() for b in range(1, ms_ds.RasterCount + 1)],
-    )
-    if warp_reason:
-        vrt = warp_onto_grid(ms_ds, "MS", ms, (out_x0, out_y0, r * pan_px, r * pan_py), ms_w, ms_h,
-                             pan_srs, inputs.ms_nodata)
-        inputs.ms_src = vrt
-        inputs.ms_alpha = vrt.RasterCount
-    else:
-        inputs.ms_src = ms_ds
-    return inputs
+    return pan_xoff, pan_yoff, ms_xoff, ms_yoff, ms_w, ms_h
 
 
 def warp_onto_grid(ds: gdal.Dataset, name: str, path: str, grid: tuple[float, float, float, float],
