@@ -68,6 +68,8 @@ OPTION_COLUMNS = {
     "method": "method", "model": "model", "pan_band": "pan_band", "tile": "tile",
     "overlap": "overlap", "batch": "batch_size", "precision": "precision", "float32": "out_dtype",
     "sensor": "sensor", "adapt_seconds": "adapt_seconds",
+    # 8-band MS with a 4-band model (engine.mixed): "2;3;5;7" (or "2,3,5,7" quoted) and the method
+    "model_bands": "model_bands", "other_method": "other_method",
 }
 PATH_COLUMNS = ("pan", "ms", "out")
 _TRUE, _FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
@@ -733,7 +735,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     pb.add_argument("--threads-per-worker", type=int, default=None,
                     help="torch threads per scene (workers x threads <= cores by default)")
     pb.add_argument("--retries", type=int, default=RETRIES, help="retries after an unexpected error")
-    pb.add_argument("--method", default="psdnet", help="default method: psdnet, exp, brovey, gsa, mtf_glp_hpm")
+    pb.add_argument("--method", default="psdnet",
+                    help="default method: psdnet, exp, brovey, gsa, mtf_glp_hpm, mtf_glp_fs, bdsd_pc")
     pb.add_argument("--model", default="auto", help="default model: auto | auto_fast | bundled name | weights path")
     pb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pb.add_argument("--tile", type=int, default=None, help="tile side in MS px")

@@ -124,6 +124,13 @@ def test_read_jobs_resolves_paths_and_defaults(tmp_path):
                          "model": str(tmp_path / "sub" / "w" / "m.pt")}
 
 
+def test_read_jobs_takes_the_eight_band_columns(tmp_path):
+    jobs_csv = _write_jobs(tmp_path / "jobs.csv", [
+        {"pan": "p.tif", "ms": "ms8.tif", "model_bands": "2;3;5;7", "other_method": "gsa"}])
+    (job,) = batch.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet"})
+    assert job.options == {"method": "psdnet", "model_bands": "2;3;5;7", "other_method": "gsa"}
+
+
 @pytest.mark.parametrize("text, needle", [
     ("pan,ms,colour\na.tif,b.tif,red\n", "unknown column(s) 'colour'"),
     ("pan,out\na.tif,o.tif\n", "no 'ms' column"),
