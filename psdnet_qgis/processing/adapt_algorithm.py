@@ -14,7 +14,6 @@ from qgis.core import (
 )
 
 from ..core import mtf
-from ..core.registry import list_models
 from ..errors import PSDNetCanceled, PSDNetInputError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, pan_ms_problem
@@ -30,9 +29,6 @@ PARTS = ("head", "all")
 class AdaptAlgorithm(PSDNetAlgorithm):
     """Adapts a PSDNet model to a PAN + MS scene and writes the weights (.pt + .json)."""
 
-    PAN = "PAN"
-    PAN_BAND = "PAN_BAND"
-    MS = "MS"
     MODEL = "MODEL"
     MODEL_FILE = "MODEL_FILE"
     SECONDS = "SECONDS"
@@ -48,9 +44,9 @@ class AdaptAlgorithm(PSDNetAlgorithm):
         return self.tr("Adapt PSDNet to a scene")
 
     def initAlgorithm(self, config=None) -> None:
-        self.addPanMsParameters(self.PAN, self.PAN_BAND, self.MS)
+        self.addPanMsParameters()
         models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)"))]
-        models += [(m.name, self.tr("{}, ratio {}").format(", ".join(m.band_names), m.ratio)) for m in list_models()]
+        models += self.bundledModelChoices()
         self.addChoiceParameter(self.MODEL, self.tr("Model to adapt"), models, "auto")
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL_FILE, self.tr("Weights file to adapt (overrides Model; .pt with its .json beside it)"),

@@ -53,9 +53,6 @@ class AssessAlgorithm(PSDNetAlgorithm):
     """Full-resolution (QNR, HQNR) and, with a reference, reduced-resolution quality metrics."""
 
     FUSED = "FUSED"
-    PAN = "PAN"
-    PAN_BAND = "PAN_BAND"
-    MS = "MS"
     REFERENCE = "REFERENCE"
     SENSOR = "SENSOR"
     MAX_PIXELS = "MAX_PIXELS"

@@ -30,6 +30,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.registry import list_models
 from .provider import icon
 
 #: translation context of every string of the plugin; QT_TRANSLATE_NOOP markers spell it as a
@@ -67,6 +68,11 @@ class PSDNetAlgorithm(QgsProcessingAlgorithm):
     with ``choiceId``.
     """
 
+    #: Names of the PAN layer, its band and the MS layer parameters (every algorithm has them).
+    PAN = "PAN"
+    PAN_BAND = "PAN_BAND"
+    MS = "MS"
+
     def __init__(self) -> None:
         super().__init__()
         #: parameter name -> ((id, translated label), ...), listed by shortHelpString
@@ -79,12 +85,17 @@ class PSDNetAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> PSDNetAlgorithm:
         return type(self)()
 
-    def addPanMsParameters(self, pan: str = "PAN", band: str = "PAN_BAND", ms: str = "MS") -> None:
+    def addPanMsParameters(self) -> None:
         """The PAN layer, its band (for multiband PAN files) and the MS layer, as every fusion has them."""
-        self.addParameter(QgsProcessingParameterRasterLayer(pan, self.tr("Panchromatic (PAN) layer")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, self.tr("Panchromatic (PAN) layer")))
         self.addParameter(QgsProcessingParameterBand(
-            band, self.tr("PAN band (needed only when the PAN layer has several bands)"), None, pan, optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(ms, self.tr("Multispectral (MS) layer")))
+            self.PAN_BAND, self.tr("PAN band (needed only when the PAN layer has several bands)"), None, self.PAN,
+            optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, self.tr("Multispectral (MS) layer")))
+
+    def bundledModelChoices(self) -> list[tuple[str, str]]:
+        """``(name, label)`` of every bundled model, in the registry's order (a MODEL choice list)."""
+        return [(m.name, self.tr("{}, ratio {}").format(", ".join(m.band_names), m.ratio)) for m in list_models()]
 
     def icon(self) -> QIcon:
         return icon()

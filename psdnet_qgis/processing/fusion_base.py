@@ -73,9 +73,6 @@ class TrueColourStyler(QgsProcessingLayerPostProcessorInterface):
 class FusionAlgorithmBase(PSDNetAlgorithm):
     """Inputs, validation and run shared by ``psdnet:pansharpen`` and ``psdnet:classical``."""
 
-    PAN = "PAN"
-    PAN_BAND = "PAN_BAND"
-    MS = "MS"
     TILE = "TILE"
     OVERLAP = "OVERLAP"
     FLOAT32 = "FLOAT32"
@@ -95,7 +92,7 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
 
     # -- QgsProcessingAlgorithm --------------------------------------------------------------
     def initAlgorithm(self, config=None) -> None:
-        self.addPanMsParameters(self.PAN, self.PAN_BAND, self.MS)
+        self.addPanMsParameters()
         self.addExtraParameters()
         self.addChoiceParameter(SENSOR, self.tr("Sensor (MTF gains of the MTF-based steps; auto = from the metadata)"),
                                 sensor_choices(), mtf.AUTO)

@@ -52,17 +52,13 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     def displayName(self) -> str:
         return self.tr("Pansharpen (PSDNet)")
 
-    def _models(self):
-        return list_models()
-
     def addExtraParameters(self) -> None:
         # "auto", then the registry's order: the positions index calls (MODEL=2) select. A new
         # bundled model can shift them, which is why the stored value is the model's name.
         models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)")),
                   ("auto_fast", self.tr("Auto (fast): the PSDNet-Fast model for the bands and ratio "
                                         "(several times faster on a CPU, slightly lower quality)"))]
-        models += [(m.name, self.tr("{}, ratio {}").format(", ".join(m.band_names), m.ratio))
-                   for m in self._models()]
+        models += self.bundledModelChoices()
         self.addChoiceParameter(
             self.MODEL, self.tr("Model (auto = by MS band count and PAN/MS resolution ratio)"), models, "auto")
         self.addParameter(QgsProcessingParameterFile(
@@ -118,7 +114,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
         models = "".join(
             self.tr("<li><b>{}</b>: {} at ratio {} ({}). Trained on: {}.</li>").format(
                 m.name, ", ".join(m.band_names), m.ratio, m.description, ", ".join(m.training_scenes))
-            for m in self._models())
+            for m in list_models())
         return self.tr(
             "<p>Fuses a high-resolution panchromatic band (PAN) with a lower-resolution multispectral "
             "image (MS) using PSDNet (Gong et al., 'Multipatch Progressive Pansharpening With Knowledge "
