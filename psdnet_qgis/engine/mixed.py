@@ -52,12 +52,21 @@ class BandPlan:
         return line + "."
 
 
+def _items(value: Any) -> list:
+    """The entries of a band list: ``"2,3,5,7"`` / ``"2;3;5;7"`` or a sequence; [] when empty."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.replace(";", ",").split(",") if v.strip()]
+    return list(value)
+
+
 def parse_bands(value: Any, n_bands: int, n_model: int, ms_path: str) -> list[int] | None:
     """``"2,3,5,7"`` / a sequence of 1-based bands -> 0-based list (None when empty); checked."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    if not _items(value):
         return None
     try:
-        items = [int(v) for v in (value.replace(";", ",").split(",") if isinstance(value, str) else value)]
+        items = [int(v) for v in _items(value)]
     except (TypeError, ValueError):
         raise PSDNetInputError(
             f"Model bands {value!r}: expected {n_model} comma-separated 1-based band numbers of MS "
@@ -135,8 +144,7 @@ def auto_model(n_bands: int, ratio: int, descriptions: Sequence[str], chosen: An
     from psdnet_qgis.core import registry
 
     names, _ = identify(descriptions, n_bands)
-    n_chosen = len([v for v in str(chosen).replace(";", ",").split(",") if v.strip()]) \
-        if isinstance(chosen, str) else len(chosen or ())
+    n_chosen = len(_items(chosen))
     models = [m for m in registry.list_models() if m.ratio == ratio and m.bands < n_bands]
     fits = [m for m in models if n_chosen and m.bands == n_chosen]
     if not fits and names is not None:
@@ -154,7 +162,7 @@ class MixedPredictor:
     """
 
     def __init__(self, network: Any, classical: Any, plan: BandPlan, run_norm: Normalizer,
-                 net_norm: Normalizer, model_name: str) -> None:
+                 net_norm: Normalizer) -> None:
         self.network = network
         self.classical = classical
         self.idx = list(plan.network)
@@ -167,7 +175,6 @@ class MixedPredictor:
         self.threads = int(getattr(network, "threads", 0) or 0)
         self.device_report = (f"{getattr(network, 'device_report', 'cpu')}; other bands: "
                               f"{classical.method} (numpy)")
-        self.model_name = model_name
 
     def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         """(B, C, h, w), (B, 1, H, W) normalised (run) -> (B, C, H, W) normalised (run) float32."""

@@ -318,7 +318,7 @@ def _mixed_fusion(inputs: RasterInputs, net: Any, meta: dict, normalizer: Normal
                                       method=str(meta.get("normalisation", "zscore4")))
     network = _torch_predictor(net, meta, device, batch_size, precision, fb)
     classical_pred = ClassicalPredictor.from_inputs(other_method, normalizer, inputs, sample, margin, sensor=sensor)
-    predictor = mixed.MixedPredictor(network, classical_pred, plan, normalizer, net_norm, name)
+    predictor = mixed.MixedPredictor(network, classical_pred, plan, normalizer, net_norm)
     fb.info(plan.describe(name, other_method, inputs.bands))
     if plan.check is not None and plan.check.verdict == "inconclusive":
         fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
