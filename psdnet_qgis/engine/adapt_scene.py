@@ -3,8 +3,8 @@
 The adapted weights (``.pt`` + ``.json`` sidecar, ``model.weights.save_model``) are meant for
 other scenes of the same sensor or campaign, through ``MODEL_FILE`` / ``--model``. The
 adaptation is the one of ``pansharpen(..., adapt_seconds=S)`` (``engine.adaptation``), on
-the same inputs, statistics and crops, so running the saved weights on the same scene
-reproduces the adapted run.
+the same inputs, statistics and crops (``engine.fusion.scene_model``, the start of every run),
+so running the saved weights on the same scene reproduces the adapted run.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from psdnet_qgis.core.radiometry import Normalizer
-from psdnet_qgis.engine import run
 from psdnet_qgis.engine.adaptation import adapt_step
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
+from psdnet_qgis.engine.fusion import scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.errors import PSDNetInputError
@@ -68,14 +67,12 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
     with gdal_errors():
         inputs = open_inputs(pan, ms, pan_band)
         try:
-            net, meta = run._load_model(model, inputs)
-            sensor_name = run._resolve_sensor(sensor, inputs, fb)
-            sample = run._read_sample(inputs)
-            normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
-            adapted, report = adapt_step(inputs, net, normalizer, seconds, fb, sensor=sensor_name,
+            scene = scene_model(inputs, "psdnet", model, sensor, fb)
+            adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
                                          **(adapt_options or {}))
         finally:
             inputs.close()
+    meta, sensor_name = scene.meta, scene.sensor
     if not report["kept"]:
         raise PSDNetInputError(
             f"Adaptation of '{meta.get('name')}' on '{ms}': {report['reason']} ({report['steps']} steps, "

@@ -1,0 +1,241 @@
+"""Step 2 of ``engine.run.pansharpen``: the model, the scene's statistics and the predictor.
+
+:func:`scene_model` resolves the model (checked against the inputs before any pixel is read),
+the sensor's MTF gains and the global normalisation statistics from one decimated read of
+each input (never per tile: per-tile statistics would make neighbouring tiles disagree and
+show seams). ``psdnet:adapt`` (``engine.adapt_scene``) starts from the same step, so the
+weights it saves reproduce the adapted run. :func:`choose_predictor` builds the predictor the
+tile loop calls: PSDNet (``model.predictor.TorchPredictor``, after scene adaptation when asked),
+PSDNet on its bands plus a classical method on the others (``engine.mixed``), or a classical
+method (``engine.classical_predictor``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from psdnet_qgis.core import mtf
+from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.engine import mixed
+from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_step
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
+from psdnet_qgis.engine.feedback import Feedback
+from psdnet_qgis.engine.gdalerr import first_line
+from psdnet_qgis.engine.mixed import DEFAULT_OTHER
+from psdnet_qgis.engine.raster import RasterInputs
+from psdnet_qgis.errors import PSDNetInputError
+
+
+class Predictor(Protocol):
+    """What the tile loop needs of a predictor (``TorchPredictor``, ``ClassicalPredictor``)."""
+
+    batch_size: int
+    device_report: str
+
+    def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """(B, C, h, w), (B, 1, H, W) normalised float32 -> (B, C, H, W) normalised float32."""
+        ...
+
+
+class Fusion(NamedTuple):
+    """The chosen predictor and what the run reports about it."""
+
+    predictor: Predictor
+    normalizer: Normalizer
+    meta: dict
+    model_name: str
+    batch_size: int
+    device_report: str
+    adaptation: dict | None = None
+    band_methods: dict | None = None
+
+
+class SceneModel(NamedTuple):
+    """The model and what the scene says before any tile runs."""
+
+    net: Any  # the torch module (None for a classical method)
+    meta: dict  # the model's metadata ({} for a classical method)
+    sensor: str | None  # ``core.mtf.SENSORS`` name of the MTF gains (None = defaults)
+    sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ``read_sample``
+    normalizer: Normalizer  # global statistics, in the model's normalisation
+
+
+def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | None, fb: Feedback,
+                model_bands: Any = None) -> SceneModel:
+    """The sensor (logged), the model (PSDNet only) and the global statistics of the scene.
+
+    The model's own normalisation (its metadata) is used; classical methods use zscore4.
+    """
+    sensor_name = log_sensor(sensor, inputs, fb)
+    net, meta = resolve_model(model, inputs, model_bands) if method == "psdnet" else (None, {})
+    sample = read_sample(inputs)
+    normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
+    return SceneModel(net, meta, sensor_name, sample, normalizer)
+
+
+def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
+                     batch_size: int | None, precision: str, margin: int, fb: Feedback,
+                     adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
+                     model_bands: Any = None, other_method: str = DEFAULT_OTHER) -> Fusion:
+    """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
+    PSDNet on its bands plus a classical method on the others, or a classical method."""
+    net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
+    if method == "psdnet" and int(meta.get("bands") or inputs.bands) < inputs.bands:
+        return mixed_fusion(inputs, scene, device, batch_size, precision, margin, fb, adapt_seconds,
+                            model_bands, other_method)
+    adaptation = None
+    if adapt_seconds and method == "psdnet":
+        net, adaptation = adapt_step(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
+                                     sensor=sensor, **(adapt_options or {}))
+    elif adapt_seconds:
+        fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
+    predictor: Predictor
+    if method == "psdnet":
+        predictor = torch_predictor(net, meta, device, batch_size, precision, fb)
+        bs = int(getattr(predictor, "batch_size", None) or batch_size or 1)
+        model_name = str(meta.get("name", "custom"))
+    else:
+        # fitted methods' statistics: once per raster, from the same sample read
+        predictor = ClassicalPredictor.from_inputs(method, normalizer, inputs, scene.sample, margin,
+                                                   sensor=sensor)
+        bs = int(batch_size or 1)
+        model_name = method
+    return Fusion(predictor, normalizer, meta, model_name, bs,
+                  str(getattr(predictor, "device_report", device)), adaptation)
+
+
+def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_size: int | None,
+                 precision: str, margin: int, fb: Feedback, adapt_seconds: float, model_bands: Any,
+                 other_method: str) -> Fusion:
+    """More MS bands than the model's: the network on its bands, ``other_method`` on the rest."""
+    net, meta, normalizer, sample = scene.net, scene.meta, scene.normalizer, scene.sample
+    if other_method not in mixed.OTHER_METHODS:
+        raise PSDNetInputError(f"Other-bands method {other_method!r} is unknown; use one of "
+                               f"{', '.join(mixed.OTHER_METHODS)}.")
+    name = str(meta.get("name", "custom"))
+    names = list(meta.get("band_names") or [])
+    if len(names) != int(meta.get("bands") or 0):
+        raise PSDNetInputError(
+            f"Model '{name}' has {meta.get('bands')} bands but no band names in its metadata, so its bands "
+            f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
+            "exactly the model's bands, or choose a classical method.")
+    s_ms, s_pan, s_mv, s_pv = sample
+    plan = mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path, model_bands,
+                            s_ms, s_mv)
+    if adapt_seconds:
+        fb.info("Adaptation is not available when the MS has more bands than the model; it runs without.")
+    idx = np.asarray(plan.network)
+    net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv,
+                                      method=str(meta.get("normalisation", "zscore4")))
+    network = torch_predictor(net, meta, device, batch_size, precision, fb)
+    classical_pred = ClassicalPredictor.from_inputs(other_method, normalizer, inputs, sample, margin,
+                                                    sensor=scene.sensor)
+    predictor = mixed.MixedPredictor(network, classical_pred, plan, normalizer, net_norm)
+    fb.info(plan.describe(name, other_method, inputs.bands))
+    if plan.check is not None and plan.check.verdict == "inconclusive":
+        fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
+                   f"({plan.check.reason}); if the fused colours look wrong, set Model bands (--model-bands).")
+    rest = [b + 1 for b in range(inputs.bands) if b not in plan.network]
+    meta = dict(meta)
+    if meta.get("rgb") is not None:
+        meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
+    return Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
+                  None, {name: [b + 1 for b in plan.network], other_method: rest})
+
+
+def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
+    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin."""
+    name, how = resolve_sensor(sensor, inputs)
+    origin = {"metadata": "from the input metadata", "chosen": "as chosen",
+              "default": "no sensor given or found in the metadata"}[how]
+    fb.info(f"Sensor: {name or 'unknown'} ({origin}); {mtf.describe_gains(name, inputs.bands)}.")
+    return name
+
+
+def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The decimated global sample (``RasterInputs.read_sample``), checked for valid pixels."""
+    try:
+        s_ms, s_pan, s_mv, s_pv = inputs.read_sample()
+    except RuntimeError as exc:
+        raise PSDNetInputError(
+            f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}' cannot be read "
+            f"({first_line(exc)}): truncated or corrupt file; copy it again."
+        ) from None
+    if not s_pv.any():
+        raise PSDNetInputError(
+            f"PAN input '{inputs.pan_path}' is entirely nodata over the area shared with "
+            "the MS: check its nodata value or choose another PAN."
+        )
+    if not s_mv.any():
+        raise PSDNetInputError(
+            f"MS input '{inputs.ms_path}' is entirely nodata over the area shared with "
+            "the PAN: check its nodata value or choose another MS."
+        )
+    return s_ms, s_pan, s_mv, s_pv
+
+
+def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, precision: str,
+                    fb: Feedback) -> Predictor:
+    """The PSDNet predictor on the resolved device, in the resolved precision (imports torch)."""
+    from psdnet_qgis.model.precision import auto_precision
+    from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
+
+    dev = resolve_device(device)
+    if batch_size is None and dev.type == "cpu":
+        batch_size = 1  # batch 1 is the fastest per pixel on the CPU, and the smallest
+    prec = auto_precision(dev) if precision in (None, "", "auto") else precision
+    return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
+
+
+def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None) -> tuple[Any, dict]:
+    """Resolve ``model`` ("auto" | name | path | nn.Module) -> (module, meta).
+
+    Registry lookup (no torch) first, so "no bundled model for 4 bands at ratio 2" is reported
+    before torch is even imported. A model with fewer bands than the MS is accepted when it
+    names its bands (``engine.mixed`` finds them in the MS); Auto then picks the bundled model
+    with the most bands the MS holds.
+    """
+    bands, ratio = inputs.bands, inputs.ratio
+    if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
+        meta = {"name": getattr(model, "name", type(model).__name__), "bands": getattr(model, "bands", bands),
+                "ratio": getattr(model, "ratio", ratio)}
+        # weights.load_model's metadata (normalisation, rgb, ...), kept by a caller that loads a
+        # model once for many scenes (engine.batch)
+        meta.update(getattr(model, "psdnet_meta", None) or {})
+        mod = model
+    else:
+        from psdnet_qgis.core import registry
+
+        if model in (None, "", *registry.AUTO_CHOICES):
+            fast = model == "auto_fast"
+            try:
+                info = registry.auto_select(bands, ratio, fast=fast)
+            except PSDNetInputError:  # the message has the fix; a model for some of the bands?
+                info = mixed.auto_model(bands, ratio, inputs.descriptions, model_bands, fast)
+                if info is None:
+                    raise
+            target = getattr(info, "path", None) or info.name
+        else:
+            target = os.fspath(model)
+        from psdnet_qgis.model.weights import load_model
+
+        mod, meta = load_model(target)
+        meta = dict(meta) if isinstance(meta, dict) else dict(vars(meta))
+    m_bands, m_ratio = meta.get("bands"), meta.get("ratio")
+    if m_bands is not None and int(m_bands) < bands and meta.get("band_names"):
+        pass  # more MS bands than the model's: engine.mixed
+    elif m_bands is not None and int(m_bands) != bands:
+        raise PSDNetInputError(
+            f"Model '{meta.get('name')}' was trained for {m_bands} bands but MS input "
+            f"'{inputs.ms_path}' has {bands}: choose a model for {bands} bands (see "
+            "`python -m psdnet_qgis models`) or a classical method."
+        )
+    if m_ratio is not None and int(m_ratio) != ratio:
+        raise PSDNetInputError(
+            f"Model '{meta.get('name')}' was trained for ratio {m_ratio} but the inputs have "
+            f"ratio {ratio}: choose a model for ratio {ratio} or a classical method."
+        )
+    return mod, meta
