@@ -85,9 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the bundled models")
 
-    from psdnet_qgis.engine import batch  # stdlib only at import; dask only when a batch runs
+    from psdnet_qgis.engine import batch_cli  # stdlib only at import; dask only when a batch runs
 
-    batch.add_parser(sub)
+    batch_cli.add_parser(sub)
     return p
 
 
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "models":
             return _models()
         if args.command == "batch":
-            from psdnet_qgis.engine.batch import run_cli
+            from psdnet_qgis.engine.batch_cli import run_cli
 
             return run_cli(args)
         if args.command == "adapt":

@@ -1,10 +1,12 @@
 """Many scenes through dask.distributed: ``python -m psdnet_qgis batch JOBS.csv --out-dir DIR``.
 
-One dask task per scene, each through the one engine path (:func:`engine.run.pansharpen`,
-the same call and options as the single-scene command). Without a scheduler address the
-scenes run on a :class:`distributed.LocalCluster` sized to the machine; with
-``--scheduler tcp://host:port`` the very same tasks go to an existing cluster (``dask
-scheduler`` + ``dask worker``), whose workers must see the input and output paths.
+One dask task per scene (a :class:`engine.batch_jobs.Job` of the jobs CSV), each through
+the one engine path (:func:`engine.run.pansharpen`, the same call and options as the
+single-scene command). Without a scheduler address the scenes run on a
+:class:`distributed.LocalCluster` sized to the machine; with ``--scheduler tcp://host:port``
+the very same tasks go to an existing cluster (``dask scheduler`` + ``dask worker``), whose
+workers must see the input and output paths. The command's options are in
+:mod:`engine.batch_cli`.
 
 Cores: each dask worker runs one scene at a time (one dask thread) and gives that scene
 ``threads_per_worker`` torch/OpenMP threads, so ``workers x threads_per_worker`` is the
@@ -29,29 +31,25 @@ single-scene command and the QGIS plugin never load it.
 
 from __future__ import annotations
 
-import argparse
-import csv
 import glob
-import inspect
-import json
 import logging
 import os
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+from psdnet_qgis.engine.batch_jobs import Job
 from psdnet_qgis.errors import PSDNetInputError
 
 logger = logging.getLogger("psdnet_qgis.engine.batch")
 
-#: Exit status when at least one scene failed (bad CSV or cluster: 2, like bad input).
+#: Exit status when at least one scene failed (a bad jobs file or cluster: engine.batch_cli.EXIT_INPUT).
 EXIT_FAILED = 1
-EXIT_INPUT = 2
-EXIT_CANCELED = 130
 #: Retries of a scene whose task raised an unexpected error (not a PSDNetInputError, which
 #: is the input's fault and would fail again). A dead worker is handled by the scheduler.
 RETRIES = 2
@@ -62,187 +60,6 @@ WORKER_MEMORY_BYTES = 2 << 30
 WAIT_WORKERS_S = 60.0
 #: Seconds to wait for a scheduler to answer.
 CONNECT_TIMEOUT_S = 30.0
-
-#: Columns of the jobs CSV besides pan, ms and out, and the pansharpen() keyword of each.
-OPTION_COLUMNS = {
-    "method": "method", "model": "model", "pan_band": "pan_band", "tile": "tile",
-    "overlap": "overlap", "batch": "batch_size", "precision": "precision", "float32": "out_dtype",
-    "sensor": "sensor", "adapt_seconds": "adapt_seconds",
-    # 8-band MS with a 4-band model (engine.mixed): "2;3;5;7" (or "2,3,5,7" quoted) and the method
-    "model_bands": "model_bands", "other_method": "other_method",
-}
-PATH_COLUMNS = ("pan", "ms", "out")
-_TRUE, _FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
-
-
-@dataclass(frozen=True)
-class Job:
-    """One scene of the jobs file.
-
-    Attributes:
-        line: line of the jobs file (for messages).
-        pan, ms: absolute input paths.
-        out: absolute final output path.
-        options: keyword arguments of :func:`engine.run.pansharpen` (method, model, ...).
-    """
-
-    line: int
-    pan: str
-    ms: str
-    out: str
-    options: dict = field(default_factory=dict)
-
-
-def _column_name(name: str) -> str:
-    return (name or "").strip().lower().replace("-", "_").replace(" ", "_")
-
-
-def _engine_parameters() -> set[str]:
-    from psdnet_qgis.engine.run import pansharpen
-
-    return set(inspect.signature(pansharpen).parameters)
-
-
-def _resolve(path: str, base: str) -> str:
-    path = os.path.expanduser(path)
-    return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
-
-
-def _is_model_path(value: str) -> bool:
-    """A weights file rather than "auto" or a bundled model name."""
-    return value.endswith((".pt", ".json")) or "/" in value or os.sep in value
-
-
-def _convert(column: str, value: str, where: str, base: str) -> Any:
-    """One CSV cell -> the pansharpen() value of its column (``where`` names the cell)."""
-    if column in ("pan_band", "tile", "overlap", "batch"):
-        try:
-            n = int(value)
-        except ValueError:
-            raise PSDNetInputError(f"{where}: '{value}' is not a whole number; write e.g. 1.") from None
-        if n < (1 if column in ("pan_band", "batch") else 0):
-            raise PSDNetInputError(f"{where}: {n} is too small; give a positive number.")
-        return n
-    if column == "adapt_seconds":
-        try:
-            s = float(value)
-        except ValueError:
-            raise PSDNetInputError(f"{where}: '{value}' is not a number of seconds; write e.g. 30.") from None
-        if s < 0:
-            raise PSDNetInputError(f"{where}: {s} is negative; give 0 or more seconds.")
-        return s
-    if column == "float32":
-        v = value.lower()
-        if v not in _TRUE | _FALSE:
-            raise PSDNetInputError(f"{where}: '{value}' is not yes/no; write 1 or 0.")
-        return "float32" if v in _TRUE else None
-    if column == "model" and _is_model_path(value):
-        return _resolve(value, base)
-    return value
-
-
-def read_jobs(csv_path: str, out_dir: str, defaults: dict[str, Any] | None = None) -> list[Job]:
-    """Parse the jobs CSV into :class:`Job` objects.
-
-    The header names the columns (case and ``-``/``_`` do not matter): ``pan`` and ``ms``
-    (required), ``out`` (default ``<out_dir>/<ms file stem>_<method>.tif``), and any of
-    :data:`OPTION_COLUMNS`; an empty cell takes the value of ``defaults`` (the command-line
-    flags). Relative paths are resolved against the CSV's folder.
-
-    Args:
-        csv_path: the jobs file.
-        out_dir: folder of the outputs without an ``out`` cell.
-        defaults: pansharpen() keyword defaults (method, model, device, tile, ...).
-
-    Returns:
-        The jobs, in file order.
-
-    Raises:
-        PSDNetInputError: missing or unreadable file, unknown or missing columns, a bad
-            cell, two jobs with the same output (message names the line and the fix).
-    """
-    csv_path = os.path.abspath(csv_path)
-    base = os.path.dirname(csv_path)
-    from psdnet_qgis.engine.run import METHODS
-
-    defaults = dict(defaults or {})
-    defaults.setdefault("method", "psdnet")
-    engine_params = _engine_parameters()
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            rows = [(reader.line_num, row) for row in reader]
-    except OSError as exc:
-        raise PSDNetInputError(f"Jobs file '{csv_path}' cannot be read ({exc.strerror}); check the path.") from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise PSDNetInputError(f"Jobs file '{csv_path}' is not a UTF-8 CSV file ({exc}); save it as CSV.") from None
-    rows = [(n, row) for n, row in rows if any(c.strip() for c in row)]
-    if not rows:
-        raise PSDNetInputError(f"Jobs file '{csv_path}' is empty; write a header line 'pan,ms' and one line per scene.")
-    header = [_column_name(c) for c in rows[0][1]]
-    known = set(PATH_COLUMNS) | set(OPTION_COLUMNS)
-    unknown = [c for c in header if c not in known]
-    if unknown:
-        raise PSDNetInputError(
-            f"Jobs file '{csv_path}': unknown column(s) {', '.join(repr(c) for c in unknown)}; "
-            f"the columns are {', '.join(sorted(known))}."
-        )
-    missing = [c for c in ("pan", "ms") if c not in header]
-    if missing:
-        raise PSDNetInputError(
-            f"Jobs file '{csv_path}': no {' or '.join(repr(c) for c in missing)} column; the header "
-            "line needs at least 'pan,ms'."
-        )
-    jobs: list[Job] = []
-    seen: dict[str, int] = {}
-    for line, row in rows[1:]:
-        if len(row) > len(header):
-            raise PSDNetInputError(
-                f"Jobs file '{csv_path}', line {line}: {len(row)} cells but {len(header)} columns; "
-                "quote cells that contain commas."
-            )
-        cells = {c: v.strip() for c, v in zip(header, row, strict=False) if v.strip()}  # short rows: empty cells
-        for c in ("pan", "ms"):
-            if c not in cells:
-                raise PSDNetInputError(
-                    f"Jobs file '{csv_path}', line {line}: the '{c}' cell is empty; give a raster path.")
-        options = {k: v for k, v in defaults.items() if v is not None}
-        for column, value in cells.items():
-            if column in PATH_COLUMNS:
-                continue
-            kw = OPTION_COLUMNS[column]
-            if kw not in engine_params:
-                raise PSDNetInputError(
-                    f"Jobs file '{csv_path}', line {line}: column '{column}' is not an option of this "
-                    "version's engine (pansharpen has no such setting); remove the column."
-                )
-            options[kw] = _convert(column, value, f"Jobs file '{csv_path}', line {line}, column '{column}'", base)
-        if options["method"] not in METHODS:
-            raise PSDNetInputError(
-                f"Jobs file '{csv_path}', line {line}: method '{options['method']}' is unknown; use one "
-                f"of {', '.join(METHODS)}."
-            )
-        pan, ms = _resolve(cells["pan"], base), _resolve(cells["ms"], base)
-        if "out" in cells:
-            out = _resolve(cells["out"], base)
-        else:
-            stem = os.path.splitext(os.path.basename(ms))[0]
-            out = os.path.join(os.path.abspath(out_dir), f"{stem}_{options['method']}.tif")
-        if out in (pan, ms):  # checked here: a complete "output" would otherwise be skipped
-            raise PSDNetInputError(
-                f"Jobs file '{csv_path}', line {line}: the output '{out}' is also an input; give another "
-                "'out' cell."
-            )
-        if out in seen:
-            raise PSDNetInputError(
-                f"Jobs file '{csv_path}', lines {seen[out]} and {line} write the same output '{out}'; "
-                "give one of them another 'out' cell."
-            )
-        seen[out] = line
-        jobs.append(Job(line=line, pan=pan, ms=ms, out=out, options=options))
-    if not jobs:
-        raise PSDNetInputError(f"Jobs file '{csv_path}' has a header but no scene; add one line per scene.")
-    return jobs
 
 
 # --------------------------------------------------------------------------- worker side
@@ -611,6 +428,111 @@ def _dashboard(client: Any, local: bool) -> str | None:
         return None
 
 
+
+@dataclass(frozen=True)
+class _Connection:
+    """A client on the cluster the scenes run on, and what the summary says about it."""
+
+    client: Any
+    workers: int
+    threads: int | None
+    where: str
+    local: bool
+
+
+def _local_cluster(workers: int | None, threads_per_worker: int | None,
+                   say: Callable[[str], Any]) -> tuple[Any, int, int]:
+    """A started LocalCluster of :func:`plan_local` size, its workers and their threads."""
+    from distributed import LocalCluster
+
+    cores = _cores()
+    n_workers, threads = plan_local(workers, threads_per_worker, cores, _memory_bytes())
+    if n_workers * threads > cores:
+        say(f"warning: {n_workers} workers x {threads} threads > {cores} cores: they will compete.")
+    # Thread settings reach the worker process before torch or numpy is imported there.
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "OPENBLAS_NUM_THREADS": str(threads), "PSDNET_THREADS": str(threads)}
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                           silence_logs=logging.ERROR, env=env)
+    return cluster, n_workers, threads
+
+
+@contextmanager
+def _connected(scheduler: str | None, workers: int | None, threads_per_worker: int | None,
+               say: Callable[[str], Any]) -> Iterator[_Connection]:
+    """Connect to ``scheduler``, or start a local cluster; closed again however the run ends.
+
+    A local cluster is stopped with its client (its workers would otherwise outlive the
+    command); an existing cluster is only disconnected from.
+    """
+    cluster = client = None
+    try:
+        if scheduler:
+            client = _connect(scheduler)
+            yield _Connection(client, _check_workers(client, scheduler), threads_per_worker, scheduler, local=False)
+        else:
+            cluster, n_workers, threads = _local_cluster(workers, threads_per_worker, say)
+            from distributed import Client
+
+            client = Client(cluster)
+            yield _Connection(client, n_workers, threads, f"local cluster {cluster.scheduler_address}", local=True)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _submit(client: Any, jobs: Sequence[Job], threads: int | None, retries: int, futures: dict[Any, int]) -> None:
+    """One task per job into ``futures`` (future -> job index), filled as they are submitted.
+
+    Filled in place so that the caller can cancel what was submitted even if a later
+    submission fails. Keys name the scene (readable on the dashboard) and carry a token of
+    this run, so two runs on one cluster never share a task.
+    """
+    token = uuid.uuid4().hex[:8]
+    for i, job in enumerate(jobs):
+        stem = os.path.splitext(os.path.basename(job.out))[0]
+        fut = client.submit(run_job, job, threads, key=f"psdnet-{token}-{i:05d}-{stem}",
+                            retries=retries, pure=False)
+        futures[fut] = i
+
+
+def _outcome(fut: Any, job: Job) -> dict:
+    """The result dict of a finished task; a task that raised becomes a "failed" scene."""
+    try:
+        return fut.result()
+    except Exception as exc:  # noqa: BLE001 - reported per scene, the others go on
+        name = type(exc).__name__
+        if name == "KilledWorker":
+            msg = ("the workers running it died repeatedly (out of memory? see the worker logs); "
+                   "rerun it alone or with fewer workers")
+        else:
+            msg = f"{name}: {' '.join(str(exc).split())}"
+        return _failure(job, msg)
+
+
+def _gather(jobs: Sequence[Job], futures: dict[Any, int], progress: bool, say: Callable[[str], Any]) -> list[dict]:
+    """The scenes' results in CSV order, taken as they complete (a tqdm bar over scenes)."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    results: dict[int, dict] = {}
+    bar = tqdm(total=len(jobs), desc="scenes", unit="scene", file=sys.stderr, disable=not progress)
+    try:
+        for fut in as_completed(list(futures)):
+            i = futures[fut]
+            res = _outcome(fut, jobs[i])
+            results[i] = res
+            if res["status"] != "done":
+                say(f"{res['status']}: {jobs[i].out}: {res['message']}")
+            bar.update(1)
+    finally:
+        bar.close()
+    return [results[i] for i in range(len(jobs))]
+
+
 def run_batch(
     jobs: Sequence[Job],
     *,
@@ -624,7 +546,7 @@ def run_batch(
     """Run ``jobs`` on a local cluster (default) or on the cluster at ``scheduler``.
 
     Args:
-        jobs: scenes (:func:`read_jobs`).
+        jobs: scenes (:func:`engine.batch_jobs.read_jobs`).
         scheduler: ``tcp://host:port`` of a running ``dask scheduler``; None: a
             :class:`distributed.LocalCluster` of :func:`plan_local` size on 127.0.0.1.
         workers: local cluster only: worker processes.
@@ -644,150 +566,21 @@ def run_batch(
     The local cluster starts its workers with multiprocessing's "spawn": a script that calls
     this function must do so under ``if __name__ == "__main__":``.
     """
-    from distributed import LocalCluster, as_completed
-    from tqdm import tqdm
-
     say = log or logger.info
     t0 = time.perf_counter()
-    cluster = client = None
-    bar = None
-    results: dict[int, dict] = {}
     futures: dict[Any, int] = {}
-    try:
-        if scheduler:
-            client = _connect(scheduler)
-            n_workers = _check_workers(client, scheduler)
-            threads = threads_per_worker
-            where = scheduler
-        else:
-            cores = _cores()
-            n_workers, threads = plan_local(workers, threads_per_worker, cores, _memory_bytes())
-            if n_workers * threads > cores:
-                say(f"warning: {n_workers} workers x {threads} threads > {cores} cores: they will compete.")
-            # Thread settings reach the worker process before torch or numpy is imported there.
-            env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-                   "OPENBLAS_NUM_THREADS": str(threads), "PSDNET_THREADS": str(threads)}
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                   silence_logs=logging.ERROR, env=env)
-            from distributed import Client
-
-            client = Client(cluster)
-            where = f"local cluster {cluster.scheduler_address}"
-        dashboard = _dashboard(client, local=cluster is not None)
-        say(f"{len(jobs)} scenes on {n_workers} worker(s) x "
-            f"{threads if threads else 'their own'} thread(s) ({where})")
-        if dashboard:
-            say(f"dashboard: {dashboard}")
-        token = uuid.uuid4().hex[:8]
-        for i, job in enumerate(jobs):
-            stem = os.path.splitext(os.path.basename(job.out))[0]
-            fut = client.submit(run_job, job, threads, key=f"psdnet-{token}-{i:05d}-{stem}",
-                                retries=retries, pure=False)
-            futures[fut] = i
-        bar = tqdm(total=len(jobs), desc="scenes", unit="scene", file=sys.stderr, disable=not progress)
-        for fut in as_completed(list(futures)):
-            i = futures[fut]
-            job = jobs[i]
-            try:
-                res = fut.result()
-            except Exception as exc:  # noqa: BLE001 - reported per scene, the others go on
-                name = type(exc).__name__
-                if name == "KilledWorker":
-                    msg = ("the workers running it died repeatedly (out of memory? see the worker logs); "
-                           "rerun it alone or with fewer workers")
-                else:
-                    msg = f"{name}: {' '.join(str(exc).split())}"
-                res = _failure(job, msg)
-            results[i] = res
-            if res["status"] != "done":
-                say(f"{res['status']}: {job.out}: {res['message']}")
-            bar.update(1)
-        bar.close()
-        return BatchSummary(results=[results[i] for i in range(len(jobs))],
-                            seconds=time.perf_counter() - t0, scheduler=where, workers=n_workers,
-                            threads_per_worker=threads, dashboard=dashboard)
-    finally:
-        if bar is not None:
-            bar.close()
-        if client is not None:
+    with _connected(scheduler, workers, threads_per_worker, say) as conn:
+        try:
+            dashboard = _dashboard(conn.client, local=conn.local)
+            say(f"{len(jobs)} scenes on {conn.workers} worker(s) x "
+                f"{conn.threads if conn.threads else 'their own'} thread(s) ({conn.where})")
+            if dashboard:
+                say(f"dashboard: {dashboard}")
+            _submit(conn.client, jobs, conn.threads, retries, futures)
+            results = _gather(jobs, futures, progress, say)
+            return BatchSummary(results=results, seconds=time.perf_counter() - t0, scheduler=conn.where,
+                                workers=conn.workers, threads_per_worker=conn.threads, dashboard=dashboard)
+        finally:
             pending = [f for f in futures if not f.done()]
             if pending:  # Ctrl-C or an error: an existing cluster must not go on with them
-                client.cancel(pending)
-            client.close()
-        if cluster is not None:
-            cluster.close()
-
-
-# --------------------------------------------------------------------------- command line
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add the ``batch`` subcommand to the CLI's subparsers (dask is not imported here)."""
-    pb = sub.add_parser(
-        "batch", help="pansharpen many scenes listed in a CSV on a local or remote dask cluster",
-        description="Scenes of JOBS.csv (header: pan,ms[,out,method,model,pan_band,tile,overlap,batch,"
-                    "precision,float32]) through dask.distributed; empty cells take the flags' values.")
-    pb.add_argument("jobs", help="CSV with one scene per line; relative paths are against its folder")
-    pb.add_argument("--out-dir", required=True, help="folder of outputs without an 'out' cell (created)")
-    pb.add_argument("--scheduler", default=None, help="tcp://host:port of a running `dask scheduler` "
-                    "(default: a local cluster on this machine)")
-    pb.add_argument("--workers", type=int, default=None, help="local cluster: worker processes")
-    pb.add_argument("--threads-per-worker", type=int, default=None,
-                    help="torch threads per scene (workers x threads <= cores by default)")
-    pb.add_argument("--retries", type=int, default=RETRIES, help="retries after an unexpected error")
-    pb.add_argument("--method", default="psdnet",
-                    help="default method: psdnet, exp, brovey, gsa, mtf_glp_hpm, mtf_glp_fs, bdsd_pc")
-    pb.add_argument("--model", default="auto", help="default model: auto | auto_fast | bundled name | weights path")
-    pb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    pb.add_argument("--tile", type=int, default=None, help="tile side in MS px")
-    pb.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
-    pb.add_argument("--batch", type=int, default=None, help="tiles per model call")
-    pb.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    pb.add_argument("--pan-band", type=int, default=1, help="1-based PAN band")
-    pb.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
-    pb.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
-    pb.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    return pb
-
-
-def run_cli(args: argparse.Namespace) -> int:
-    """The ``batch`` subcommand; returns the exit status (0, :data:`EXIT_FAILED`, 2 or 130)."""
-    from tqdm import tqdm
-
-    def say(msg: str) -> None:
-        if not args.quiet:
-            tqdm.write(msg, file=sys.stderr)
-
-    try:
-        if args.workers is not None and args.workers < 1:
-            raise PSDNetInputError(f"--workers {args.workers}: give at least 1 worker.")
-        if args.threads_per_worker is not None and args.threads_per_worker < 1:
-            raise PSDNetInputError(f"--threads-per-worker {args.threads_per_worker}: give at least 1 thread.")
-        if args.scheduler and args.workers:
-            raise PSDNetInputError("--workers sizes the local cluster only; with --scheduler start "
-                                   "the workers with `dask worker`.")
-        try:
-            os.makedirs(args.out_dir, exist_ok=True)
-        except OSError as exc:
-            raise PSDNetInputError(f"--out-dir '{args.out_dir}' cannot be created ({exc.strerror}); "
-                                   "choose a folder you can write to.") from None
-        defaults = {
-            "method": args.method, "model": args.model, "device": args.device, "tile": args.tile,
-            "overlap": args.overlap, "batch_size": args.batch, "precision": args.precision,
-            "pan_band": args.pan_band, "out_dtype": "float32" if args.float32 else None,
-        }
-        jobs = read_jobs(args.jobs, args.out_dir, defaults)
-        summary = run_batch(jobs, scheduler=args.scheduler, workers=args.workers,
-                            threads_per_worker=args.threads_per_worker, retries=args.retries,
-                            progress=not args.quiet, log=say)
-    except PSDNetInputError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        print("cancelled: complete outputs are kept, a rerun does the rest", file=sys.stderr)
-        return EXIT_CANCELED
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=1, default=str))
-    else:
-        print(summary.table())
-    return summary.exit_code
+                conn.client.cancel(pending)

@@ -23,7 +23,7 @@ pytest.importorskip("distributed")
 torch = pytest.importorskip("torch")
 
 from psdnet_qgis.__main__ import main  # noqa: E402
-from psdnet_qgis.engine import batch  # noqa: E402
+from psdnet_qgis.engine import batch, batch_jobs  # noqa: E402
 from psdnet_qgis.errors import PSDNetInputError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,8 +113,8 @@ def test_read_jobs_resolves_paths_and_defaults(tmp_path):
         {"PAN": "/abs/b_pan.tif", "ms": "b_ms.tif", "pan-band": "2", "tile": "64", "method": "gsa",
          "out": "o/b.tif", "model": "w/m.pt", "float32": "yes"},
     ])
-    jobs = batch.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet", "tile": None,
-                                                                   "pan_band": 1, "model": "auto"})
+    jobs = batch_jobs.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet", "tile": None,
+                                                                        "pan_band": 1, "model": "auto"})
     a, b = jobs
     assert (a.line, a.pan, a.ms) == (2, str(tmp_path / "sub" / "a_pan.tif"), str(tmp_path / "a_ms.tif"))
     assert a.out == str(tmp_path / "out" / "a_ms_psdnet.tif")
@@ -127,7 +127,7 @@ def test_read_jobs_resolves_paths_and_defaults(tmp_path):
 def test_read_jobs_takes_the_eight_band_columns(tmp_path):
     jobs_csv = _write_jobs(tmp_path / "jobs.csv", [
         {"pan": "p.tif", "ms": "ms8.tif", "model_bands": "2;3;5;7", "other_method": "gsa"}])
-    (job,) = batch.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet"})
+    (job,) = batch_jobs.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet"})
     assert job.options == {"method": "psdnet", "model_bands": "2;3;5;7", "other_method": "gsa"}
 
 
@@ -145,7 +145,7 @@ def test_read_jobs_errors_name_the_line_and_fix(tmp_path, text, needle):
     p = tmp_path / "jobs.csv"
     p.write_text(text)
     with pytest.raises(PSDNetInputError) as err:
-        batch.read_jobs(str(p), str(tmp_path))
+        batch_jobs.read_jobs(str(p), str(tmp_path))
     assert needle in str(err.value)
 
 
@@ -176,7 +176,8 @@ def test_complete_output_refuses_truncated_files(tmp_path, pair):
 
 
 def test_package_and_cli_never_import_dask():
-    code = ("import sys, psdnet_qgis, psdnet_qgis.engine.run, psdnet_qgis.engine.batch, psdnet_qgis.__main__ as m, "
+    code = ("import sys, psdnet_qgis, psdnet_qgis.engine.run, psdnet_qgis.engine.batch, "
+            "psdnet_qgis.engine.batch_jobs, psdnet_qgis.engine.batch_cli, psdnet_qgis.__main__ as m, "
             "psdnet_qgis.processing.provider; m._parser(); "
             "bad = [n for n in ('dask', 'distributed') if n in sys.modules]; assert not bad, bad")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S,
