@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from psdnet_qgis.model import blocks as B
 from psdnet_qgis.model import psdnet as P
 
 _MK = getattr(torch.ops, "mkldnn", None)
@@ -223,9 +224,9 @@ def _seq(seq: nn.Sequential, dtype: torch.dtype, raw_in: bool = False) -> nn.Seq
 
 
 class FusedCAB(nn.Module):
-    """:class:`~psdnet_qgis.model.psdnet.CAB` with a fused body and a one-pass gate."""
+    """:class:`~psdnet_qgis.model.blocks.CAB` with a fused body and a one-pass gate."""
 
-    def __init__(self, cab: P.CAB, dtype: torch.dtype) -> None:
+    def __init__(self, cab: B.CAB, dtype: torch.dtype) -> None:
         super().__init__()
         self.body = _seq(cab.body, dtype)
         self.mlp = _seq(cab.mlp, dtype)
@@ -244,9 +245,9 @@ class FusedCAB(nn.Module):
 
 
 class FusedSAB(nn.Module):
-    """:class:`~psdnet_qgis.model.psdnet.SAB`: channel mean as a 1x1 conv, gate as addcmul."""
+    """:class:`~psdnet_qgis.model.blocks.SAB`: channel mean as a 1x1 conv, gate as addcmul."""
 
-    def __init__(self, sab: P.SAB, width: int, dtype: torch.dtype) -> None:
+    def __init__(self, sab: B.SAB, width: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.conv = _fc(sab.conv, None, dtype, raw_in=True)
         self.conv.post = "sigmoid"
@@ -265,9 +266,9 @@ class FusedSAB(nn.Module):
 
 
 class FusedResBlock(nn.Module):
-    """:class:`~psdnet_qgis.model.psdnet.ResBlock`: conv+PReLU fused, residual as a post-op."""
+    """:class:`~psdnet_qgis.model.blocks.ResBlock`: conv+PReLU fused, residual as a post-op."""
 
-    def __init__(self, rb: P.ResBlock, dtype: torch.dtype) -> None:
+    def __init__(self, rb: B.ResBlock, dtype: torch.dtype) -> None:
         super().__init__()
         self.c1 = _fc(rb.body[0], rb.body[1], dtype)
         self.c2 = _fc(rb.body[2], None, dtype)
@@ -277,9 +278,9 @@ class FusedResBlock(nn.Module):
 
 
 class FusedStem(nn.Module):
-    """:class:`~psdnet_qgis.model.psdnet.Stem` without the concatenation."""
+    """:class:`~psdnet_qgis.model.blocks.Stem` without the concatenation."""
 
-    def __init__(self, stem: P.Stem, width: int, dtype: torch.dtype) -> None:
+    def __init__(self, stem: B.Stem, width: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.image = _seq(stem.image, dtype, raw_in=True)
         self.pan = _seq(stem.pan, dtype, raw_in=True)
@@ -292,9 +293,9 @@ class FusedStem(nn.Module):
 
 
 class FusedDBPNBlock(nn.Module):
-    """:class:`~psdnet_qgis.model.psdnet.DBPNBlock` with fused projections, no concatenations."""
+    """:class:`~psdnet_qgis.model.blocks.DBPNBlock` with fused projections, no concatenations."""
 
-    def __init__(self, blk: P.DBPNBlock, width: int, dtype: torch.dtype) -> None:
+    def __init__(self, blk: B.DBPNBlock, width: int, dtype: torch.dtype) -> None:
         super().__init__()
         self.down1 = _proj(blk.down1, dtype)
         self.up1 = _proj(blk.up1, dtype)

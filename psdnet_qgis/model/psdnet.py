@@ -1,6 +1,9 @@
 """PSDNet: multipatch progressive pansharpening network (Gong et al., TGRS 2023).
 
 Written from the design facts in ``PSDNET.md``; no code of the authors is used.
+The building blocks (CAB, SAB, ResBlock, Stem, DBPN projections, OFB, ...) are in
+``model/blocks.py``, the split/stitch of overlapping pieces in ``model/stitching.py``;
+this module assembles them and holds the padding, cropping and the stage order.
 
 Three stages, each predicting a residual on top of the bicubic ``lms``:
 
@@ -47,7 +50,6 @@ Size: 2.716 M parameters at 4 bands / width 28 / ratio 4 (paper: 2.78 M),
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch
@@ -55,6 +57,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.model.blocks import OFB, DBPNBlock, Head, ResBlock, Stem, TransBlock, conv1, conv3
+from psdnet_qgis.model.stitching import merge_pieces, split_pieces
 
 #: Overlap between neighbouring sub-patches, in MS pixels (PSDNET.md).
 OVERLAP_MS = 8
@@ -85,251 +89,6 @@ class PSDNetOutput(NamedTuple):
     f3: torch.Tensor
 
 
-# --------------------------------------------------------------------------- #
-# Stitching helpers
-# --------------------------------------------------------------------------- #
-def _ramp(n: int, ref: torch.Tensor) -> torch.Tensor:
-    """Half-Hann ramp ``w(i) = 0.5 + 0.5 cos(pi i / n)``, ``(n,)`` on ref's device/dtype."""
-    i = torch.arange(n, device=ref.device, dtype=torch.float64)
-    return (0.5 + 0.5 * torch.cos(math.pi * i / n)).to(ref.dtype)
-
-
-def stitch(a: torch.Tensor, b: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
-    """Merge two overlapping pieces along ``dim`` with a half-Hann ramp.
-
-    ``a`` covers the start, ``b`` the end of the merged axis; both have the same
-    length ``P`` along ``dim`` and share ``overlap`` rows/columns, so the result
-    has length ``2 P - overlap``.
-
-    Args:
-        a: first piece ``(B, C, ..)``.
-        b: second piece, same shape as ``a``.
-        dim: axis to merge (2 = rows, 3 = columns).
-        overlap: number of shared rows/columns ``N`` (``0 < N <= P``).
-
-    Returns:
-        Merged tensor with ``2 P - overlap`` entries along ``dim``.
-    """
-    p = a.shape[dim]
-    w = _ramp(overlap, a)
-    shape = [1] * a.dim()
-    shape[dim] = overlap
-    w = w.view(shape)
-    a_head = a.narrow(dim, 0, p - overlap)
-    a_ov = a.narrow(dim, p - overlap, overlap)
-    b_ov = b.narrow(dim, 0, overlap)
-    b_tail = b.narrow(dim, overlap, p - overlap)
-    # b + w (a - b) == w a + (1 - w) b, one multiply fewer.
-    mid = b_ov + w * (a_ov - b_ov)
-    return torch.cat([a_head, mid, b_tail], dim=dim)
-
-
-def _split(x: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
-    """Split ``x`` into two overlapping pieces along ``dim``, stacked on the batch axis.
-
-    Args:
-        x: ``(B, C, H, W)``; its length ``L`` along ``dim`` must have the same
-            parity as ``overlap``.
-        dim: 2 (top/bottom) or 3 (left/right).
-        overlap: shared rows/columns.
-
-    Returns:
-        ``(2 B, C, ..)``: first pieces (top/left) then second pieces.
-    """
-    n = x.shape[dim]
-    p = (n + overlap) // 2
-    return torch.cat([x.narrow(dim, 0, p), x.narrow(dim, n - p, p)], dim=0)
-
-
-def _merge(x: torch.Tensor, dim: int, overlap: int) -> torch.Tensor:
-    """Inverse of :func:`_split`: stitch the two batch halves of ``x`` along ``dim``."""
-    b = x.shape[0] // 2
-    return stitch(x[:b], x[b:], dim, overlap)
-
-
-# --------------------------------------------------------------------------- #
-# Building blocks
-# --------------------------------------------------------------------------- #
-def conv3(cin: int, cout: int) -> nn.Conv2d:
-    """3x3 convolution with 'same' zero padding."""
-    return nn.Conv2d(cin, cout, 3, padding=1)
-
-
-def conv1(cin: int, cout: int) -> nn.Conv2d:
-    """1x1 convolution."""
-    return nn.Conv2d(cin, cout, 1)
-
-
-class CAB(nn.Module):
-    """Channel attention block: two 3x3 convs, (avg + max)-pool squeeze 4x, sigmoid gate, residual."""
-
-    def __init__(self, width: int, reduction: int = 4) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv3(width, width), nn.PReLU(), conv3(width, width))
-        mid = max(1, width // reduction)
-        self.mlp = nn.Sequential(conv1(width, mid), nn.PReLU(), conv1(mid, width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, w, H, W) -> (B, w, H, W)``."""
-        y = self.body(x)
-        att = self.mlp(F.adaptive_avg_pool2d(y, 1)) + self.mlp(F.adaptive_max_pool2d(y, 1))
-        return x + y * torch.sigmoid(att)
-
-
-class SAB(nn.Module):
-    """Spatial attention block: channel mean/max maps -> 3x3 conv to ``width`` -> sigmoid gate, residual."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.conv = conv3(2, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, w, H, W) -> (B, w, H, W)``."""
-        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return x + x * torch.sigmoid(self.conv(stats))
-
-
-class ResBlock(nn.Module):
-    """conv3x3 -> PReLU -> conv3x3, plus input."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv3(width, width), nn.PReLU(), conv3(width, width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, w, H, W) -> (B, w, H, W)``."""
-        return x + self.body(x)
-
-
-class TransBlock(nn.Module):
-    """Carries features between stages: 3x3 conv -> PReLU -> 1x1 conv -> PReLU."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv3(cin, cout), nn.PReLU(), conv1(cout, cout), nn.PReLU())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, cin, H, W) -> (B, cout, H, W)``."""
-        return self.body(x)
-
-
-class Head(nn.Module):
-    """conv3x3 + PReLU, conv3x3 to ``bands``; the caller applies tanh and adds ``lms``."""
-
-    def __init__(self, width: int, bands: int) -> None:
-        super().__init__()
-        self.conv = conv3(width, width)
-        self.act = nn.PReLU()
-        self.last = conv3(width, bands)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, w, H, W) -> (B, C, H, W)`` residual (before tanh)."""
-        return self.last(self.act(self.conv(x)))
-
-
-class Stem(nn.Module):
-    """Image branch + PAN branch -> concat -> conv -> CAB -> SAB.
-
-    Args:
-        image_branch: maps the image input to ``width`` channels at PAN resolution.
-        width: feature channels.
-    """
-
-    def __init__(self, image_branch: nn.Module, width: int) -> None:
-        super().__init__()
-        self.image = image_branch
-        self.pan = nn.Sequential(conv3(1, width), nn.PReLU(), conv3(width, width), nn.PReLU())
-        self.fuse = nn.Sequential(conv3(2 * width, width), nn.PReLU())
-        self.cab = CAB(width)
-        self.sab = SAB(width)
-
-    def forward(self, img: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
-        """``img`` (B, C, h', w') and ``pan`` (B, 1, H, W) -> ``(B, w, H, W)``."""
-        x = self.fuse(torch.cat([self.image(img), self.pan(pan)], dim=1))
-        return self.sab(self.cab(x))
-
-
-class DownProjection(nn.Module):
-    """DBPN down-projection unit: HR ``(n r)`` -> LR ``(n)`` with error feedback."""
-
-    def __init__(self, width: int, ratio: int) -> None:
-        super().__init__()
-        k, s, p = ratio + 4, ratio, 2
-        self.down1 = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
-        self.up = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
-        self.down2 = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        """``(B, w, n r, m r) -> (B, w, n, m)``."""
-        l0 = self.down1(h)
-        h0 = self.up(l0)
-        return l0 + self.down2(h0 - h)
-
-
-class UpProjection(nn.Module):
-    """DBPN up-projection unit: LR ``(n)`` -> HR ``(n r)`` with error feedback."""
-
-    def __init__(self, width: int, ratio: int) -> None:
-        super().__init__()
-        k, s, p = ratio + 4, ratio, 2
-        self.up1 = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
-        self.down = nn.Sequential(nn.Conv2d(width, width, k, s, p), nn.PReLU())
-        self.up2 = nn.Sequential(nn.ConvTranspose2d(width, width, k, s, p), nn.PReLU())
-
-    def forward(self, lr: torch.Tensor) -> torch.Tensor:
-        """``(B, w, n, m) -> (B, w, n r, m r)``."""
-        h0 = self.up1(lr)
-        l0 = self.down(h0)
-        return h0 + self.up2(l0 - lr)
-
-
-class DBPNBlock(nn.Module):
-    """One DBPN sub-block: alternating down/up projections with dense concatenation.
-
-    ``l1 = D1(h)``, ``h1 = U1(l1)``, ``l2 = D2(1x1[h, h1])``, ``h2 = U2(1x1[l1, l2])``;
-    the sub-block concatenates its HR maps ``[h1, h2]`` and its LR maps
-    ``[l1, l2]`` and fuses each back to ``width`` channels with a 1x1 conv.
-    """
-
-    def __init__(self, width: int, ratio: int) -> None:
-        super().__init__()
-        self.down1 = DownProjection(width, ratio)
-        self.up1 = UpProjection(width, ratio)
-        self.cat_h = nn.Sequential(conv1(2 * width, width), nn.PReLU())
-        self.down2 = DownProjection(width, ratio)
-        self.cat_l = nn.Sequential(conv1(2 * width, width), nn.PReLU())
-        self.up2 = UpProjection(width, ratio)
-        self.out_h = nn.Sequential(conv1(2 * width, width), nn.PReLU())
-        self.out_l = nn.Sequential(conv1(2 * width, width), nn.PReLU())
-
-    def forward(self, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(B, w, n r, m r) -> ((B, w, n r, m r), (B, w, n, m))``."""
-        l1 = self.down1(h)
-        h1 = self.up1(l1)
-        l2 = self.down2(self.cat_h(torch.cat([h, h1], dim=1)))
-        h2 = self.up2(self.cat_l(torch.cat([l1, l2], dim=1)))
-        return self.out_h(torch.cat([h1, h2], dim=1)), self.out_l(torch.cat([l1, l2], dim=1))
-
-
-class OFB(nn.Module):
-    """Original-resolution feature block: [CAB -> SAB -> conv -> PReLU] x 3 (shared weights) + input."""
-
-    def __init__(self, width: int, repeats: int = 3) -> None:
-        super().__init__()
-        self.cab = CAB(width)
-        self.sab = SAB(width)
-        self.conv = conv3(width, width)
-        self.act = nn.PReLU()
-        self.repeats = repeats
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, w, H, W) -> (B, w, H, W)``."""
-        y = x
-        for _ in range(self.repeats):
-            y = self.act(self.conv(self.sab(self.cab(y))))
-        return x + y
-
-
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize (align_corners=False); identity when the size already matches."""
     if tuple(x.shape[-2:]) == tuple(size):
@@ -337,9 +96,6 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-# --------------------------------------------------------------------------- #
-# The network
-# --------------------------------------------------------------------------- #
 class PSDNet(nn.Module):
     """PSDNet pansharpening network.
 
@@ -538,15 +294,15 @@ class PSDNet(nn.Module):
         # [top-left, bottom-left, top-right, bottom-right] (split rows first, then columns),
         # so merging columns gives [top, bottom].
         if self.stage1 == "multipatch":
-            ms_q = _split(_split(ms, 2, ov_ms), 3, ov_ms)
-            pan_q = _split(_split(pan, 2, ov_pan), 3, ov_pan)
+            ms_q = split_pieces(split_pieces(ms, 2, ov_ms), 3, ov_ms)
+            pan_q = split_pieces(split_pieces(pan, 2, ov_pan), 3, ov_pan)
             x = self.stem1(ms_q, pan_q)
             del ms_q, pan_q
             hr1, lr1 = self.dbpn[0](x)
             del x
             # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
-            hr1 = _merge(hr1, 3, ov_pan)
-            lr1 = _merge(lr1, 3, ov_ms)
+            hr1 = merge_pieces(hr1, 3, ov_pan)
+            lr1 = merge_pieces(lr1, 3, ov_ms)
             hr2, lr2 = self.dbpn[1](hr1)
             hr3, lr3 = self.dbpn[2](hr2)
         else:
@@ -554,15 +310,15 @@ class PSDNet(nn.Module):
             hr1, lr1 = self.dbpn[0](self.stem1(ms, pan))
             hr2, lr2 = self.dbpn[1](hr1)
             hr3, lr3 = self.dbpn[2](hr2)
-            hr1, hr2, hr3 = (_split(t, 2, ov_pan) for t in (hr1, hr2, hr3))
-            lr1, lr2, lr3 = (_split(t, 2, ov_ms) for t in (lr1, lr2, lr3))
+            hr1, hr2, hr3 = (split_pieces(t, 2, ov_pan) for t in (hr1, hr2, hr3))
+            lr1, lr2, lr3 = (split_pieces(t, 2, ov_ms) for t in (lr1, lr2, lr3))
         feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
         feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
         # Inference keeps a tile's activations only while they are needed (the engine's peak
         # memory per tile); under autograd the graph keeps them anyway.
         del hr1, hr2, hr3, lr1, lr2, lr3
         res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)
-        return _merge(res1_h, 2, ov_pan), res1_h, feat_hr, feat_lr
+        return merge_pieces(res1_h, 2, ov_pan), res1_h, feat_hr, feat_lr
 
     def _stage2_encoder(
         self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor | None
@@ -577,11 +333,11 @@ class PSDNet(nn.Module):
         """
         ov_pan = OVERLAP_MS * self.ratio
         res1, res1_h, feat_hr, feat_lr = self._stage1(ms, pan)
-        pan_h = _split(pan, 2, ov_pan)
+        pan_h = split_pieces(pan, 2, ov_pan)
         if gt is not None:
-            img_h = _split(gt, 2, ov_pan)
+            img_h = split_pieces(gt, 2, ov_pan)
         else:
-            img_h = _split(lms, 2, ov_pan) + res1_h
+            img_h = split_pieces(lms, 2, ov_pan) + res1_h
         x = self.stem2(img_h, pan_h) + self.tb2_hr(feat_hr)
         del img_h, pan_h, feat_hr
         e1 = self.enc1(x)
@@ -592,9 +348,9 @@ class PSDNet(nn.Module):
         e3 = self.enc3(self.down2(_resize(e2, size3)) + self.tb2_lr(_resize(feat_lr, size3)))
         del feat_lr
         # Stitch encoder levels top/bottom (overlap 8 MS px at each level's scale).
-        e1 = _merge(e1, 2, ov_pan)
-        e2 = _merge(e2, 2, ov_pan // 2)
-        e3 = _merge(e3, 2, ov_pan // 4)
+        e1 = merge_pieces(e1, 2, ov_pan)
+        e2 = merge_pieces(e2, 2, ov_pan // 2)
+        e3 = merge_pieces(e3, 2, ov_pan // 4)
         return res1, e1, e2, e3
 
 

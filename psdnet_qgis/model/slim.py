@@ -5,9 +5,10 @@ of the trained network's: each feature channel of the slim network *is* one chan
 full one, so it starts close to the full network and needs only a short recovery training
 (``training/fast.py``).
 
-Which channels must be kept together follows from ``model/psdnet.py``: every map of the
-base width ``w`` is tied to the others by residual additions (CAB / SAB / ResBlock
-``x + f(x)``, the DBPN error feedback ``h0 - h``, the stage-2/3 sums ``stem + TransBlock``),
+Which channels must be kept together follows from ``model/psdnet.py`` and its blocks in
+``model/blocks.py``: every map of the base width ``w`` is tied to the others by residual
+additions (CAB / SAB / ResBlock ``x + f(x)``, the DBPN error feedback ``h0 - h``, the
+stage-2/3 sums ``stem + TransBlock``),
 by the half-Hann stitching of overlapping pieces and by the feature distillation of
 ``f2`` / ``f3``. Dropping channel ``j`` in one of them and not in the others would add
 unrelated channels, so the base width is one channel group ``G1`` with one index set. The

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from psdnet_qgis.errors import PSDNetInputError
-from psdnet_qgis.model.psdnet import PSDNet, PSDNetOutput, count_parameters, distillation_loss, stitch
+from psdnet_qgis.model.psdnet import PSDNet, PSDNetOutput, count_parameters, distillation_loss
+from psdnet_qgis.model.stitching import stitch
 
 torch.set_num_threads(1)
 
