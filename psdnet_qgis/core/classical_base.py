@@ -1,0 +1,151 @@
+"""What the classical methods share: their call forms, input checks and pooled statistics.
+
+The methods live in :mod:`.classical_cs` (component substitution: brovey, gsa, bdsd_pc) and
+:mod:`.classical_mra` (multiresolution analysis: mtf_glp_hpm, mtf_glp_fs); :mod:`.classical`
+holds exp, the method table and the ``fit`` / ``apply`` dispatch.
+
+The fitted methods need image statistics (regression weights, gains, mean/std matching).
+Estimated per tile they make neighbouring tiles disagree (seams of up to several band std),
+so each comes in three call forms, documented here once:
+
+* one call, ``method(ms, pan, ratio, sensor=None)``: ``ms`` (C, h, w) and ``pan`` (H, W) or
+  (1, H, W) on the same radiometric scale, ``H = h * ratio`` with ``ratio`` the integer
+  PAN/MS ratio, ``sensor`` the sensor name whose MTF gains the method uses (None = the
+  defaults of :func:`.mtf.gnyq_for`: 0.3 per MS band, 0.15 for the PAN). Returns (C, H, W)
+  float32; it is ``method_apply(ms, pan, ratio, method_stats(ms, pan, ratio, sensor))``,
+  statistics from this image.
+* ``method_stats(ms, pan, ratio, sensor=None, valid=None)``, run once per raster: ``ms`` and
+  ``pan`` are one image or equally long lists of windows of one raster (:data:`Windows`);
+  ``valid`` is an optional (h, w) bool mask (or list) of the MS pixels that, with their
+  ``ratio x ratio`` PAN blocks, enter the statistics (e.g. False on window margins or
+  nodata); filtering runs over the whole window first. Returns the method's small frozen
+  dataclass of coefficients (``to_dict()`` for logs and tests).
+* ``method_apply(ms, pan, ratio, stats)``: one image or tile with the ``stats`` fitted on the
+  whole raster; local given them (pointwise, MTF filter and bicubic support), so a tiled run
+  equals a whole-image run up to float rounding. Returns (C, H, W) float32; ``stats`` fitted
+  for another band count raise :class:`~psdnet_qgis.errors.PSDNetInputError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from ..errors import PSDNetInputError
+from .resample import upsample_bicubic
+
+__all__ = ["Windows", "FittedStats", "check_inputs", "check_windows", "apply_inputs", "gather", "pan_mask",
+           "std64"]
+
+#: One image or a list of windows of one raster.
+Windows = np.ndarray | Sequence[np.ndarray]
+
+
+class FittedStats(Protocol):
+    """What :func:`apply_inputs` asks of a method's stats: the band count they were fitted for."""
+
+    @property
+    def bands(self) -> int: ...
+
+    def matches(self, c: int) -> bool: ...
+
+
+def check_inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Validate and convert: ms (C, h, w) float32, pan (H, W) float32."""
+    if int(ratio) != ratio or ratio < 1:
+        raise PSDNetInputError(f"{method}: ratio={ratio!r}; use an integer PAN/MS ratio >= 1.")
+    ratio = int(ratio)
+    m = np.asarray(ms, dtype=np.float32)
+    if m.ndim != 3:
+        raise PSDNetInputError(f"{method}: ms has shape {m.shape}; pass the MS image as (C, h, w).")
+    p = np.asarray(pan, dtype=np.float32)
+    if p.ndim == 3 and p.shape[0] == 1:
+        p = p[0]
+    if p.ndim != 2:
+        raise PSDNetInputError(f"{method}: pan has shape {np.shape(pan)}; pass (H, W) or (1, H, W).")
+    if p.shape != (m.shape[1] * ratio, m.shape[2] * ratio):
+        raise PSDNetInputError(
+            f"{method}: pan is {p.shape[0]} x {p.shape[1]} px but ms {m.shape[1]} x {m.shape[2]} px times "
+            f"ratio {ratio} is {m.shape[1] * ratio} x {m.shape[2] * ratio}; crop both to the same footprint."
+        )
+    return m, p, ratio
+
+
+def apply_inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str, stats: FittedStats
+                 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """The start of every ``*_apply``: :func:`check_inputs`, the band check of ``stats``, ms_up.
+
+    Returns:
+        ``(ms, pan, ratio, ms_up)``: as :func:`check_inputs`, and the bicubic-upsampled MS
+        (C, H, W) float32.
+    """
+    m, p, ratio = check_inputs(ms, pan, ratio, method)
+    c = m.shape[0]
+    if not stats.matches(c):
+        raise PSDNetInputError(f"{method}: stats were fitted for {stats.bands} bands, ms has {c}; refit them.")
+    return m, p, ratio, upsample_bicubic(m, ratio)
+
+
+def _mask(v: np.ndarray | None, m: np.ndarray, method: str) -> np.ndarray | None:
+    """One window's mask as (h, w) bool, or None where every pixel counts."""
+    if v is None:
+        return None
+    v = np.asarray(v, dtype=bool)
+    if v.shape != m.shape[1:]:
+        raise PSDNetInputError(
+            f"{method}: valid mask has shape {v.shape} but the MS window is "
+            f"{m.shape[1]} x {m.shape[2]} px; pass one bool per MS pixel."
+        )
+    return None if v.all() else v
+
+
+def check_windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, method: str
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None], int]:
+    """Validate one image or a list of windows; masks go to (h, w) bool or None (all valid)."""
+    single = isinstance(ms, np.ndarray) or (not isinstance(ms, (list, tuple)))
+    ms_l = [ms] if single else list(ms)
+    pan_l = [pan] if single else list(pan)  # type: ignore[list-item]
+    if valid is None:
+        val_l: list = [None] * len(ms_l)
+    else:
+        val_l = [valid] if single else list(valid)  # type: ignore[list-item]
+    if not ms_l or len(pan_l) != len(ms_l) or len(val_l) != len(ms_l):
+        raise PSDNetInputError(
+            f"{method}: got {len(ms_l)} MS, {len(pan_l)} PAN and {len(val_l)} mask windows; pass "
+            "one image or equally long lists of windows."
+        )
+    out_m, out_p, out_v = [], [], []
+    for m, p, v in zip(ms_l, pan_l, val_l, strict=False):
+        m, p, ratio = check_inputs(m, p, ratio, method)
+        out_m.append(m)
+        out_p.append(p)
+        out_v.append(_mask(v, m, method))
+    c = out_m[0].shape[0]
+    if any(m.shape[0] != c for m in out_m):
+        raise PSDNetInputError(f"{method}: MS windows have different band counts; pass windows of one image.")
+    if all(v is not None and not v.any() for v in out_v):
+        raise PSDNetInputError(
+            f"{method}: no valid pixel to estimate the statistics from; check the nodata masks."
+        )
+    return out_m, out_p, out_v, ratio
+
+
+def gather(arrays: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> np.ndarray:
+    """Valid pixels of (..., H, W) arrays as one (..., N) array (a view for one unmasked array)."""
+    parts = []
+    for a, v in zip(arrays, masks, strict=False):
+        flat = a.reshape(a.shape[:-2] + (-1,))
+        parts.append(flat if v is None else flat[..., v.reshape(-1)])
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+def pan_mask(v: np.ndarray | None, ratio: int) -> np.ndarray | None:
+    """An MS-grid mask (h, w) at PAN scale (H, W): each pixel repeated ``ratio x ratio`` times."""
+    return None if v is None else np.repeat(np.repeat(v, ratio, axis=0), ratio, axis=1)
+
+
+def std64(x: np.ndarray) -> float:
+    """Standard deviation accumulated in float64."""
+    return float(np.std(x, dtype=np.float64))
