@@ -164,6 +164,42 @@ def adapt_model(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
     if dev.type == "cpu":
         torch.set_num_threads(_cpu_threads())  # the predictor's count (PSDNET_THREADS), set before the first step
     tb, hb = _Batch(*train), _Batch(*held)
+    job = _prepare(model, tb, ratio, gains_ms, gain_pan, config, dev)
+    with torch.no_grad():
+        loss_before = float(job.loss())
+    prep = clock() - t0
+    steps, max_step = _run_steps(job, config, t0, clock, is_canceled, progress)
+    with torch.no_grad():
+        for p in job.params:
+            p.copy_(p.half().float())  # saved adapted weights reproduce this run exactly
+        loss_after = float(job.loss())
+    seconds = clock() - t0
+    job.net.requires_grad_(False)
+
+    kept, reason, before, after = _guard(model, job.net, hb, normalizer, ratio, gains_ms, sensor)
+    result = AdaptResult(kept=kept, reason=reason, part=config.part, losses=config.losses, steps=steps,
+                         train_crops=int(tb.ms.shape[0]), held_crops=int(hb.ms.shape[0]),
+                         seconds=round(seconds, 3), max_step_seconds=round(max_step, 4),
+                         loss_before=loss_before, loss_after=loss_after, metrics_before=before,
+                         metrics_after=after, budget_seconds=float(config.seconds),
+                         prepare_seconds=round(prep, 3))
+    log.info(result.summary())
+    return (job.net if kept else model), result
+
+
+@dataclass
+class _Job:
+    """A trainable copy of the model, its optimiser and its loss on the training crops."""
+
+    net: torch.nn.Module
+    params: list[torch.nn.Parameter]
+    opt: torch.optim.Optimizer
+    loss: Callable[[], torch.Tensor]
+
+
+def _prepare(model: torch.nn.Module, tb: _Batch, ratio: int, gains_ms: Sequence[float], gain_pan: float,
+             config: AdaptConfig, dev: torch.device) -> _Job:
+    """The copy to train (``config.part`` trainable), the loss of ``config.losses``, Adam."""
     dm, dp = Degrade(gains_ms, ratio), Degrade([gain_pan], ratio)
     use_full = config.losses in ("fullres", "both")
     wald = _degraded_pair(tb, dm, dp) if config.losses in ("wald", "both") else None
@@ -171,15 +207,7 @@ def adapt_model(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
         raise PSDNetInputError(
             f"Adaptation losses 'wald' need crops of at least {MIN_MS * ratio} MS px; the scene is "
             "too small: use losses 'fullres'.")
-    net = copy.deepcopy(model).float().to(dev).eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.requires_grad_(False)
-            p.copy_(p.half().float())  # what save_model stores (a no-op for loaded weights)
-    params = list(net.head3.parameters()) if config.part == "head" else list(net.parameters())
-    for p in params:
-        p.requires_grad_(True)
-
+    net, params = _trainable_copy(model, config.part, dev)
     margin = max(1, WINDOW // ratio)
     rho_max = spatial_threshold(tb.ms, tb.pan, dp, WINDOW) if use_full else None
     cache = _cache(net, tb, wald) if config.part == "head" else None
@@ -195,11 +223,31 @@ def adapt_model(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
             total = total + F.l1_loss(out, tb.ms)
         return total
 
-    opt = torch.optim.Adam(params, lr=config.lr)
-    steps, max_step = 0, 0.0
+    return _Job(net, params, torch.optim.Adam(params, lr=config.lr), loss_of)
+
+
+def _trainable_copy(model: torch.nn.Module, part: str, dev: torch.device
+                    ) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
+    """A float32 copy of ``model`` on ``dev``, fp16-rounded, with only ``part``'s parameters trainable."""
+    net = copy.deepcopy(model).float().to(dev).eval()
     with torch.no_grad():
-        loss_before = float(loss_of())
-    prep = clock() - t0
+        for p in net.parameters():
+            p.requires_grad_(False)
+            p.copy_(p.half().float())  # what save_model stores (a no-op for loaded weights)
+    params = list(net.head3.parameters()) if part == "head" else list(net.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    return net, params
+
+
+def _run_steps(job: _Job, config: AdaptConfig, t0: float, clock: Callable[[], float],
+               is_canceled: Callable[[], bool], progress: Callable[[float], Any]) -> tuple[int, float]:
+    """Adam steps until the budget or ``config.max_steps``: ``(steps, longest step in seconds)``.
+
+    A step starts only when the longest one so far would still end within the budget; the
+    first step always runs.
+    """
+    steps, max_step = 0, 0.0
     while True:
         if is_canceled():
             raise PSDNetCanceled("Cancelled by the user during adaptation; no output was written.")
@@ -207,35 +255,25 @@ def adapt_model(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
         over = steps > 0 and now - t0 + max_step > config.seconds  # the next step would end past it
         if over or (config.max_steps is not None and steps >= config.max_steps):
             break
-        opt.zero_grad(set_to_none=True)
-        loss = loss_of()
+        job.opt.zero_grad(set_to_none=True)
+        loss = job.loss()
         loss.backward()
-        opt.step()
+        job.opt.step()
         steps += 1
         max_step = max(max_step, clock() - now)
         progress(min(1.0, (clock() - t0) / config.seconds))
-    with torch.no_grad():
-        for p in params:
-            p.copy_(p.half().float())  # saved adapted weights reproduce this run exactly
-        loss_after = float(loss_of())
-    seconds = clock() - t0
-    for p in net.parameters():
-        p.requires_grad_(False)
+    return steps, max_step
 
+
+def _guard(model: torch.nn.Module, net: torch.nn.Module, hb: _Batch, normalizer: Normalizer, ratio: int,
+           gains_ms: Sequence[float], sensor: str | None
+           ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
+    """``(keep the adapted net, reason, metrics of model, metrics of net)`` on the held-out crops."""
     before = _held_metrics(model, hb, normalizer, ratio, gains_ms, sensor)
     after = _held_metrics(net, hb, normalizer, ratio, gains_ms, sensor)
     if after["HQNR"] > before["HQNR"]:
-        kept, reason = True, "held-out HQNR improved"
-    else:
-        kept, reason = False, "held-out HQNR did not improve"
-    result = AdaptResult(kept=kept, reason=reason, part=config.part, losses=config.losses, steps=steps,
-                         train_crops=int(tb.ms.shape[0]), held_crops=int(hb.ms.shape[0]),
-                         seconds=round(seconds, 3), max_step_seconds=round(max_step, 4),
-                         loss_before=loss_before, loss_after=loss_after, metrics_before=before,
-                         metrics_after=after, budget_seconds=float(config.seconds),
-                         prepare_seconds=round(prep, 3))
-    log.info(result.summary())
-    return (net if kept else model), result
+        return True, "held-out HQNR improved", before, after
+    return False, "held-out HQNR did not improve", before, after
 
 
 def _cache(net: torch.nn.Module, tb: _Batch, wald: tuple[torch.Tensor, torch.Tensor] | None
