@@ -34,29 +34,39 @@ def _floor_std(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 def _band_stats(x: np.ndarray, valid: np.ndarray | None, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-band mean/std over valid pixels, float64. x: (C, H, W)."""
+    """Per-band mean/std over valid pixels, float64. x: (C, H, W).
+
+    One band at a time, so the float64 temporaries are one band's (8 MB for the engine's
+    1024 x 1024 sample), not all bands' several times over.
+    """
     c = x.shape[0]
-    flat = x.reshape(c, -1).astype(np.float64)
-    if valid is None:
-        mask = np.isfinite(flat)
-    else:
+    flat = x.reshape(c, -1)
+    v = None
+    if valid is not None:
         v = np.asarray(valid, dtype=bool)
         if v.shape not in (x.shape[1:], x.shape, (1,) + x.shape[1:]):
             raise PSDNetInputError(
                 f"Normalizer: {name}_valid has shape {v.shape}; it must be (H, W) or (C, H, W) "
                 f"matching {name} {x.shape}."
             )
-        mask = np.broadcast_to(v, x.shape).reshape(c, -1) & np.isfinite(flat)
-    count = mask.sum(axis=1)
+        v = np.broadcast_to(v, x.shape).reshape(c, -1)
+    count = np.zeros(c, dtype=np.int64)
+    mean = np.zeros(c)
+    var = np.zeros(c)
+    for b in range(c):
+        band = flat[b].astype(np.float64)
+        mask = np.isfinite(band) if v is None else v[b] & np.isfinite(band)
+        count[b] = mask.sum()
+        if not count[b]:
+            continue
+        mean[b] = np.where(mask, band, 0.0).sum() / count[b]
+        var[b] = (np.where(mask, band - mean[b], 0.0) ** 2).sum() / count[b]
     if np.any(count == 0):
         bad = [int(b) + 1 for b in np.nonzero(count == 0)[0]]
         raise PSDNetInputError(
             f"Normalizer: {name} band(s) {bad} have no valid pixel; check the nodata value and "
             "that the inputs overlap."
         )
-    vals = np.where(mask, flat, 0.0)
-    mean = vals.sum(axis=1) / count
-    var = (np.where(mask, flat - mean[:, None], 0.0) ** 2).sum(axis=1) / count
     return mean, _floor_std(np.sqrt(var), mean)
 
 

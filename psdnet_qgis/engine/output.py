@@ -132,11 +132,15 @@ def numpy_dtype(dtype: int) -> np.dtype:
 
 
 class StripWriter:
-    """Writes finished output rows, buffering them to whole block rows.
+    """Writes finished output rows one whole block row at a time.
 
-    Strip heights follow the tile stride, block rows are :data:`OUT_BLOCK` tall; writing only
-    whole block rows (except the last) means every compressed block is written exactly once,
-    so the file does not grow with rewritten blocks and the GDAL cache stays small.
+    Rows arrive as strips of the tile stride, in physical float32 values. Each is converted
+    (clip/round/nodata) block row by block row into one staging buffer of :data:`OUT_BLOCK`
+    rows in the output type, which is written when full. Writing only whole block rows
+    (except the last) means every compressed block is written exactly once, so the file does
+    not grow with rewritten blocks and the GDAL cache stays small; converting into the one
+    buffer means the writer holds ``C x OUT_BLOCK x W`` output values, whatever the strip
+    height (no converted copy of a whole strip).
     """
 
     def __init__(self, ds: gdal.Dataset, dtype: int, nodata: float | None) -> None:
@@ -146,70 +150,60 @@ class StripWriter:
         self.np_dtype = numpy_dtype(dtype)
         self.range = dtype_range(dtype)
         self.row = 0  # next output row to write
-        self._pending: list[np.ndarray] = []
-        self._pending_rows = 0
+        self._buf: np.ndarray | None = None  # (C, OUT_BLOCK, W) in the output type
+        self._filled = 0  # rows of _buf holding converted values
 
-    def convert(self, phys: np.ndarray, valid: np.ndarray | None, inplace: bool = False) -> np.ndarray:
-        """Physical float32 values (C, n, W) -> output dtype with clipping/rounding/nodata.
+    def _limits(self) -> tuple[float, float] | None:
+        """The clip range of an integer output, kept off the nodata value so that valid pixels
+        are not masked by readers."""
+        if self.range is None:
+            return None
+        lo, hi = self.range
+        if self.nodata is not None:
+            if self.nodata <= lo:
+                lo = self.nodata + 1
+            elif self.nodata >= hi:
+                hi = self.nodata - 1
+        return lo, hi
+
+    def add(self, phys: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Convert and queue finished rows; writes every complete block row.
 
         Args:
-            phys: blended values; modified in place when ``inplace`` (the engine passes rows of
-                its accumulator that it discards next: no full-strip temporaries at 10k px).
+            phys: (C, n, W) blended physical values; modified in place (the engine passes rows
+                of its accumulator that it discards next).
             valid: (n, W) validity, None when all valid.
         """
-        arr = phys if inplace else phys.copy()
-        if self.range is not None:
-            lo, hi = self.range
-            if self.nodata is not None:
-                # keep valid pixels off the nodata value so they are not masked by readers
-                if self.nodata <= lo:
-                    lo = self.nodata + 1
-                elif self.nodata >= hi:
-                    hi = self.nodata - 1
-            np.rint(arr, out=arr)
-            np.clip(arr, lo, hi, out=arr)
-        if valid is not None and self.nodata is not None:
-            arr[:, ~valid] = self.nodata
-        return arr.astype(self.np_dtype, copy=False)
-
-    def add(self, arr: np.ndarray) -> None:
-        """Queue converted rows (C, n, W); writes every complete block row.
-
-        At most ``OUT_BLOCK - 1`` rows stay pending; the block-aligned bulk of ``arr`` is
-        written straight from it (no concatenated copy of the strip).
-        """
-        arr = np.asarray(arr)
-        if self._pending_rows:
-            need = OUT_BLOCK - self._pending_rows
-            head, arr = arr[:, :need], arr[:, need:]
-            self._pending.append(np.array(head))  # copy: the caller reuses its buffer
-            self._pending_rows += head.shape[1]
-            if self._pending_rows < OUT_BLOCK:
-                return
-            self._write(np.concatenate(self._pending, axis=1))
-            self._pending, self._pending_rows = [], 0
-        n = (arr.shape[1] // OUT_BLOCK) * OUT_BLOCK
-        if n:
-            self._write(arr[:, :n])
-        if arr.shape[1] > n:
-            self._pending = [np.array(arr[:, n:])]  # copy: the caller reuses its buffer
-            self._pending_rows = arr.shape[1] - n
+        limits = self._limits()
+        n = phys.shape[1]
+        if self._buf is None:
+            self._buf = np.empty((phys.shape[0], OUT_BLOCK, phys.shape[2]), dtype=self.np_dtype)
+        i = 0
+        while i < n:
+            k = min(n - i, OUT_BLOCK - self._filled)
+            chunk = phys[:, i:i + k]
+            if limits is not None:
+                np.rint(chunk, out=chunk)
+                np.clip(chunk, *limits, out=chunk)
+            if valid is not None and self.nodata is not None:
+                chunk[:, ~valid[i:i + k]] = self.nodata
+            self._buf[:, self._filled:self._filled + k] = chunk
+            self._filled += k
+            i += k
+            if self._filled == OUT_BLOCK:
+                self._write(self._buf)
+                self._filled = 0
 
     def _write(self, data: np.ndarray) -> None:
         self.ds.WriteArray(np.ascontiguousarray(data), 0, self.row)
         self.row += data.shape[1]
 
-    def _flush(self, final: bool) -> None:
-        """Write the pending rows (only called at the end)."""
-        if self._pending:
-            self._write(np.concatenate(self._pending, axis=1))
-        self._pending, self._pending_rows = [], 0
-
     def close(self) -> None:
         """Write what is left and flush GDAL's cache (raises on write errors, e.g. full disk)."""
-        self._flush(final=True)
+        if self._buf is not None and self._filled:
+            self._write(self._buf[:, :self._filled])
+        self._filled = 0
         self.ds.FlushCache()
-
 
 
 def resolve_dtype(out_dtype: Any, ms_dtype: int) -> int:

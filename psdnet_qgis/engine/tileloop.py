@@ -110,9 +110,8 @@ def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor,
         until = groups[g + 1][0].row * r if g + 1 < len(groups) else H
         k = until - acc0
         valid = inputs.valid_rows(acc0, k)
-        data = writer.convert(acc[:, :k], valid, inplace=True)
         try:
-            writer.add(data)
+            writer.add(acc[:, :k], valid)
         except RuntimeError as exc:
             raise output.write_error(writer.ds.GetDescription(), exc) from None
         keep = group[0].row * r + group[0].height * r - until  # overlap rows still open

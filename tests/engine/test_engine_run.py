@@ -109,7 +109,7 @@ def test_strip_writer_reassembles_any_strip_sizes(tmp_path):
     row = 0
     for n in (100, 300, 57, 243):  # the caller reuses one buffer, like the engine
         buf[:, :n] = full[:, row:row + n]
-        w.add(w.convert(buf[:, :n], None))
+        w.add(buf[:, :n])
         buf[:] = -1
         row += n
     w.close()
@@ -173,9 +173,9 @@ def test_whole_raster_never_in_memory_rows_written_in_strips(tmp_path, monkeypat
     calls: list[int] = []
     orig = output.StripWriter.add
 
-    def spy(self, arr):
+    def spy(self, arr, valid=None):
         calls.append(arr.shape[1])
-        return orig(self, arr)
+        return orig(self, arr, valid)
 
     monkeypatch.setattr(output.StripWriter, "add", spy)
     writes: list[tuple[int, int]] = []
