@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--export", default=None,
                     help="weights path (default resources/models/psdnet_<model>.pt; 'none' to skip)")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--sensor-variety", type=float, default=0.0, metavar="P",
+                    help="probability that a training patch is redrawn as another sensor would make it "
+                         "(random MTF gains, PAN band mixing, radiometry; training/augment.py); 0 = off")
+    ap.add_argument("--train-scenes", default="", metavar="A,B",
+                    help="training scenes instead of the model's (training/scenes.py SCENES names)")
+    ap.add_argument("--val-scenes", default="", metavar="C",
+                    help="validation scenes instead of the model's (e.g. leave-one-scene-out)")
     ap.add_argument("--notes", default="", help="free text stored in the exported metadata")
     ap.add_argument("--evaluate", default=None, metavar="WEIGHTS",
                     help="only evaluate these weights on the validation scene(s) and exit")
@@ -95,7 +102,7 @@ def _evaluate(a: argparse.Namespace) -> int:
     model, meta = load_model(a.evaluate)
     norm = str(meta.get("normalisation", "zscore4"))
     a.model = base_model(a.model)  # a fast model is evaluated on its teacher's scenes
-    _, val_pairs = load_pairs(a.model, a.data, norm)
+    _, val_pairs = load_pairs(a.model, a.data, norm, val_scenes=a.val_scenes)
     dev = resolve_device(a.device)
     model.to(dev, memory_format=torch.channels_last)
     res = evaluate(model, val_pairs, dev, classical=True)
@@ -111,7 +118,7 @@ def _train(a: argparse.Namespace) -> int:
     from psdnet_qgis.training.fast import FAST_SUFFIX, base_model, train_fast
     from psdnet_qgis.training.loop import train
 
-    train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm)
+    train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm, a.train_scenes, a.val_scenes)
     full_pairs = val_full = None
     if a.fullres_epochs > 0:
         full_pairs = load_fullres_pairs(a.model, a.data, a.norm)

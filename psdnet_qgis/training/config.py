@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from psdnet_qgis.training.augment import SensorVariety
+
 #: The repository root (default export folder ``resources/models``).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -94,3 +96,14 @@ class TrainConfig:
     fullres_lr: float = 1e-4
     init: str | None = None
     notes: str = ""
+    # Sensor-variety augmentation (training/augment.py): the probability that a training patch
+    # is redrawn with random MTF gains, PAN mixing and radiometry; 0 = off.
+    sensor_variety: float = 0.0
+    # Scene lists overriding the model's (training/scenes.py MODEL_SCENES), comma separated:
+    # leave-one-scene-out experiments; empty = the model's own.
+    train_scenes: str = ""
+    val_scenes: str = ""
+
+    def variety(self) -> SensorVariety | None:
+        """The sampler's sensor-variety setting (None when off)."""
+        return SensorVariety(p=self.sensor_variety) if self.sensor_variety > 0 else None

@@ -31,6 +31,7 @@ import torch
 from psdnet_qgis.core.mtf import degrade, mtf_filter
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.training.augment import SensorVariety
 
 LOG = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class WaldPair:
         normalizer: statistics of the inputs (denormalise outputs and gt with
             ``normalizer.denorm_ms``).
         ratio: r.
+        pan_full: (1, h r^2, w r^2) float32 the original PAN normalised with the input-PAN
+            statistics (what ``training.augment`` degrades afresh); None where not kept.
     """
 
     name: str
@@ -62,6 +65,7 @@ class WaldPair:
     valid: np.ndarray
     normalizer: Normalizer
     ratio: int
+    pan_full: np.ndarray | None = None
 
 
 def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -164,6 +168,7 @@ def make_wald_pair(
         valid=valid,
         normalizer=norm,
         ratio=r,
+        pan_full=norm.norm_pan(pan),
     )
 
 
@@ -215,6 +220,7 @@ def crop_pair(pair: WaldPair, window: tuple[int, int, int, int]) -> WaldPair:
         pair.valid[y:y + hh, x:x + ww].copy(),
         pair.normalizer,
         r,
+        None if pair.pan_full is None else pair.pan_full[:, y * r:(y + hh) * r, x * r:(x + ww) * r].copy(),
     )
 
 
@@ -235,10 +241,13 @@ class PatchSampler:
             (valid positions) ** balance: 1 = by area, 0 = every scene equally, 0.5 (default)
             keeps one large scene (Shanghai: 4356 positions vs 66 for Rotterdam 3) from
             drowning the small ones without repeating those few patches endlessly.
+        variety: sensor-variety augmentation (``training.augment``); None or ``p == 0``: off,
+            and the sampler draws exactly what it draws without it. On, patches are placed
+            where a margin of ``variety.margin(r)`` gt px around them is valid too.
     """
 
     def __init__(self, pairs: Sequence[WaldPair], patch: int, seed: int = 0,
-                 augment: bool = True, balance: float = 0.5) -> None:
+                 augment: bool = True, balance: float = 0.5, variety: SensorVariety | None = None) -> None:
         if not pairs:
             raise PSDNetInputError("PatchSampler: no training pairs")
         r = pairs[0].ratio
@@ -251,18 +260,23 @@ class PatchSampler:
         self.patch = int(patch)
         self.ratio = r
         self.augment = augment
+        self.variety = variety if variety is not None and variety.p > 0 else None
+        if self.variety is not None and any(p.pan_full is None for p in self.pairs):
+            raise PSDNetInputError("PatchSampler: sensor variety needs pairs with their full-resolution PAN")
+        m = self.variety.margin(r) if self.variety is not None else 0
+        win = patch + 2 * m
         self.rng = np.random.default_rng(seed)
         self.positions: list[np.ndarray] = []
         for p in self.pairs:
             bad = (~p.valid).astype(np.int64)
             c = np.pad(np.cumsum(np.cumsum(bad, 0), 1), ((1, 0), (1, 0)))
             H, W = bad.shape
-            ys = np.arange(0, H - patch + 1, r)
-            xs = np.arange(0, W - patch + 1, r)
+            ys = np.arange(0, H - win + 1, r)
+            xs = np.arange(0, W - win + 1, r)
             yy, xx = np.meshgrid(ys, xs, indexing="ij")
-            s = c[yy + patch, xx + patch] - c[yy, xx + patch] - c[yy + patch, xx] + c[yy, xx]
+            s = c[yy + win, xx + win] - c[yy, xx + win] - c[yy + win, xx] + c[yy, xx]
             ok = s == 0
-            self.positions.append(np.stack([yy[ok], xx[ok]], 1))
+            self.positions.append(np.stack([yy[ok] + m, xx[ok] + m], 1))
             LOG.info("%s: %d valid %d-px patch positions", p.name, int(ok.sum()), patch)
         counts = np.array([len(q) for q in self.positions], np.float64)
         if counts.sum() == 0:
@@ -290,9 +304,12 @@ class PatchSampler:
             names.append(pr.name)
             means.append(pr.normalizer.ms_mean)
             stds.append(pr.normalizer.ms_std)
-            ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
-            pan = pr.pan[:, y:y + p, x:x + p]
-            gt = pr.gt[:, y:y + p, x:x + p]
+            if self.variety is not None and self.rng.random() < self.variety.p:
+                ms, pan, gt = self._redraw(pr, y, x)
+            else:
+                ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
+                pan = pr.pan[:, y:y + p, x:x + p]
+                gt = pr.gt[:, y:y + p, x:x + p]
             if self.augment:
                 rot = int(self.rng.integers(4))
                 flip = bool(self.rng.integers(2))
@@ -307,6 +324,15 @@ class PatchSampler:
                            torch.from_numpy(np.stack(stds).astype(np.float32)))
         return (torch.from_numpy(np.stack(ms_l)), torch.from_numpy(np.stack(pan_l)),
                 torch.from_numpy(np.stack(gt_l)))
+
+    def _redraw(self, pr: WaldPair, y: int, x: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The patch at (y, x) degraded afresh as another sensor would have made it."""
+        assert self.variety is not None and pr.pan_full is not None
+        r, p = self.ratio, self.patch
+        m = self.variety.margin(r)
+        gt_win = pr.gt[:, y - m:y + p + m, x - m:x + p + m]
+        pan_win = pr.pan_full[:, (y - m) * r:(y + p + m) * r, (x - m) * r:(x + p + m) * r]
+        return self.variety.redraw(gt_win, pan_win, r, self.rng)
 
     def state_dict(self) -> dict[str, Any]:
         """Generator state (for resuming)."""
@@ -326,11 +352,12 @@ def scene_gains(sensor: str | None, n_bands: int) -> tuple[tuple[float, ...], fl
     return tuple(g.ms[:n_bands]), float(g.pan)
 
 
-def load_pairs(model: str, data_dir: str | os.PathLike | None,
-               norm: str = "zscore4") -> tuple[list[WaldPair], list[WaldPair]]:
+def load_pairs(model: str, data_dir: str | os.PathLike | None, norm: str = "zscore4",
+               train_scenes: str = "", val_scenes: str = "") -> tuple[list[WaldPair], list[WaldPair]]:
     """Read the model's training and validation scenes and make Wald pairs.
 
-    ``norm`` is the ``core.radiometry`` method the pairs are normalised with.
+    ``norm`` is the ``core.radiometry`` method the pairs are normalised with;
+    ``train_scenes`` / ``val_scenes`` (comma-separated ``SCENES`` names) replace the model's.
 
     Returns:
         (train_pairs, val_pairs); validation pairs are cropped to their largest fully
@@ -339,9 +366,9 @@ def load_pairs(model: str, data_dir: str | os.PathLike | None,
     from psdnet_qgis.training.scenes import load_scene, scenes_for
 
     out: dict[str, list[WaldPair]] = {}
-    for role in ("train", "val"):
+    for role, names in (("train", train_scenes), ("val", val_scenes)):
         pairs = []
-        for spec in scenes_for(model, role):
+        for spec in scenes_for(model, role, names):
             sc = load_scene(spec, data_dir)
             ms_g, pan_g = scene_gains(spec.sensor, len(spec.bands))
             p = make_wald_pair(sc.ms, sc.pan, spec.ratio, ms_g, pan_g, sc.ms_valid,

@@ -83,7 +83,7 @@ def train_fast(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Seq
     for p in teacher.parameters():
         p.requires_grad_(False)
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
-    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance)
+    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance, variety=cfg.variety())
     lam = 1.0 if cfg.lam is None else float(cfg.lam)
     st: dict[str, Any] = {"phase": "fast", "epoch": {"teacher": 0, "student": 0},
                           "steps": {"teacher": 0, "student": 0},

@@ -185,7 +185,7 @@ def _new_run(cfg: TrainConfig, train_pairs: Sequence[WaldPair]) -> _Run:
     seed_all(cfg.seed)
     bands = train_pairs[0].gt.shape[0]
     ratio = train_pairs[0].ratio
-    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance)
+    sampler = PatchSampler(train_pairs, cfg.patch, seed=cfg.seed, balance=cfg.balance, variety=cfg.variety())
     # The teacher is always the paper's multipatch network (also in the stage-1 ablation,
     # so that ablation changes the student only).
     cl = torch.channels_last

@@ -181,19 +181,32 @@ def default_data_dir() -> Path:
     return Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
-def scenes_for(model: str, role: str) -> list[SceneSpec]:
+def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
     """Scene specs of a bundled model.
 
     Args:
         model: "vhr4" or "landsat3".
         role: "train" or "val".
+        names: comma-separated ``SCENES`` names replacing the model's list (leave-one-scene-out
+            experiments); they must have the model's band count and ratio.
     """
     if model not in MODEL_SCENES:
         raise PSDNetInputError(
             f"model: unknown model {model!r}; use one of {sorted(MODEL_SCENES)}")
     if role not in ("train", "val"):
         raise PSDNetInputError(f"role: {role!r} is not 'train' or 'val'")
-    return [SCENES[n] for n in MODEL_SCENES[model][role]]
+    chosen = [n.strip() for n in names.split(",") if n.strip()]
+    if not chosen:
+        return [SCENES[n] for n in MODEL_SCENES[model][role]]
+    own = SCENES[MODEL_SCENES[model]["train"][0]]
+    for n in chosen:
+        if n not in SCENES:
+            raise PSDNetInputError(f"--{role}-scenes: unknown scene {n!r}; use one of {sorted(SCENES)}")
+        if (len(SCENES[n].bands), SCENES[n].ratio) != (len(own.bands), own.ratio):
+            raise PSDNetInputError(
+                f"--{role}-scenes: scene {n!r} has {len(SCENES[n].bands)} bands at ratio {SCENES[n].ratio}; "
+                f"model {model} needs {len(own.bands)} bands at ratio {own.ratio}")
+    return [SCENES[n] for n in chosen]
 
 
 def _valid(a: np.ndarray, nodata: float | None) -> np.ndarray:
