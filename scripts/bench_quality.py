@@ -93,13 +93,16 @@ def _write(path: Path, data: np.ndarray, gt: tuple[float, ...], wkt: str) -> Pat
     return path
 
 
-def prepare_scene(model: str, data_dir: Path, tmp: Path) -> dict[str, Any]:
-    """Read the model's validation scene, crop it to valid data, write FR and RR inputs.
+def prepare_scene(model: str, data_dir: Path, tmp: Path, scene: str | None = None) -> dict[str, Any]:
+    """Read the model's validation scene (or ``scene``, a ``SCENES`` name), crop it to valid
+    data, write FR and RR inputs.
 
     Returns:
         dict with the scene spec, sizes and the paths ``fr_pan, fr_ms, rr_pan, rr_ms, rr_ref``.
     """
-    if model in ALL_BAND_ROWS:
+    if scene is not None:
+        spec = SCENES[scene]
+    elif model in ALL_BAND_ROWS:
         base, bands, names = ALL_BAND_ROWS[model]
         spec = replace(SCENES[base], name=f"{base}_{len(bands)}band", bands=bands, band_names=names)
     else:

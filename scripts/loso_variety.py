@@ -32,7 +32,8 @@ def _train_cmd(a: argparse.Namespace, train: list[str], p: float, out: Path) -> 
     return [sys.executable, "-m", "psdnet_qgis.training", "--model", a.model, "--data", a.data,
             "--width", str(a.width), "--teacher-epochs", "0", "--lam", "0", "--epochs", str(a.epochs),
             "--steps-per-epoch", str(a.steps), "--batch", "4", "--patch", "64", "--threads", "1",
-            "--seed", str(a.seed), "--sensor-variety", str(p), "--train-scenes", ",".join(train),
+            "--seed", str(a.seed), "--sensor-variety", str(p), "--variety-parts", a.parts,
+            "--train-scenes", ",".join(train),
             "--out", str(out), "--export", str(out / "m.pt"), "--resume", "--no-progress"]
 
 
@@ -44,14 +45,15 @@ def _evaluate(a: argparse.Namespace, weights: Path, scene: str) -> dict:
 
 
 def _one(a: argparse.Namespace, held: str, train: list[str], p: float) -> dict:
-    out = Path(a.work) / f"{held}_p{p:g}"
+    parts = "" if not p or a.parts == "mtf,pan,radiometry" else "_" + a.parts.replace(",", "+")
+    out = Path(a.work) / f"{held}_p{p:g}{parts}"
     weights = out / "m.pt"
     if not weights.exists():
         out.mkdir(parents=True, exist_ok=True)
         with open(out / "train.log", "a", encoding="utf-8") as log:
             subprocess.run(_train_cmd(a, train, p, out), check=True, stdout=log, stderr=subprocess.STDOUT,
                            cwd=ROOT, env={**os.environ, "PSDNET_THREADS": "1"})
-    row = {"held_out": held, "variety": p, "train": train}
+    row = {"held_out": held, "variety": p, "parts": a.parts if p else "-", "train": train}
     row["held"] = _evaluate(a, weights, held)
     row["val"] = _evaluate(a, weights, a.val_scene)
     return row
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--parts", default="mtf,pan,radiometry", help="--variety-parts of the augmented runs")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--work", default=str(ROOT / "runs" / "loso"))
     a = ap.parse_args(argv)
@@ -77,13 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     cases = [(h, [s for s in scenes if s != h], p) for h in a.hold_out.split(",") for p in (0.0, a.variety)]
     with ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda c: _one(a, *c), cases))
-    (Path(a.work) / "loso.json").write_text(json.dumps(rows, indent=2))
-    print(f"| held-out scene | sensor variety | SAM | ERGAS | Q2n | {a.val_scene} SAM | ERGAS | Q2n |")
-    print("|---|---|---|---|---|---|---|---|")
+    (Path(a.work) / f"loso_{a.parts.replace(',', '+')}.json").write_text(json.dumps(rows, indent=2))
+    print(f"| held-out scene | sensor variety | parts | SAM | ERGAS | Q2n | {a.val_scene} SAM | ERGAS | Q2n |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         h, v = r["held"], r["val"]
-        print(f"| {r['held_out']} | {r['variety']:g} | {h['SAM']:.3f} | {h['ERGAS']:.3f} | {h['Q2n']:.4f} | "
-              f"{v['SAM']:.3f} | {v['ERGAS']:.3f} | {v['Q2n']:.4f} |")
+        print(f"| {r['held_out']} | {r['variety']:g} | {r['parts']} | {h['SAM']:.3f} | {h['ERGAS']:.3f} | "
+              f"{h['Q2n']:.4f} | {v['SAM']:.3f} | {v['ERGAS']:.3f} | {v['Q2n']:.4f} |")
     return 0
 
 

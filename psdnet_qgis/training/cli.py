@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sensor-variety", type=float, default=0.0, metavar="P",
                     help="probability that a training patch is redrawn as another sensor would make it "
                          "(random MTF gains, PAN band mixing, radiometry; training/augment.py); 0 = off")
+    ap.add_argument("--variety-parts", default="mtf,pan,radiometry",
+                    help="parts of --sensor-variety: mtf (always), pan (band mixing), radiometry (gain/offset)")
     ap.add_argument("--train-scenes", default="", metavar="A,B",
                     help="training scenes instead of the model's (training/scenes.py SCENES names)")
     ap.add_argument("--val-scenes", default="", metavar="C",

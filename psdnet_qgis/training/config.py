@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.training.augment import SensorVariety
 
 #: The repository root (default export folder ``resources/models``).
@@ -99,6 +100,8 @@ class TrainConfig:
     # Sensor-variety augmentation (training/augment.py): the probability that a training patch
     # is redrawn with random MTF gains, PAN mixing and radiometry; 0 = off.
     sensor_variety: float = 0.0
+    # Which parts of it: "mtf" (always), "pan" (PAN band mixing), "radiometry" (gain/offset).
+    variety_parts: str = "mtf,pan,radiometry"
     # Scene lists overriding the model's (training/scenes.py MODEL_SCENES), comma separated:
     # leave-one-scene-out experiments; empty = the model's own.
     train_scenes: str = ""
@@ -106,4 +109,14 @@ class TrainConfig:
 
     def variety(self) -> SensorVariety | None:
         """The sampler's sensor-variety setting (None when off)."""
-        return SensorVariety(p=self.sensor_variety) if self.sensor_variety > 0 else None
+        if self.sensor_variety <= 0:
+            return None
+        parts = {p.strip() for p in self.variety_parts.split(",") if p.strip()}
+        unknown = parts - {"mtf", "pan", "radiometry"}
+        if unknown or "mtf" not in parts:
+            raise PSDNetInputError(f"--variety-parts {self.variety_parts!r}: give mtf, optionally with pan "
+                                   "and radiometry (comma separated)")
+        d = SensorVariety()
+        return SensorVariety(p=self.sensor_variety, pan_mix=d.pan_mix if "pan" in parts else 0.0,
+                             gain=d.gain if "radiometry" in parts else 0.0,
+                             offset=d.offset if "radiometry" in parts else 0.0)

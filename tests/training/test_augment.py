@@ -100,3 +100,15 @@ def test_scene_lists_override_the_models_and_are_checked():
         scenes_for("vhr4", "val", "nowhere")
     with pytest.raises(PSDNetInputError, match="needs 4 bands at ratio 4"):
         scenes_for("vhr4", "train", "madrid_l8")
+
+
+def test_variety_parts_of_the_training_config():
+    from psdnet_qgis.training.config import TrainConfig
+
+    assert TrainConfig().variety() is None
+    full = TrainConfig(sensor_variety=0.5).variety()
+    assert full == SensorVariety(p=0.5)
+    mtf_only = TrainConfig(sensor_variety=0.5, variety_parts="mtf").variety()
+    assert (mtf_only.pan_mix, mtf_only.gain, mtf_only.offset) == (0.0, 0.0, 0.0)
+    with pytest.raises(PSDNetInputError, match="--variety-parts"):
+        TrainConfig(sensor_variety=0.5, variety_parts="pan").variety()
