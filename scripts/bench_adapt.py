@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_quality import prepare_scene, run_engine  # noqa: E402
 
 from psdnet_qgis.engine.assess import assess  # noqa: E402
+from psdnet_qgis.errors import PSDNetInputError  # noqa: E402
 
 
 def _run(sc: dict, weights: str, budget: float, options: dict[str, Any], where: str, tmp: Path) -> dict:
@@ -61,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", default="", metavar="S:LOSSES,...",
                     help="budget:losses pairs instead of the --budgets x --losses grid, e.g. 30:both,120:wald")
     ap.add_argument("--part", default="head", choices=["head", "all"])
+    ap.add_argument("--spatial-weight", type=float, default=None, help="AdaptConfig.spatial_weight (default 1)")
+    ap.add_argument("--lr", type=float, default=None, help="AdaptConfig.lr (default 1e-3)")
     ap.add_argument("--full-res", type=float, default=0.0, metavar="S",
                     help="also run the full-resolution pair without and with S seconds (default losses)")
     ap.add_argument("--out", type=Path, default=None, help="JSON of every run (default: none)")
@@ -71,20 +74,24 @@ def main(argv: list[str] | None = None) -> int:
     else:
         runs = [(float(b), lo) for b in a.budgets.split(",") if b and float(b) for lo in a.losses.split(",")]
     runs = [(0.0, "-"), *runs]
+    extra = {k: v for k, v in (("spatial_weight", a.spatial_weight), ("lr", a.lr)) if v is not None}
     rows = []
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         sc = prepare_scene(a.model, a.data, tmp, scene=a.scene)
         for budget, losses in runs:
-            rows.append(_run(sc, a.weights, budget, {"part": a.part, "losses": losses} if budget else {},
-                             "rr", tmp))
+            try:
+                rows.append(_run(sc, a.weights, budget,
+                                 {"part": a.part, "losses": losses, **extra} if budget else {}, "rr", tmp))
+            except PSDNetInputError as exc:  # e.g. Wald losses on a scene too small for them
+                print(f"budget {budget:g} s, losses {losses}: not run: {exc}")
         if a.full_res:
             for budget in (0.0, a.full_res):
-                rows.append(_run(sc, a.weights, budget, {"part": a.part, "losses": "both"} if budget else {},
-                                 "fr", tmp))
+                rows.append(_run(sc, a.weights, budget,
+                                 {"part": a.part, "losses": "both", **extra} if budget else {}, "fr", tmp))
     base = next(r for r in rows if r["where"] == "rr" and not r["budget"])["metrics"]
     print(f"{a.scene} (MS {sc['ms_size'][1]} x {sc['ms_size'][0]} px, reduced resolution), "
-          f"{Path(a.weights).name}, part {a.part}")
+          f"{Path(a.weights).name}, part {a.part}" + "".join(f", {k} {v:g}" for k, v in extra.items()))
     print("| budget s | losses | SAM | ERGAS | Q2n | HQNR | steps | crops | kept |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:

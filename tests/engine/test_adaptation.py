@@ -55,7 +55,7 @@ def test_adaptation_lowers_the_loss_and_keeps_the_pan_grid(scene, net, tmp_path:
     a = rep.adaptation
     assert a is not None and a["steps"] == 15 and a["train_crops"] == 3 and a["held_crops"] == 1
     assert a["loss_after"] < a["loss_before"]
-    assert set(a["metrics_before"]) == {"D_lambda_K", "D_s", "HQNR"}
+    assert set(a["metrics_before"]) == {"D_lambda_K", "D_s", "HQNR", "SAM_consistency", "ERGAS_consistency"}
     assert read(tmp_path / "a.tif").shape == (4, 256, 256)
     assert any(line.startswith("Adaptation (head, both)") for line in fb.lines)
     assert fb.bar == sorted(fb.bar) and fb.bar[-1] == 100.0  # one bar, never going back
