@@ -149,7 +149,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "is fine-tuned on crops of your own PAN + MS without any reference (the fused image, "
             "blurred with the sensor MTF, must give back the MS; its detail must follow the PAN; and "
             "the scene degraded by the ratio must be restored). Crops held out from the fine-tuning "
-            "decide: the copy is used only when their HQNR improves, otherwise the original model "
+            "decide: the copy is used only when their HQNR improves and their consistency with the "
+            "MS does not get worse, otherwise the original model "
             "runs and the log says so. 'Adapt PSDNet to a scene' saves adapted weights for reuse.</p>"
             "<p>Requires PyTorch importable by QGIS's Python (see the README).</p>"
         ).format(models)
