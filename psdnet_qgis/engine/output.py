@@ -149,6 +149,7 @@ class StripWriter:
         self.nodata = nodata
         self.np_dtype = numpy_dtype(dtype)
         self.range = dtype_range(dtype)
+        self.limits = self._limits()  # the clip range of every add()
         self.row = 0  # next output row to write
         self._buf: np.ndarray | None = None  # (C, OUT_BLOCK, W) in the output type
         self._filled = 0  # rows of _buf holding converted values
@@ -174,7 +175,7 @@ class StripWriter:
                 of its accumulator that it discards next).
             valid: (n, W) validity, None when all valid.
         """
-        limits = self._limits()
+        limits = self.limits
         n = phys.shape[1]
         if self._buf is None:
             self._buf = np.empty((phys.shape[0], OUT_BLOCK, phys.shape[2]), dtype=self.np_dtype)

@@ -285,8 +285,7 @@ def guard_decision(before: dict[str, float], after: dict[str, float]) -> tuple[b
     """
     if not after["HQNR"] > before["HQNR"]:
         return False, "held-out HQNR did not improve"
-    worse = [k.split("_")[0] for k in ("SAM_consistency", "ERGAS_consistency")
-             if k in before and after[k] > before[k]]
+    worse = [k.split("_")[0] for k in ("SAM_consistency", "ERGAS_consistency") if after[k] > before[k]]
     if worse:
         return False, f"held-out HQNR improved but the {' and '.join(worse)} consistency got worse"
     return True, "held-out HQNR and consistency improved"

@@ -103,7 +103,7 @@ class SensorVariety:
             ap = np.float32(rng.uniform(1 - self.gain, 1 + self.gain))
             bp = np.float32(rng.uniform(-self.offset, self.offset))
             pan = 0.5 + ap * (pan - 0.5) + bp
-        return ms.astype(np.float32), pan.astype(np.float32), gt.astype(np.float32)
+        return ms.astype(np.float32, copy=False), pan.astype(np.float32, copy=False), gt.astype(np.float32, copy=False)
 
     def _mix_pan(self, pan: np.ndarray, gt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """PAN mixed with a random positive band combination of the same mean and spread."""
