@@ -75,6 +75,8 @@ ALL_BAND_ROWS = {
     "shanghai8": ("shanghai_wv3", (1, 2, 3, 4, 5, 6, 7, 8),
                   ("coastal", "blue", "green", "yellow", "red", "red edge", "nir1", "nir2")),
 }
+#: The bundled model that ``--scenes`` runs, by ratio.
+SCENE_MODEL = {4: "vhr4", 2: "landsat3"}
 OTB_METHODS = (("OTB RCS", "rcs"), ("OTB LMVM", "lmvm"), ("OTB Bayes", "bayes"))
 COLUMNS = ("Q2n", "SAM", "ERGAS", "SCC", "D_lambda", "D_s", "QNR", "HQNR")
 
@@ -151,18 +153,22 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path, scene: str | None = Non
 def run_engine(method: str, pan: Path, ms: Path, out: Path, model: str | None = None,
                sensor: str | None = None, adapt_seconds: float = 0.0,
                adaptations: list[dict[str, Any]] | None = None,
-               adapt_options: dict[str, Any] | None = None) -> float:
+               adapt_options: dict[str, Any] | None = None, calibrate: bool = True,
+               calibrations: list[dict[str, Any]] | None = None) -> float:
     """engine.run.pansharpen to a float32 GeoTIFF; returns the engine's seconds (adaptation
-    included; its report is appended to ``adaptations``)."""
+    included; its report is appended to ``adaptations``, the calibration's to ``calibrations``)."""
     from psdnet_qgis.engine.run import pansharpen
 
     kw: dict[str, Any] = {"method": method, "out_dtype": "float32", "sensor": sensor,
-                          "adapt_seconds": adapt_seconds, "adapt_options": adapt_options}
+                          "adapt_seconds": adapt_seconds, "adapt_options": adapt_options,
+                          "calibrate": calibrate}
     if model is not None:
         kw.update(model=model, device="cpu")
     rep = pansharpen(str(pan), str(ms), str(out), **kw)
     if adaptations is not None and rep.adaptation is not None:
         adaptations.append(rep.adaptation)
+    if calibrations is not None and rep.calibration is not None:
+        calibrations.append(rep.calibration)
     return float(rep.seconds)
 
 
@@ -208,16 +214,23 @@ def bundled_model(model: str) -> tuple[str, str] | None:
 # ------------------------------------------------------------------------------ bench
 def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                 adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
-                fast: bool = False) -> list[dict[str, Any]]:
-    sc = prepare_scene(model, data_dir, tmp)
+                fast: bool = False, scene: str | None = None, classical: bool = True) -> list[dict[str, Any]]:
+    sc = prepare_scene(model, data_dir, tmp, scene)
     spec, folder = sc["spec"], sc["folder"]
     methods: list[tuple[str, Any]] = []
     adapted: list[dict[str, Any]] = []
+    calibs: list[dict[str, Any]] = []
     found = bundled_model(f"{model}_fast" if fast else model)
     if found is not None:
         name, weights = found
-        methods.append((f"PSDNet ({name})",
-                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w)))
+        methods.append((f"PSDNet ({name}), default: calibrated",
+                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, calibrations=calibs)))
+        methods.append((f"PSDNet ({name}), uncalibrated",
+                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, calibrate=False)))
+        fast_found = None if fast else bundled_model(f"{model}_fast")
+        if fast_found is not None:
+            methods.append((f"PSDNet ({fast_found[0]}), calibrated",
+                            lambda p, m, o, w=fast_found[1]: run_engine("psdnet", p, m, o, model=w)))
         if adapt_seconds > 0:
             # the adaptation sees only the run's own inputs: the degraded pair at reduced resolution
             what = ", ".join(f"{k} {v}" for k, v in (adapt_options or {}).items())
@@ -228,23 +241,28 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                                                                   adapt_options=adapt_options)))
     elif model in ALL_BAND_ROWS:
         # the network on the bands it knows (found and checked by engine.mixed), MTF-GLP-FS on the rest
-        methods.append(("PSDNet (psdnet_vhr4 + MTF-GLP-FS, all bands)",
-                        lambda p, m, o: run_engine("psdnet", p, m, o, model="auto", sensor=spec.sensor)))
+        methods.append(("PSDNet (psdnet_vhr4 + MTF-GLP-FS, all bands), default: calibrated",
+                        lambda p, m, o: run_engine("psdnet", p, m, o, model="auto", sensor=spec.sensor,
+                                                   calibrations=calibs)))
+        methods.append(("PSDNet (psdnet_vhr4 + MTF-GLP-FS, all bands), uncalibrated",
+                        lambda p, m, o: run_engine("psdnet", p, m, o, model="auto", sensor=spec.sensor,
+                                                   calibrate=False)))
         notes.append(f"{spec.name}: all {len(spec.bands)} bands at reduced resolution; PSDNet fuses blue, green, "
                      "red, NIR1 (psdnet_vhr4, which saw this scene in training) and MTF-GLP-FS the other four")
     else:
         notes.append(f"{spec.name}: PSDNet skipped, bundled weights resources/models/psdnet_{model}.pt "
                      "not found")
-    for label, method in ENGINE_METHODS:
+    for label, method in ENGINE_METHODS if classical else ():
         # the scene's sensor gains, as a user choosing SENSOR would get
         methods.append((label, lambda p, m, o, k=method: run_engine(k, p, m, o, sensor=spec.sensor)))
-    methods.append(("GDAL Brovey", run_gdal_brovey))
-    if shutil.which("otbcli_Pansharpening") and shutil.which("otbcli_Superimpose"):
-        for label, method in OTB_METHODS:
-            methods.append((label, lambda p, m, o, k=method: run_otb(k, p, m, o)))
-    elif not any("otbcli_Pansharpening" in n for n in notes):
-        notes.append("OTB RCS / LMVM / Bayes skipped: otbcli_Pansharpening is not on PATH "
-                     "(Debian package otb-bin)")
+    if classical:
+        methods.append(("GDAL Brovey", run_gdal_brovey))
+        if shutil.which("otbcli_Pansharpening") and shutil.which("otbcli_Superimpose"):
+            for label, method in OTB_METHODS:
+                methods.append((label, lambda p, m, o, k=method: run_otb(k, p, m, o)))
+        elif not any("otbcli_Pansharpening" in n for n in notes):
+            notes.append("OTB RCS / LMVM / Bayes skipped: otbcli_Pansharpening is not on PATH "
+                         "(Debian package otb-bin)")
 
     rows = []
     for label, fn in methods:
@@ -275,6 +293,12 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                      f"{a['losses']}) on {a['train_crops']} crops in {a['seconds']:.0f} s, held-out HQNR "
                      f"{a['metrics_before']['HQNR']:.4f} -> {a['metrics_after']['HQNR']:.4f}, "
                      f"{'kept' if a['kept'] else 'discarded'}")
+    for where, cal in zip(("reduced", "full"), calibs, strict=False):
+        weights = "; ".join(f"band {b + 1}: " + ", ".join(f"{c} {w:.2f}" for c, w in zip(cal["candidates"], row,
+                                                                                         strict=True) if w)
+                            for b, row in enumerate(cal["weights"]))
+        notes.append(f"{spec.name}: calibration at {where} resolution ({cal['pixels']} px, {cal['seconds']:.1f} s): "
+                     f"{weights}")
     info = {k: (str(v) if isinstance(v, Path) else v) for k, v in sc.items() if k != "spec"}
     info["sensor"] = spec.sensor
     for row in rows:
@@ -325,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary GeoTIFFs under OUT/work")
     ap.add_argument("--adapt-seconds", type=float, default=120.0,
                     help="budget of the adapted PSDNet rows (scene adaptation; 0 = no adapted rows)")
+    ap.add_argument("--scenes", default="",
+                    help="comma-separated training.scenes.SCENES names to bench besides --models' validation "
+                         "scenes (the bundled model of the scene's ratio runs; rows say whether it saw the scene)")
+    ap.add_argument("--no-classical", action="store_true", help="PSDNet rows only")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("psdnet_qgis.core.mtf").setLevel(logging.WARNING)  # per-call gain notes
@@ -343,10 +371,14 @@ def main(argv: list[str] | None = None) -> int:
         ctx = tempfile.TemporaryDirectory(prefix="psdnet_bench_")
         work = Path(ctx.name)
     try:
+        adapt_opts = {k: v for k, v in (("part", args.adapt_part), ("losses", args.adapt_losses)) if v}
         for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds,
-                                {k: v for k, v in (("part", args.adapt_part), ("losses", args.adapt_losses)) if v},
-                                fast=args.fast)
+            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds, adapt_opts,
+                                fast=args.fast, classical=not args.no_classical)
+        for name in [n.strip() for n in args.scenes.split(",") if n.strip()]:
+            model = SCENE_MODEL[SCENES[name].ratio]
+            rows += bench_scene(model, Path(data_dir), work, notes, args.adapt_seconds, adapt_opts,
+                                fast=args.fast, scene=name, classical=not args.no_classical)
     finally:
         if ctx is not None:
             ctx.cleanup()

@@ -36,8 +36,8 @@ import numpy as np
 from ..errors import PSDNetInputError
 from .resample import upsample_bicubic
 
-__all__ = ["Windows", "FittedStats", "check_inputs", "check_windows", "apply_inputs", "gather", "pan_mask",
-           "std64"]
+__all__ = ["Windows", "FittedStats", "check_inputs", "check_windows", "apply_inputs", "gather", "nnls_gram",
+           "pan_mask", "std64"]
 
 #: One image or a list of windows of one raster.
 Windows = np.ndarray | Sequence[np.ndarray]
@@ -149,3 +149,27 @@ def pan_mask(v: np.ndarray | None, ratio: int) -> np.ndarray | None:
 def std64(x: np.ndarray) -> float:
     """Standard deviation accumulated in float64."""
     return float(np.std(x, dtype=np.float64))
+
+
+def nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """argmin_x x'Gx - 2 b'x subject to x >= 0, exact, for a few unknowns
+    (BDSD-PC, the per-scene calibration of ``core.calibration``).
+
+    The problem is convex, so its minimiser is the unconstrained minimiser over some set of
+    free variables that happens to be non-negative; with at most about 9 unknowns every
+    set (512) can be tried, which is exact and needs no iteration tolerance.
+    """
+    n = rhs.size
+    best, best_obj = np.zeros(n), 0.0
+    for mask in range(1, 1 << n):
+        free = [i for i in range(n) if mask >> i & 1]
+        sub = gram[np.ix_(free, free)]
+        x_s, *_ = np.linalg.lstsq(sub, rhs[free], rcond=None)
+        if np.any(x_s < 0.0):
+            continue
+        obj = float(x_s @ sub @ x_s - 2.0 * rhs[free] @ x_s)
+        if obj < best_obj:
+            best_obj = obj
+            best = np.zeros(n)
+            best[free] = x_s
+    return best

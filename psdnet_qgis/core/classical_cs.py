@@ -24,8 +24,18 @@ import numpy as np
 
 from ..errors import PSDNetInputError
 from . import mtf
-from .classical_base import Windows, apply_inputs, check_inputs, check_windows, gather, pan_mask, std64
+from .classical_base import (
+    Windows,
+    apply_inputs,
+    check_inputs,
+    check_windows,
+    gather,
+    nnls_gram,
+    pan_mask,
+    std64,
+)
 from .resample import upsample_bicubic
+from .wald import dilate
 
 __all__ = ["brovey", "GSAStats", "gsa_stats", "gsa_apply", "gsa", "BDSDStats", "bdsd_pc_stats",
            "bdsd_pc_apply", "bdsd_pc", "BDSD_CONTEXT"]
@@ -184,50 +194,9 @@ class BDSDStats:
         return {"gamma": [[float(v) for v in row] for row in self.gamma]}
 
 
-def _nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """argmin_x x'Gx - 2 b'x subject to x >= 0, exact, for the few unknowns of BDSD.
-
-    The problem is convex, so its minimiser is the unconstrained minimiser over some set of
-    free variables that happens to be non-negative; with at most C + 1 = 9 unknowns every
-    set (512) can be tried, which is exact and needs no iteration tolerance.
-    """
-    n = rhs.size
-    best, best_obj = np.zeros(n), 0.0
-    for mask in range(1, 1 << n):
-        free = [i for i in range(n) if mask >> i & 1]
-        sub = gram[np.ix_(free, free)]
-        x_s, *_ = np.linalg.lstsq(sub, rhs[free], rcond=None)
-        if np.any(x_s < 0.0):
-            continue
-        obj = float(x_s @ sub @ x_s - 2.0 * rhs[free] @ x_s)
-        if obj < best_obj:
-            best_obj = obj
-            best = np.zeros(n)
-            best[free] = x_s
-    return best
-
-
 #: Context (MS px) around the counted pixels that BDSD-PC's reduced-resolution filtering
 #: uses: the engine's window margin (``core.tiling.CLASSICAL_MARGIN``).
 BDSD_CONTEXT = 8
-
-
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """(h, w) bool mask grown by a square of ``radius`` px (array edges do not count as False)."""
-    out = mask.copy()
-    for axis in (0, 1):
-        grown = out.copy()
-        n = out.shape[axis]
-        for d in range(1, radius + 1):
-            if d >= n:
-                break
-            lo = [slice(None)] * 2
-            hi = [slice(None)] * 2
-            lo[axis], hi[axis] = slice(0, n - d), slice(d, n)
-            grown[tuple(lo)] |= out[tuple(hi)]
-            grown[tuple(hi)] |= out[tuple(lo)]
-        out = grown
-    return out
 
 
 def _masked_degrade(img: np.ndarray, mask: np.ndarray, gnyq: Sequence[float] | float, ratio: int
@@ -271,7 +240,7 @@ def bdsd_pc_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = No
             # enter the filtering (normalised convolution: filter of value * mask over filter of
             # mask); nodata or other data further out never leak into the fit.
             keep = v[:hh, :ww]
-            near = _dilate(keep, BDSD_CONTEXT)
+            near = dilate(keep, BDSD_CONTEXT)
             ms_lr = _masked_degrade(m, near, gains.ms, ratio)
             pan_lr = _masked_degrade(p[None], pan_mask(near, ratio), gains.pan, ratio)[0]
         if not keep.any():
@@ -286,7 +255,7 @@ def bdsd_pc_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = No
     if used == 0:
         raise PSDNetInputError("bdsd_pc: no valid pixel of at least ratio x ratio MS px to fit on; "
                                "check the nodata masks or use a larger image.")
-    gamma = np.stack([_nnls_gram(gram[b], rhs[b]) for b in range(c)])
+    gamma = np.stack([nnls_gram(gram[b], rhs[b]) for b in range(c)])
     return BDSDStats(gamma=gamma)
 
 

@@ -51,6 +51,7 @@ class Fusion(NamedTuple):
     device_report: str
     adaptation: dict | None = None
     band_methods: dict | None = None
+    calibration: dict | None = None
 
 
 class SceneModel(NamedTuple):
@@ -79,9 +80,33 @@ def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | Non
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
                      batch_size: int | None, precision: str, margin: int, fb: Feedback,
                      adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
-                     model_bands: Any = None, other_method: str = DEFAULT_OTHER) -> Fusion:
+                     model_bands: Any = None, other_method: str = DEFAULT_OTHER,
+                     calibrate: bool = False) -> Fusion:
     """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
-    PSDNet on its bands plus a classical method on the others, or a classical method."""
+    PSDNet on its bands plus a classical method on the others, or a classical method; PSDNet
+    calibrated on the scene with ``calibrate`` (``engine.calibration``)."""
+    fusion = _choose(inputs, scene, method, device, batch_size, precision, margin, fb, adapt_seconds,
+                     adapt_options, model_bands, other_method)
+    if not calibrate or method != "psdnet":
+        return fusion
+    from psdnet_qgis.engine.calibration import calibrated
+
+    net_bands = None
+    if fusion.band_methods is not None:
+        net_bands = [b - 1 for b in fusion.band_methods[fusion.model_name]]
+    names = mixed.identify(inputs.descriptions, inputs.bands)[0] or scene.meta.get("band_names")
+    if names is not None and len(names) != inputs.bands:
+        names = None
+    predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
+                                   scene.sensor, fb, net_bands, fusion.model_name, names)
+    return fusion._replace(predictor=predictor, calibration=report,
+                           device_report=str(getattr(predictor, "device_report", fusion.device_report)))
+
+
+def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
+            precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: dict[str, Any] | None,
+            model_bands: Any, other_method: str) -> Fusion:
+    """:func:`choose_predictor` before calibration."""
     net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
     if method == "psdnet" and int(meta.get("bands") or inputs.bands) < inputs.bands:
         return mixed_fusion(inputs, scene, device, batch_size, precision, margin, fb, adapt_seconds,

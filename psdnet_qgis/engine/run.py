@@ -70,6 +70,9 @@ class PansharpenReport:
             crop side and gains; None when ``adapt_seconds`` was 0).
         band_methods: with more MS bands than the model's, the 1-based output bands each
             method made (``{"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}``); else None.
+        calibration: the per-scene calibration (``core.calibration.Calibration.to_dict()``:
+            candidates, weights per band, reduced-resolution ERGAS / SAM of each candidate and
+            of the calibrated result, and its seconds); None when off or skipped.
     """
 
     out: str
@@ -96,6 +99,7 @@ class PansharpenReport:
     normalizer: dict[str, Any]
     adaptation: dict[str, Any] | None = None
     band_methods: dict[str, list[int]] | None = None
+    calibration: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The report as a plain dict (field order), e.g. for JSON output."""
@@ -134,6 +138,7 @@ def pansharpen(
     adapt_options: dict[str, Any] | None = None,
     model_bands: Any = None,
     other_method: str = DEFAULT_OTHER,
+    calibrate: bool = True,
 ) -> PansharpenReport:
     """Pansharpen ``ms`` with ``pan`` into the GeoTIFF ``out`` on the PAN grid.
 
@@ -169,6 +174,9 @@ def pansharpen(
             sequence); None = from the band descriptions, else the WorldView 8-band order,
             checked on the pixels (``engine.mixed``).
         other_method: the classical method of the other bands (``engine.mixed.OTHER_METHODS``).
+        calibrate: PSDNet only: fit, on the scene degraded by the ratio, per-band non-negative
+            weights of the network's and the classical candidates' detail and apply them in
+            every tile (``engine.calibration``); False = the network's output as it comes.
 
     Returns:
         The :class:`PansharpenReport` of the run (``to_dict()`` for JSON).
@@ -188,7 +196,7 @@ def pansharpen(
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
             scene = scene_model(inputs, method, model, sensor, fb, model_bands)
             fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
-                                      adapt_seconds, adapt_options, model_bands, other_method)
+                                      adapt_seconds, adapt_options, model_bands, other_method, calibrate)
         except BaseException:
             inputs.close()
             raise
@@ -273,6 +281,6 @@ def _report(method: str, inputs: RasterInputs, plan: _Plan, fusion: Fusion, n_ti
         ms_warped=inputs.ms_warped, seconds=round(seconds, 3),
         mpx_per_s=round(mpx / seconds, 4) if seconds > 0 else None,
         rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(), adaptation=fusion.adaptation,
-        band_methods=fusion.band_methods,
+        band_methods=fusion.band_methods, calibration=fusion.calibration,
     )
 

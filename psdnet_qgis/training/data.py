@@ -28,17 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from psdnet_qgis.core.mtf import degrade, mtf_filter
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.wald import degrade_pair
 from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.training.augment import SensorVariety
 
 LOG = logging.getLogger(__name__)
-
-# A degraded pixel whose MTF filter puts more than this weight on no-data input is
-# treated as invalid (the 41-tap Gaussian has long, tiny tails).
-_CONTAMINATION = 1e-3
-
 
 @dataclass
 class WaldPair:
@@ -66,29 +61,6 @@ class WaldPair:
     normalizer: Normalizer
     ratio: int
     pan_full: np.ndarray | None = None
-
-
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation of a (H, W) mask by a (2 radius + 1)^2 square (box sum)."""
-    if radius <= 0 or not mask.any():
-        return mask.copy()
-    m = np.pad(mask.astype(np.int32), radius)
-    c = np.cumsum(np.cumsum(m, 0), 1)
-    c = np.pad(c, ((1, 0), (1, 0)))
-    k = 2 * radius + 1
-    s = c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]
-    return s > 0
-
-
-def _fill(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Replace invalid pixels of (C, H, W) x by each band's valid mean (so the MTF
-    filter does not smear fill values far; the masks exclude the touched pixels)."""
-    out = x.astype(np.float32, copy=True)
-    if valid.all():
-        return out
-    for b in range(out.shape[0]):
-        out[b][~valid] = float(out[b][valid].mean()) if valid.any() else 0.0
-    return out
 
 
 def make_wald_pair(
@@ -143,20 +115,7 @@ def make_wald_pair(
     mv = mv & np.isfinite(ms).all(0)
     pv = pv & np.isfinite(pan[0])
 
-    ms_lr = degrade(_fill(ms, mv), ms_gnyq, r)  # (C, h0/r, w0/r)
-    pan_lr = degrade(_fill(pan, pv), pan_gnyq, r)  # (1, h0, w0)
-
-    # Validity at gt resolution: the gt pixel itself, the degraded PAN sample there, and
-    # the MS low-pass support of the degraded MS block it belongs to.
-    ms_bad_lp = mtf_filter((~mv).astype(np.float32)[None], float(np.mean(ms_gnyq)), r)[0]
-    pan_bad_lr = degrade((~pv).astype(np.float32)[None], pan_gnyq, r)[0]
-    lr_bad = ms_bad_lp.reshape(h0 // r, r, w0 // r, r).max(axis=(1, 3)) > _CONTAMINATION
-    # Bicubic upsampling of the input MS reads 2 low-resolution pixels on each side.
-    lr_bad = _dilate(lr_bad, 2)
-    valid = mv & (pan_bad_lr <= _CONTAMINATION) & ~np.repeat(np.repeat(lr_bad, r, 0), r, 1)
-
-    lr_valid = ~lr_bad
-    pan_lr_valid = pan_bad_lr <= _CONTAMINATION
+    ms_lr, pan_lr, valid, lr_valid, pan_lr_valid = degrade_pair(ms, pan, r, ms_gnyq, pan_gnyq, mv, pv)
     if not lr_valid.any() or not pan_lr_valid.any():
         raise PSDNetInputError(f"make_wald_pair {name}: no valid data left after degradation")
     norm = Normalizer.from_arrays(ms_lr, pan_lr, lr_valid, pan_lr_valid, method=norm_method)

@@ -14,7 +14,7 @@ import pytest
 from psdnet_qgis.core import classical as K
 from psdnet_qgis.core import metrics as M
 from psdnet_qgis.core import mtf
-from psdnet_qgis.core.classical_cs import _nnls_gram
+from psdnet_qgis.core.classical_base import nnls_gram
 from psdnet_qgis.core.resample import upsample_bicubic
 
 from . import reference_pansharpening as R
@@ -96,7 +96,7 @@ def test_bdsd_pc_constraints_and_optimality(wald) -> None:
     rng = np.random.default_rng(3)
     a = rng.normal(size=(200, 6))
     b = a @ np.array([1.0, -2.0, 0.5, 0.0, -0.1, 3.0]) + rng.normal(scale=0.1, size=200)
-    x = _nnls_gram(a.T @ a, a.T @ b)
+    x = nnls_gram(a.T @ a, a.T @ b)
     grad = a.T @ (a @ x - b)
     assert np.all(x >= 0)
     np.testing.assert_allclose(grad[x > 0], 0.0, atol=1e-8)

@@ -1,0 +1,212 @@
+"""Per-scene calibration of a PSDNet run (``pansharpen(..., calibrate=True)``, the default).
+
+Before the tiles run, the user's own PAN and MS are degraded by the ratio (Wald protocol, with
+the sensor's MTF: ``core.wald.degrade_pair``) on windows spread over the scene; the network
+and the classical candidates (:data:`CANDIDATES`, fitted on the same degraded windows) fuse
+them, and ``core.calibration`` fits, per band, the non-negative weights of each candidate's
+detail that best give back the real MS. :class:`CalibratedPredictor` applies those weights at
+full scale in every tile, so every tile (and a whole-image run) sees the same coefficients.
+
+Cost: the network on the sample windows (at most :data:`BUDGET` of the run's output pixels,
+at least one window), plus the classical candidates per tile (numpy, a few percent of the
+network's time). The log and ``PansharpenReport.calibration`` give the weights and the
+reduced-resolution ERGAS / SAM of every candidate and of the calibrated result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from psdnet_qgis.core import classical, mtf
+from psdnet_qgis.core.calibration import Calibration, CalibrationFit
+from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.resample import upsample_bicubic
+from psdnet_qgis.core.tiling import PSDNET_MARGIN
+from psdnet_qgis.core.wald import degrade_pair
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
+from psdnet_qgis.engine.feedback import Feedback
+from psdnet_qgis.engine.gdalerr import first_line
+from psdnet_qgis.engine.raster import RasterInputs
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+
+#: Classical candidates whose detail the calibration may combine with the network's.
+CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "gsa")
+#: Weights per band: a convex combination of the candidates (``core.calibration.CONSTRAINTS``).
+CONSTRAINT = "simplex"
+#: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.
+WINDOW = 192
+#: At most this many sample windows...
+MAX_WINDOWS = 48
+#: ...and the network's sample pixels at most this fraction of the run's output pixels.
+BUDGET = 0.08
+#: Below this degraded-MS side (px) the scene is too small to calibrate on.
+MIN_LR_SIDE = 4
+
+
+class _Window(NamedTuple):
+    """One degraded sample window (margin ``m`` MS px of the run on every side)."""
+
+    ms_lr: np.ndarray  # (C, (S + 2m) / r, ...) degraded MS, filled
+    pan_lr: np.ndarray  # (1, S + 2m, ...) degraded PAN
+    ref: np.ndarray  # (C, S, ...) the real MS of the counted part
+    valid: np.ndarray  # (S, ...) counted reference pixels
+    lr_valid: np.ndarray  # degraded-MS pixels that may enter classical statistics
+
+
+class CalibratedPredictor:
+    """The base predictor's and the classical candidates' outputs, combined with fitted weights.
+
+    Takes and returns normalised tiles like ``TorchPredictor`` (the run's normalisation; the
+    weights do not depend on the units).
+    """
+
+    def __init__(self, base: Any, classical_preds: Sequence[ClassicalPredictor | None],
+                 calibration: Calibration, ratio: int) -> None:
+        self.base = base
+        self.classical = list(classical_preds)
+        self.calibration = calibration
+        self.ratio = int(ratio)
+        self.batch_size = int(getattr(base, "batch_size", 1) or 1)
+        self.threads = int(getattr(base, "threads", 0) or 0)
+        self.device_report = f"{getattr(base, 'device_report', 'cpu')}; calibrated on the scene"
+
+    def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""
+        outs = [self.base.predict(ms, pan)]
+        for cp in self.classical:  # None: weight 0 on every band, its output is not needed
+            outs.append(None if cp is None else cp.predict(ms, pan))
+        fused = []
+        for i in range(ms.shape[0]):
+            lms = upsample_bicubic(ms[i], self.ratio)
+            fused.append(self.calibration.combine(lms, [lms if o is None else o[i] for o in outs]))
+        return np.stack(fused)
+
+
+def sample_windows(inputs: RasterInputs) -> tuple[list[tuple[int, int]], int, int, int]:
+    """Origins of the sample windows and their size.
+
+    Returns:
+        (origins (row, col) in MS px, height, width, margin), height and width multiples of
+        the ratio; no origins when the scene is too small to calibrate on.
+    """
+    r = inputs.ratio
+    m = PSDNET_MARGIN * r  # the tiles' context margin, at the degraded scale
+    hh = min(WINDOW, inputs.ms_height // r * r)
+    ww = min(WINDOW, inputs.ms_width // r * r)
+    if hh < MIN_LR_SIDE * r or ww < MIN_LR_SIDE * r:
+        return [], hh, ww, m
+    by_budget = int(BUDGET * inputs.width * inputs.height / ((hh + 2 * m) * (ww + 2 * m)))
+    n_max = max(1, min(MAX_WINDOWS, by_budget))
+    ny, nx = max(1, inputs.ms_height // hh), max(1, inputs.ms_width // ww)
+    while ny * nx > n_max:
+        if ny >= nx:
+            ny -= 1
+        else:
+            nx -= 1
+    rows = np.linspace(0, inputs.ms_height - hh, ny + 2)[1:-1] if ny > 1 else [(inputs.ms_height - hh) / 2]
+    cols = np.linspace(0, inputs.ms_width - ww, nx + 2)[1:-1] if nx > 1 else [(inputs.ms_width - ww) / 2]
+    origins = [(int(round(a)), int(round(b))) for a in rows for b in cols]
+    return origins, hh, ww, m
+
+
+def _read_windows(inputs: RasterInputs, gains: mtf.SensorMTF, fb: Feedback) -> list[_Window]:
+    """The degraded sample windows (nodata filled and masked like training's Wald pairs)."""
+    origins, hh, ww, m = sample_windows(inputs)
+    r = inputs.ratio
+    out = []
+    for r0, c0 in origins:
+        if fb.is_canceled():
+            raise PSDNetCanceled("Cancelled by the user; nothing was written.")
+        try:
+            ms_w, ms_v = inputs.read_ms(r0 - m, c0 - m, hh + 2 * m, ww + 2 * m)
+            pan_w, pan_v = inputs.read_pan((r0 - m) * r, (c0 - m) * r, (hh + 2 * m) * r, (ww + 2 * m) * r)
+        except RuntimeError as exc:
+            raise PSDNetInputError(
+                f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row {r0}, col {c0} "
+                f"({first_line(exc)}); the file is damaged: copy it again.") from None
+        if not ms_v.any() or not pan_v.any():
+            continue
+        pair = degrade_pair(ms_w, pan_w, r, gains.ms, gains.pan, ms_v, pan_v)
+        counted = np.zeros(ms_v.shape, bool)
+        counted[m:m + hh, m:m + ww] = True
+        valid = (pair.valid & counted)[m:m + hh, m:m + ww]
+        lr_counted = counted.reshape(ms_v.shape[0] // r, r, ms_v.shape[1] // r, r).all(axis=(1, 3))
+        if valid.any():
+            out.append(_Window(pair.ms_lr, pair.pan_lr, ms_w[:, m:m + hh, m:m + ww], valid,
+                               pair.lr_valid & lr_counted))
+    return out
+
+
+def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sensor: str | None,
+                    fb: Feedback, network_bands: Sequence[int] | None = None,
+                    candidates: Sequence[str] = CANDIDATES, name: str = "psdnet"
+                    ) -> Calibration | None:
+    """Fit the calibration of ``base`` (a predictor on the run's normalised tiles) on this scene.
+
+    Args:
+        inputs: the opened inputs.
+        base: the network's predictor (``TorchPredictor`` or ``engine.mixed.MixedPredictor``).
+        normalizer: the run's normalisation (the network sees the degraded windows in it).
+        sensor: ``core.mtf.SENSORS`` name of the MTF gains (None: defaults).
+        fb: feedback.
+        network_bands: 0-based bands the network itself fuses (None: all); on the others its
+            detail gets no weight.
+        candidates: classical methods combined with the network.
+        name: the network's name in the weights table.
+
+    Returns:
+        The fitted :class:`Calibration`, or None when the scene is too small (logged).
+    """
+    r, c = inputs.ratio, inputs.bands
+    gains = mtf.gnyq_for(sensor, c)
+    windows = _read_windows(inputs, gains, fb)
+    if not windows:
+        fb.warning(f"Calibration skipped: the scene is too small (or has no valid window) for a "
+                   f"reduced-resolution sample at ratio {r}; the network runs uncalibrated.")
+        return None
+    names = [name, *candidates]
+    allowed = np.ones((len(names), c), bool)
+    if network_bands is not None:
+        allowed[0] = False
+        allowed[0, list(network_bands)] = True
+    fit = CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT)
+    stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], r,
+                           sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
+    m = PSDNET_MARGIN * r
+    for w in windows:
+        if fb.is_canceled():
+            raise PSDNetCanceled("Cancelled by the user; nothing was written.")
+        hh, ww = w.valid.shape
+        core = (slice(None), slice(m, m + hh), slice(m, m + ww))
+        net = base.predict(normalizer.norm_ms(w.ms_lr)[None], normalizer.norm_pan(w.pan_lr)[None])[0]
+        outs = [normalizer.denorm_ms(net)[core]]
+        outs += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st)[core] for mth, st in zip(candidates, stats,
+                                                                                           strict=True)]
+        fit.add(w.ref, upsample_bicubic(w.ms_lr, r)[core], outs, w.valid)
+    return fit.solve()
+
+
+def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: tuple, margin: int,
+               sensor: str | None, fb: Feedback, network_bands: Sequence[int] | None = None,
+               name: str = "psdnet", band_names: Sequence[str] | None = None
+               ) -> tuple[Any, dict[str, Any] | None]:
+    """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped."""
+    t0 = time.perf_counter()
+    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, CANDIDATES, name)
+    if cal is None:
+        return base, None
+    used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]
+    preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, margin, sensor=sensor) if u else None
+             for mth, u in zip(CANDIDATES, used, strict=True)]
+    seconds = time.perf_counter() - t0
+    fb.info(f"Calibration on the scene degraded by the ratio (Wald, sensor MTF), {seconds:.1f} s; "
+            "detail weights per band:")
+    for line in cal.describe(band_names):
+        fb.info(line)
+    report = cal.to_dict()
+    report["seconds"] = round(seconds, 3)
+    return CalibratedPredictor(base, preds, cal, inputs.ratio), report
