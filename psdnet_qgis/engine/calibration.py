@@ -33,8 +33,10 @@ from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
-#: Classical candidates whose detail the calibration may combine with the network's.
-CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "gsa")
+#: Classical candidates whose detail the calibration may combine with the network's. MTF-GLP-FS
+#: alone did as well as with GSA, BDSD-PC or MTF-GLP-HPM added (``scripts/calibration_study.py``,
+#: ten scenes, mean ERGAS / SAM) and costs one classical method per tile.
+CANDIDATES: tuple[str, ...] = ("mtf_glp_fs",)
 #: Weights per band: a convex combination of the candidates (``core.calibration.CONSTRAINTS``).
 CONSTRAINT = "simplex"
 #: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.
@@ -192,16 +194,23 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
 
 def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: tuple, margin: int,
                sensor: str | None, fb: Feedback, network_bands: Sequence[int] | None = None,
-               name: str = "psdnet", band_names: Sequence[str] | None = None
+               name: str = "psdnet", band_names: Sequence[str] | None = None, other_method: str | None = None
                ) -> tuple[Any, dict[str, Any] | None]:
-    """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped."""
+    """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped.
+
+    With ``network_bands`` (an MS with more bands than the model), ``other_method`` (the method of
+    the other bands) joins the candidates, so those bands choose between it and the others.
+    """
     t0 = time.perf_counter()
-    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, CANDIDATES, name)
+    candidates = list(CANDIDATES)
+    if network_bands is not None and other_method and other_method not in candidates:
+        candidates.append(other_method)
+    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name)
     if cal is None:
         return base, None
     used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]
     preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, margin, sensor=sensor) if u else None
-             for mth, u in zip(CANDIDATES, used, strict=True)]
+             for mth, u in zip(candidates, used, strict=True)]
     seconds = time.perf_counter() - t0
     fb.info(f"Calibration on the scene degraded by the ratio (Wald, sensor MTF), {seconds:.1f} s; "
             "detail weights per band:")

@@ -98,7 +98,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     if names is not None and len(names) != inputs.bands:
         names = None
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
-                                   scene.sensor, fb, net_bands, fusion.model_name, names)
+                                   scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
     return fusion._replace(predictor=predictor, calibration=report,
                            device_report=str(getattr(predictor, "device_report", fusion.device_report)))
 
