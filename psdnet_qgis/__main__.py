@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--other-bands-method", default="mtf_glp_fs",
                     choices=OTHER_METHODS,
                     help="classical method of the MS bands the model does not know (default mtf_glp_fs)")
+    ps.add_argument("--no-calibrate", dest="calibrate", action="store_false",
+                    help="PSDNet: skip the per-scene calibration (the network's and MTF-GLP-FS's detail "
+                         "weighted per band on the scene degraded by the ratio) and write the network's "
+                         "output as it comes")
     ps.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     ps.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     ps.add_argument("--json", action="store_true", help="print the run report as JSON on stdout")
@@ -116,7 +120,7 @@ def _pansharpen(args: argparse.Namespace) -> int:
             tile=args.tile, overlap=args.overlap, pan_band=args.pan_band,
             out_dtype="float32" if args.float32 else None, feedback=fb, batch_size=args.batch,
             precision=args.precision, sensor=args.sensor, adapt_seconds=args.adapt_seconds,
-            model_bands=args.model_bands, other_method=args.other_bands_method,
+            model_bands=args.model_bands, other_method=args.other_bands_method, calibrate=args.calibrate,
         )
     finally:
         fb.close()

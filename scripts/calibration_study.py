@@ -29,9 +29,9 @@ for p in (ROOT, ROOT / "scripts"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from bench_quality import SCENE_MODEL, bundled_model, prepare_scene  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
-from bench_quality import SCENE_MODEL, bundled_model, prepare_scene  # noqa: E402
 from psdnet_qgis.core import classical, metrics, mtf  # noqa: E402
 from psdnet_qgis.core.calibration import CalibrationFit  # noqa: E402
 from psdnet_qgis.core.resample import upsample_bicubic  # noqa: E402
@@ -47,7 +47,9 @@ CLASSICAL = ("mtf_glp_fs", "gsa", "bdsd_pc", "mtf_glp_hpm")
 
 
 def read(path: Path) -> np.ndarray:
-    return np.asarray(gdal.Open(str(path)).ReadAsArray(), np.float32).reshape(-1, *gdal.Open(str(path)).ReadAsArray().shape[-2:])
+    """(C, H, W) float32."""
+    ds = gdal.Open(str(path))
+    return np.asarray(ds.ReadAsArray(), np.float32).reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
 
 
 def rr_outputs(sc: dict, weights: str, tmp: Path) -> dict[str, np.ndarray]:
@@ -119,10 +121,10 @@ def main() -> int:
                                                       [float(p) for p in args.priors.split(",")]):
                 cands = ["psdnet", *cset.split("+")]
                 fit = CalibrationFit(cands, ref.shape[0], r, constraint=cons, prior_pixels=prior)
+                m = PSDNET_MARGIN * r
                 for i, w in enumerate(wins):
-                    fit.add(w.ref, upsample_bicubic(w.ms_lr, r)[:, PSDNET_MARGIN * r:PSDNET_MARGIN * r + w.valid.shape[0],
-                                                                 PSDNET_MARGIN * r:PSDNET_MARGIN * r + w.valid.shape[1]],
-                            [outs[c][i] for c in cands], w.valid)
+                    up = upsample_bicubic(w.ms_lr, r)[:, m:m + w.valid.shape[0], m:m + w.valid.shape[1]]
+                    fit.add(w.ref, up, [outs[c][i] for c in cands], w.valid)
                 cal = fit.solve()
                 fused = cal.combine(lms, [rr[c] for c in cands])
                 res[f"{cset}|{cons}|{int(prior)}"] = (metrics.ergas(fused, ref, r), metrics.sam(fused, ref))
@@ -130,11 +132,12 @@ def main() -> int:
             print(name, px, {k: tuple(round(x, 3) for x in v) for k, v in res.items()}, flush=True)
     (args.out / "calstudy.json").write_text(json.dumps(results, indent=1))
     keys = list(next(iter(results.values()))["res"])
-    print("\n| setting | " + " | ".join(f"{s} ERGAS / SAM" for s in results) + " | mean ERGAS / SAM rel. best classical |")
+    print("\n| setting | " + " | ".join(f"{s} ERGAS / SAM" for s in results)
+          + " | mean ERGAS / SAM rel. best classical |")
     print("|---|" + "---|" * (len(results) + 1))
     for k in keys:
         cells, rel_e, rel_s = [], [], []
-        for s, d in results.items():
+        for d in results.values():
             e, a = d["res"][k]
             be = min(d["res"][c][0] for c in CLASSICAL)
             bs = min(d["res"][c][1] for c in CLASSICAL)

@@ -22,6 +22,8 @@ OPTION_COLUMNS = {
     "sensor": "sensor", "adapt_seconds": "adapt_seconds",
     # 8-band MS with a 4-band model (engine.mixed): "2;3;5;7" (or "2,3,5,7" quoted) and the method
     "model_bands": "model_bands", "other_method": "other_method",
+    # per-scene calibration of PSDNet runs (default true)
+    "calibrate": "calibrate",
 }
 PATH_COLUMNS = ("pan", "ms", "out")
 _TRUE, _FALSE = {"1", "true", "yes", "y"}, {"0", "false", "no", "n"}
@@ -83,10 +85,12 @@ def _convert(column: str, value: str, where: str, base: str) -> Any:
         if s < 0:
             raise PSDNetInputError(f"{where}: {s} is negative; give 0 or more seconds.")
         return s
-    if column == "float32":
+    if column in ("float32", "calibrate"):
         v = value.lower()
         if v not in _TRUE | _FALSE:
             raise PSDNetInputError(f"{where}: '{value}' is not yes/no; write 1 or 0.")
+        if column == "calibrate":
+            return v in _TRUE
         return "float32" if v in _TRUE else None
     if column == "model" and _is_model_path(value):
         return _resolve(value, base)

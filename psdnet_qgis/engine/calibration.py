@@ -74,7 +74,7 @@ class CalibratedPredictor:
         self.ratio = int(ratio)
         self.batch_size = int(getattr(base, "batch_size", 1) or 1)
         self.threads = int(getattr(base, "threads", 0) or 0)
-        self.device_report = f"{getattr(base, 'device_report', 'cpu')}; calibrated on the scene"
+        self.device_report = str(getattr(base, "device_report", "cpu"))
 
     def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""

@@ -9,6 +9,7 @@ from typing import Any
 from qgis.core import (
     Qgis,
     QgsProcessingException,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
@@ -45,6 +46,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     ADAPT_SECONDS = "ADAPT_SECONDS"
     MODEL_BANDS = "MODEL_BANDS"
     OTHER_METHOD = "OTHER_METHOD"
+    CALIBRATE = "CALIBRATE"
 
     def name(self) -> str:
         return "pansharpen"
@@ -64,6 +66,10 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL_FILE, self.tr("Weights file (overrides Model; .pt with its .json beside it)"),
             extension="pt", optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.CALIBRATE,
+            self.tr("Calibrate on this scene (weights of the network's and MTF-GLP-FS's detail fitted on the "
+                    "scene degraded by the ratio)"), True, optional=True))
         labels = (self.tr("Auto (CUDA if available, else CPU)"), self.tr("CUDA (NVIDIA GPU)"), self.tr("CPU"))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
                                 list(zip(DEVICES, labels, strict=True)), "auto", advanced=True)
@@ -108,7 +114,14 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "adapt_seconds": self.parameterAsDouble(parameters, self.ADAPT_SECONDS, context) or 0.0,
             "model_bands": self.parameterAsString(parameters, self.MODEL_BANDS, context) or None,
             "other_method": self.choiceId(parameters, self.OTHER_METHOD, context),
+            "calibrate": self._calibrate(parameters, context),
         }
+
+    def _calibrate(self, parameters, context) -> bool:
+        """CALIBRATE, True when not given (callers from before the parameter existed get the default)."""
+        if parameters.get(self.CALIBRATE) is None:
+            return True
+        return self.parameterAsBoolean(parameters, self.CALIBRATE, context)
 
     def helpText(self) -> str:
         models = "".join(
@@ -145,6 +158,14 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "8-band order is assumed, and the choice is checked on the pixels (haze falls and NIR "
             "bands correlate with each other): a contradiction stops the run. <b>Model bands</b> "
             "sets them explicitly (1-based, in the model's band order, e.g. 2,3,5,7).</p>"
+            "<p><b>Calibrate on this scene</b> (on by default): before the tiles run, your PAN and MS are "
+            "degraded by the resolution ratio with the sensor's MTF (Wald's protocol); the network and "
+            "MTF-GLP-FS fuse that smaller copy, and for each band the mix of their detail that best gives "
+            "back your real MS is fitted (non-negative weights summing to one). The same weights are used in "
+            "every tile. Where the network does not know the sensor or the scene, the classical detail "
+            "takes over; where it does, it keeps the network. The log lists the weights and the "
+            "reduced-resolution ERGAS and SAM of each. Switch it off to get the network's output as it comes "
+            "(for comparison, or bit-for-bit reproducibility with earlier versions).</p>"
             "<p><b>Adapt to this scene</b> (seconds, 0 = off): before fusing, a copy of the model "
             "is fine-tuned on crops of your own PAN + MS without any reference (the fused image, "
             "blurred with the sensor MTF, must give back the MS; its detail must follow the PAN; and "

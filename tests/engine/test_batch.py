@@ -131,6 +131,16 @@ def test_read_jobs_takes_the_eight_band_columns(tmp_path):
     assert job.options == {"method": "psdnet", "model_bands": "2;3;5;7", "other_method": "gsa"}
 
 
+def test_read_jobs_takes_the_calibrate_column(tmp_path):
+    jobs_csv = _write_jobs(tmp_path / "jobs.csv", [{"pan": "p.tif", "ms": "a.tif", "calibrate": "no"},
+                                                   {"pan": "p.tif", "ms": "b.tif", "calibrate": "1"}])
+    a, b = batch_jobs.read_jobs(str(jobs_csv), str(tmp_path / "out"), {"method": "psdnet"})
+    assert a.options["calibrate"] is False and b.options["calibrate"] is True
+    bad = _write_jobs(tmp_path / "bad.csv", [{"pan": "p.tif", "ms": "a.tif", "calibrate": "maybe"}])
+    with pytest.raises(PSDNetInputError, match="column 'calibrate': 'maybe' is not yes/no"):
+        batch_jobs.read_jobs(str(bad), str(tmp_path / "out"), {"method": "psdnet"})
+
+
 @pytest.mark.parametrize("text, needle", [
     ("pan,ms,colour\na.tif,b.tif,red\n", "unknown column(s) 'colour'"),
     ("pan,out\na.tif,o.tif\n", "no 'ms' column"),

@@ -99,3 +99,19 @@ def test_eight_band_model_bands_and_sigterm_removes_output(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode != 0 and "cancelled" in err, err
     assert not big.exists()
+
+
+def test_calibration_is_the_default_and_no_calibrate_switches_it_off(tmp_path):
+    from tests.rasters import make_pair
+
+    pan, ms = make_pair(tmp_path, ms_shape=(48, 48), seed=4)
+    reports = {}
+    for flag in ((), ("--no-calibrate",)):
+        out = tmp_path / f"o{len(flag)}.tif"
+        p = cli("pansharpen", str(pan), str(ms), str(out), "--model", "psdnet_vhr4_fast", "--json", *flag)
+        assert p.returncode == 0, p.stderr
+        reports[flag] = json.loads(p.stdout)
+    cal = reports[()]["calibration"]
+    assert cal["candidates"] == ["psdnet_vhr4_fast", "mtf_glp_fs"] and len(cal["weights"]) == 4
+    assert "calibrated" in cal["reduced_resolution"]
+    assert reports[("--no-calibrate",)]["calibration"] is None

@@ -11,7 +11,7 @@ from psdnet_qgis.engine.run import PansharpenReport, pansharpen
 
 KEYS = ["out", "method", "model", "model_version", "device", "ratio", "tiles", "tile", "overlap", "margin",
         "batch_size", "threads", "width", "height", "bands", "dtype", "nodata", "ms_warped", "seconds",
-        "mpx_per_s", "rgb", "normalizer", "adaptation", "band_methods"]
+        "mpx_per_s", "rgb", "normalizer", "adaptation", "band_methods", "calibration"]
 
 
 def test_report_is_a_frozen_dataclass_with_a_json_dict(pair, tmp_path):

@@ -47,7 +47,7 @@ def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net,
     pan, ms = pair
     out = tmp_path / f"zero_{tile}.tif"
     rep = pansharpen(pan, ms, out, model=zero_net, tile=tile, overlap=overlap, out_dtype="float32",
-                     device="cpu", margin=MARGIN, precision=precision)
+                     device="cpu", margin=MARGIN, precision=precision, calibrate=False)
     ref = bicubic_reference(read(ms), 4, MARGIN)
     got = read(out)
     assert got.shape == ref.shape == (4, 96, 112)
@@ -87,7 +87,7 @@ def test_tiled_random_model_close_to_whole_image(pair, tmp_path):
             head.last.bias.mul_(30)
     pan, ms = pair
     whole, tiled = tmp_path / "whole.tif", tmp_path / "tiled.tif"
-    kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32")
+    kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32", calibrate=False)
     r1 = pansharpen(pan, ms, whole, tile=64, overlap=8, **kw)
     r2 = pansharpen(pan, ms, tiled, tile=12, overlap=4, **kw)
     assert r1.tiles == 1 and r2.tiles > 4
@@ -126,7 +126,7 @@ def test_output_grid_dtype_compression_descriptions(tmp_path, zero_net):
     ds = None
     out = tmp_path / "o.tif"
     fb = Recorder()
-    rep = pansharpen(pan, ms, out, model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu")
+    rep = pansharpen(pan, ms, out, model=zero_net, tile=12, overlap=2, feedback=fb, device="cpu", calibrate=False)
     o = gdal.Open(str(out))
     p = gdal.Open(str(pan))
     assert o.GetGeoTransform() == p.GetGeoTransform()

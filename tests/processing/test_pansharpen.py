@@ -41,13 +41,41 @@ def assert_on_pan_grid(out, pan, ms_bands: int) -> None:
 def test_zero_residual_model_gives_bicubic_ms(psdnet_provider, pair, zero_weights, tmp_path):
     pan, ms = pair
     out = tmp_path / "fused.tif"
-    res = processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, TILE=16, OVERLAP=4))
+    res = processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, TILE=16, OVERLAP=4,
+                                                     CALIBRATE=False))
     assert res["OUTPUT"] == str(out)
     assert_on_pan_grid(out, pan, 4)
     assert gdal.Open(str(out)).GetRasterBand(1).DataType == gdal.GDT_Float32
     # Bicubic with reflection-padded borders: the engine's definition of the upsampled MS.
     expected = bicubic_reference(read(ms).astype(np.float32), 4, margin=4)
     np.testing.assert_allclose(read(out), expected, atol=1e-2)  # DN scale 0..2047
+
+
+def test_calibrated_by_default_and_switch_off(psdnet_provider, pair, zero_weights, tmp_path):
+    """The default run is calibrated (the log says so, the zero-detail network takes MTF-GLP-FS's detail);
+    CALIBRATE=False gives the network's output as it comes."""
+    from qgis.core import QgsApplication, QgsProcessingFeedback
+
+    class Lines(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def pushInfo(self, info: str) -> None:
+            self.lines.append(info)
+
+    pan, ms = pair
+    fb = Lines()
+    on, off = tmp_path / "on.tif", tmp_path / "off.tif"
+    processing.run("psdnet:pansharpen", params(pan, ms, on, zero_weights), feedback=fb)
+    processing.run("psdnet:pansharpen", params(pan, ms, off, zero_weights, CALIBRATE=False))
+    assert any("Calibration on the scene degraded by the ratio" in line for line in fb.lines)
+    expected = bicubic_reference(read(ms).astype(np.float32), 4, margin=4)
+    np.testing.assert_allclose(read(off), expected, atol=1e-2)
+    assert np.abs(read(on) - expected).max() > 1.0  # the classical detail came in
+    alg = QgsApplication.processingRegistry().algorithmById("psdnet:pansharpen")
+    p = alg.parameterDefinition("CALIBRATE")
+    assert p is not None and p.defaultValue() is True
 
 
 def test_default_output_keeps_ms_dtype(psdnet_provider, pair, zero_weights, tmp_path):
@@ -179,7 +207,7 @@ def test_eight_band_ms_fused_whole(psdnet_provider, zero_weights, tmp_path):
     names = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
     pan, ms = write8(tmp_path, descriptions=names)
     out = tmp_path / "wv8.tif"
-    processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights))
+    processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, CALIBRATE=False))
     ds = gdal.Open(str(out))
     assert ds.RasterCount == 8
     assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 9)] == names

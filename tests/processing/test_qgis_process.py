@@ -47,6 +47,13 @@ def test_qgis_process_lists_and_runs(qgis_env, tmp_path, zero_weights):
     ds = gdal.Open(str(out))
     assert (ds.RasterXSize, ds.RasterYSize, ds.RasterCount) == (192, 160, 4)
     assert np.isfinite(ds.ReadAsArray()).all()
+    assert "Calibration on the scene degraded by the ratio" in res.stdout + res.stderr  # the default
+    off = tmp_path / "off.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}",
+                          f"MODEL_FILE={zero_weights}", "CALIBRATE=false", f"OUTPUT={off}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Calibration on the scene" not in res.stdout + res.stderr
 
 
 def test_qgis_process_bad_input_message(qgis_env, tmp_path):

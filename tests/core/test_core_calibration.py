@@ -1,0 +1,115 @@
+"""core.calibration: the per-band weights of the candidates' detail, fitted in closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from psdnet_qgis.core.calibration import Calibration, CalibrationFit, simplex_gram
+from psdnet_qgis.errors import PSDNetInputError
+
+
+def _scene(seed: int = 0, c: int = 3, n: int = 40):
+    """A reference, its upsampled MS and three candidates' details (independent textures)."""
+    rng = np.random.default_rng(seed)
+    lms = rng.uniform(100, 200, (c, n, n)).astype(np.float32)
+    details = [rng.normal(0, 10, (c, n, n)).astype(np.float32) for _ in range(3)]
+    return rng, lms, details
+
+
+def test_simplex_weights_of_a_known_mixture_are_recovered():
+    rng, lms, d = _scene()
+    true = np.array([[0.3, 0.7, 0.0], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    ref = lms + sum(true[:, k, None, None] * d[k] for k in range(3))
+    ref = ref + rng.normal(0, 0.01, ref.shape).astype(np.float32)
+    fit = CalibrationFit(["net", "fs", "gsa"], 3, 4)
+    fit.add(ref, lms, [lms + dk for dk in d])
+    cal = fit.solve()
+    np.testing.assert_allclose(cal.weights, true, atol=2e-3)
+    assert cal.metrics["calibrated"]["ERGAS"] < min(cal.metrics[k]["ERGAS"] for k in ("net", "fs", "gsa"))
+
+
+def test_nonneg_gains_are_recovered_and_never_negative():
+    rng, lms, d = _scene(1)
+    true = np.array([[1.4, 0.0, 0.0], [0.6, 0.5, 0.0], [0.0, 0.0, 2.0]])
+    ref = lms + sum(true[:, k, None, None] * d[k] for k in range(3))
+    ref[2] -= 0.3 * d[0][2]  # band 3 would want -0.3 of the first candidate: clipped to 0
+    fit = CalibrationFit(["net", "fs", "gsa"], 3, 4, constraint="nonneg")
+    fit.add(ref, lms, [lms + dk for dk in d])
+    w = fit.solve().weights
+    assert (w >= 0).all()
+    np.testing.assert_allclose(w[:2], true[:2], atol=1e-3)
+    assert w[2, 0] == 0.0 and w[2, 2] == pytest.approx(2.0, abs=0.05)
+
+
+def test_windows_add_up_like_one_image_and_masks_drop_pixels():
+    rng, lms, d = _scene(2)
+    ref = lms + 0.5 * d[0] + 0.5 * d[1]
+    outs = [lms + dk for dk in d]
+    whole = CalibrationFit(["a", "b", "c"], 3, 2)
+    whole.add(ref, lms, outs)
+    parts = CalibrationFit(["a", "b", "c"], 3, 2)
+    for sl in (slice(0, 15), slice(15, 40)):
+        parts.add(ref[:, sl], lms[:, sl], [o[:, sl] for o in outs])
+    np.testing.assert_allclose(parts.solve().weights, whole.solve().weights, atol=1e-9)
+    masked = CalibrationFit(["a", "b", "c"], 3, 2)
+    bad = ref.copy()
+    bad[:, :5] = 1e6  # garbage where the mask says invalid
+    valid = np.ones(ref.shape[1:], bool)
+    valid[:5] = False
+    masked.add(bad, lms, outs, valid)
+    np.testing.assert_allclose(masked.solve().weights, [[0.5, 0.5, 0.0]] * 3, atol=1e-6)
+    assert masked.n == valid.sum()
+
+
+def test_allowed_and_covered_constrain_bands():
+    _, lms, d = _scene(3)
+    ref = lms + d[0]  # the first candidate is perfect everywhere
+    allowed = np.ones((3, 3), bool)
+    allowed[0, 2] = False  # ... but has no output of its own for band 3
+    fit = CalibrationFit(["net", "fs", "gsa"], 3, 4, allowed=allowed, covered=np.array([True, False, True]))
+    fit.add(ref, lms, [lms + dk for dk in d])
+    w = fit.solve().weights
+    np.testing.assert_allclose(w[0], [1.0, 0.0, 0.0], atol=1e-6)
+    assert (w[1] == 0).all()  # the PAN does not cover band 2: the upsampled MS
+    assert w[2, 0] == 0.0 and w[2].sum() == pytest.approx(1.0)
+
+
+def test_zero_weights_give_the_upsampled_ms_exactly_and_one_hot_the_candidate():
+    _, lms, d = _scene(4)
+    outs = [lms + dk for dk in d]
+    none = Calibration(("a", "b", "c"), np.zeros((3, 3)))
+    assert np.array_equal(none.combine(lms, outs), lms)
+    one = Calibration(("a", "b", "c"), np.tile([0.0, 1.0, 0.0], (3, 1)))
+    np.testing.assert_allclose(one.combine(lms, outs), outs[1], rtol=0, atol=1e-4)
+    with pytest.raises(PSDNetInputError, match="3 candidates"):
+        one.combine(lms, outs[:2])
+
+
+def test_simplex_solver_edge_cases():
+    g = np.eye(2)
+    np.testing.assert_allclose(simplex_gram(np.zeros((2, 2)), np.zeros(2)), [0.5, 0.5])
+    np.testing.assert_allclose(simplex_gram(g * 1e12, np.array([2e12, -1e12])), [1.0, 0.0])
+    x = simplex_gram(g, np.array([0.5, 0.5]))
+    np.testing.assert_allclose(x, [0.5, 0.5])
+
+
+def test_no_pixel_and_bad_arguments_are_refused():
+    with pytest.raises(PSDNetInputError, match="no valid pixel"):
+        CalibrationFit(["a"], 2, 4).solve()
+    with pytest.raises(PSDNetInputError, match="constraint"):
+        CalibrationFit(["a"], 2, 4, constraint="free")
+    with pytest.raises(PSDNetInputError, match="allowed"):
+        CalibrationFit(["a"], 2, 4, allowed=np.ones((2, 2), bool))
+
+
+def test_report_and_log_lines():
+    _, lms, d = _scene(5)
+    fit = CalibrationFit(["net", "fs"], 3, 4)
+    fit.add(lms + d[0], lms, [lms + d[0], lms + d[1]])
+    cal = fit.solve()
+    rep = cal.to_dict()
+    assert rep["candidates"] == ["net", "fs"] and len(rep["weights"]) == 3
+    assert set(rep["reduced_resolution"]) == {"net", "fs", "calibrated"}
+    lines = cal.describe(["blue", "green", "red"])
+    assert lines[0].startswith("  blue: net 1.000") and "reduced resolution" in lines[-1]

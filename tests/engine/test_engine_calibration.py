@@ -1,0 +1,121 @@
+"""Per-scene calibration through engine.run.pansharpen (the default for PSDNet)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from psdnet_qgis.engine.run import pansharpen
+
+from .conftest import bicubic_reference, make_pair, read
+
+torch = pytest.importorskip("torch")
+MARGIN = 8
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.lines.append("W " + msg)
+
+    def progress(self, percent: float) -> None:
+        pass
+
+    def is_canceled(self) -> bool:
+        return False
+
+
+def _random_net():
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(3)
+    net = PSDNet(4, 4, width=8).eval()
+    with torch.no_grad():
+        for head in (net.head1, net.head2, net.head3):
+            head.last.weight.mul_(30)
+            head.last.bias.mul_(30)
+    return net
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """A 64 x 64 MS px scene: large enough for a reduced-resolution sample (16 x 16 px)."""
+    return make_pair(tmp_path, ms_shape=(64, 64), bands=4, ratio=4, seed=7)
+
+
+def test_zero_detail_network_gives_the_calibrated_classical_result(scene, zero_net, tmp_path):
+    """Zero network detail: the output is lms + w (MTF-GLP-FS - lms), w the reported weights."""
+    pan, ms = scene
+    kw = dict(out_dtype="float32", tile=64, margin=MARGIN, sensor="unknown")
+    rep = pansharpen(pan, ms, tmp_path / "cal.tif", model=zero_net, device="cpu", precision="fp32", **kw)
+    pansharpen(pan, ms, tmp_path / "fs.tif", method="mtf_glp_fs", **kw)
+    cal = rep.calibration
+    assert cal is not None and cal["candidates"][1:] == ["mtf_glp_fs"]
+    w = np.asarray(cal["weights"])
+    assert np.allclose(w.sum(axis=1), 1.0, atol=1e-3) and (w >= 0).all()
+    assert (w[:, 1] > 0.5).all()  # the PAN's detail is real: the classical detail wins over none
+    lms = bicubic_reference(read(ms), 4, MARGIN)
+    fs = read(tmp_path / "fs.tif")
+    expect = lms + w[:, 1, None, None].astype(np.float32) * (fs - lms)
+    # the report rounds the weights to 1e-4; values up to 2047
+    np.testing.assert_allclose(read(tmp_path / "cal.tif"), expect, rtol=0, atol=0.05 * 2047 * 1e-3 + 2e-3)
+
+
+def test_no_calibrate_is_the_network_as_it_comes(scene, zero_net, tmp_path):
+    pan, ms = scene
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, device="cpu", out_dtype="float32",
+                     margin=MARGIN, calibrate=False)
+    assert rep.calibration is None
+    np.testing.assert_allclose(read(tmp_path / "o.tif"), bicubic_reference(read(ms), 4, MARGIN), rtol=0, atol=2e-3)
+
+
+def test_tiles_and_whole_image_share_one_calibration(scene, tmp_path):
+    pan, ms = scene
+    net = _random_net()
+    kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32")
+    fb = Recorder()
+    whole = pansharpen(pan, ms, tmp_path / "whole.tif", tile=64, overlap=8, feedback=fb, **kw)
+    tiled = pansharpen(pan, ms, tmp_path / "tiled.tif", tile=20, overlap=4, **kw)
+    assert whole.tiles == 1 and tiled.tiles > 4
+    assert whole.calibration["weights"] == tiled.calibration["weights"]
+    assert whole.calibration["reduced_resolution"] == tiled.calibration["reduced_resolution"]
+    std = np.asarray(whole.normalizer["ms_std"], dtype=np.float32)[:, None, None]
+    diff = np.abs(read(tmp_path / "whole.tif") - read(tmp_path / "tiled.tif")) / std
+    assert diff.max() < 0.2 and diff.mean() < 0.01, (diff.max(), diff.mean())
+    # the log gives the weights per band and the reduced-resolution scores of every candidate
+    text = "\n".join(fb.lines)
+    assert "Calibration on the scene degraded by the ratio" in text
+    assert "reduced resolution" in text and "calibrated ERGAS" in text
+
+
+def test_calibration_beats_a_bad_network_at_reduced_resolution(scene, tmp_path):
+    """A network that injects noise gets weight ~0 and the calibrated result scores better."""
+    pan, ms = scene
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=_random_net(), device="cpu", out_dtype="float32")
+    rr = rep.calibration["reduced_resolution"]
+    name = rep.calibration["candidates"][0]
+    assert rr["calibrated"]["ERGAS"] < rr[name]["ERGAS"]
+    assert max(row[0] for row in rep.calibration["weights"]) < 0.5
+
+
+def test_small_scene_runs_uncalibrated_with_a_warning(tmp_path, zero_net):
+    pan, ms = make_pair(tmp_path, ms_shape=(12, 12), bands=4, ratio=4, seed=2)
+    fb = Recorder()
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=zero_net, device="cpu", out_dtype="float32",
+                     margin=MARGIN, feedback=fb)
+    assert rep.calibration is None
+    assert any(line.startswith("W Calibration skipped") for line in fb.lines)
+    np.testing.assert_allclose(read(tmp_path / "o.tif"), bicubic_reference(read(ms), 4, MARGIN), rtol=0, atol=2e-3)
+
+
+def test_classical_methods_are_never_calibrated(scene, tmp_path):
+    pan, ms = scene
+    a = pansharpen(pan, ms, tmp_path / "a.tif", method="gsa")
+    b = pansharpen(pan, ms, tmp_path / "b.tif", method="gsa", calibrate=False)
+    assert a.calibration is None and b.calibration is None
+    assert np.array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
