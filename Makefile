@@ -76,6 +76,8 @@ bench: deps | $(XDG_RUNTIME_DIR)
 
 bench-speed: deps
 	$(PY) scripts/bench_speed.py --models psdnet_vhr4,psdnet_vhr4_fast --sizes 1024,4096 --fast-sizes 10240 $(BENCH_SPEED_FLAGS)
+	$(PY) scripts/bench_speed.py --modes engine --sizes 2048 $(BENCH_SPEED_FLAGS) \
+		--models psdnet_vhr4_fast,psdnet_vhr4_fast:nocal,psdnet_vhr4,psdnet_vhr4:nocal
 
 clean:
 	rm -rf build dist runs/bench

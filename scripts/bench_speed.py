@@ -41,6 +41,8 @@ sys.path.insert(0, str(ROOT))
 
 RATIO, BANDS = 4, 4
 PAPER_MS = 66
+#: ``--models psdnet_vhr4:nocal``: the engine run without the per-scene calibration.
+UNCAL = "nocal"
 
 
 def _cpu() -> float:
@@ -158,13 +160,14 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     if mode in ("engine", "engine-cuda"):
         from psdnet_qgis.engine.run import pansharpen
 
-        net, name = _model(args.model)
+        model, _, flag = (args.model or "").partition(":")
+        net, name = _model(model or None)
         c0, t0 = _cpu(), time.perf_counter()  # exclude model loading
         rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net,
                          device="cuda" if mode == "engine-cuda" else "cpu",
-                         tile=args.tile, overlap=args.overlap, batch_size=args.batch)
-        res.update(model=name, tiles=rep.tiles, tile=rep.tile, overlap=rep.overlap,
-                   batch=rep.batch_size, device=rep.device, threads=rep.threads)
+                         tile=args.tile, overlap=args.overlap, batch_size=args.batch, calibrate=flag != UNCAL)
+        res.update(model=name + (f":{UNCAL}" if flag == UNCAL else ""), tiles=rep.tiles, tile=rep.tile,
+                   overlap=rep.overlap, batch=rep.batch_size, device=rep.device, threads=rep.threads)
     elif mode in ("cli", "qgis"):
         out = folder / f"out_{mode}_{size}.tif"
         cmd, env = _entry_point_cmd(mode, pan_p, ms_p, out, folder)
@@ -262,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="torch CPU threads for every path (default: all cores)")
     ap.add_argument("--models", default="",
                     help="bundled models of the engine rows, comma separated (default: Auto's model); "
-                         "e.g. psdnet_vhr4,psdnet_vhr4_fast: the ratios of each to the first are printed")
+                         "e.g. psdnet_vhr4,psdnet_vhr4_fast: the ratios of each to the first are printed; "
+                         "NAME:nocal runs NAME without the per-scene calibration (its cost is printed)")
     ap.add_argument("--fast-sizes", default="",
                     help="sizes run for the models after the first only (e.g. 10240: 100 MPx for the fast model)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
@@ -335,13 +339,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _model_ratios(rows: list[dict], models: list[str | None]) -> None:
-    """CPU time per MPx of each later model against the first at the same size, and each
-    model's peak RSS from its smallest to its largest size."""
+    """CPU time per MPx of each later model against the first at the same size, each model's
+    peak RSS from its smallest to its largest size, and the cost of the calibration."""
     if len(models) < 2:
         return
     per = {m: {r["size"]: r for r in rows if r["mode"] == "engine" and r.get("model") == m} for m in models}
-    base = per[models[0]]
     print()
+    for m in models:
+        uncal = per.get(f"{m}:{UNCAL}", {})
+        for size in sorted(per[m]) if not str(m).endswith(UNCAL) else ():
+            if size in uncal:
+                c, u = per[m][size], uncal[size]
+                print(f"CPU time, {m} calibrated / uncalibrated, {size} px: "
+                      f"{c['cpu_s'] / u['cpu_s']:.3f} (target <= 1.15)")
+    models = [m for m in models if not str(m).endswith(UNCAL)]
+    base = per[models[0]]
     for m in models[1:]:
         for size in sorted(per[m]):
             if size in base:

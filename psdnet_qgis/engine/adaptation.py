@@ -21,6 +21,7 @@ import numpy as np
 
 from psdnet_qgis.core.mtf import gnyq_for
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.wald import degrade_pair
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetInputError
@@ -150,7 +151,74 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
     fb.info(result.summary())
     report = result.to_dict()
     report.update(crop_ms=side, sensor=sensor, gains_ms=list(gains.ms), gain_pan=gains.pan, note=note)
+    if model is not net:  # the held-out crops said yes: ask the whole scene
+        keep, reason, before, after = scene_check(inputs, net, model, normalizer, sensor)
+        report.update(scene_metrics_before=before, scene_metrics_after=after, scene_reason=reason)
+        if not keep:
+            model = net
+            report.update(kept=False, reason=reason)
+        fb.info(f"Whole-scene check of the adapted model: {reason}: "
+                f"{'kept the adapted model' if keep else 'kept the ORIGINAL model'}.")
     return model, report
+
+
+#: The whole-scene check of an adapted model: up to this many windows spread over the scene...
+CHECK_WINDOWS = 12
+#: ...of this side (MS px), full resolution and degraded by the ratio (Wald).
+CHECK_MS = 64
+
+
+def check_windows(inputs: RasterInputs) -> list[tuple[int, int, int]]:
+    """(row, col, side) of nodata-free windows spread evenly over the whole MS grid (MS px)."""
+    r = inputs.ratio
+    side = min(CHECK_MS, inputs.ms_height, inputs.ms_width) // r * r
+    if side < MIN_CROP_MS:
+        return []
+    grid = _windows(inputs, side)
+    pick = np.unique(np.linspace(0, len(grid) - 1, min(CHECK_WINDOWS, len(grid))).round().astype(int))
+    return [(grid[i][0], grid[i][1], side) for i in pick]
+
+
+def scene_check(inputs: RasterInputs, original: Any, adapted: Any, normalizer: Normalizer, sensor: str | None
+                ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
+    """Compare the adapted and the original network on windows spread over the whole scene.
+
+    Full resolution: D_lambda^K, D_s, HQNR and the Wald consistency (``model.adapt.held_metrics``);
+    reduced resolution: ERGAS and SAM of the scene degraded by the ratio against the real MS
+    (``model.adapt.wald_metrics``). The adapted copy is kept only when none gets worse
+    (``model.adapt.scene_decision``): the held-out crops of the adaptation come from the same
+    few detailed windows as its training crops and do not represent the scene.
+
+    Returns:
+        ``(keep, reason, metrics of the original, metrics of the adapted copy)``.
+    """
+    from psdnet_qgis.model.adapt import Batch, held_metrics, scene_decision, wald_metrics
+
+    r = inputs.ratio
+    gains = gnyq_for(sensor, inputs.bands)
+    full_ms, full_pan, pairs = [], [], []
+    for row, col, side in check_windows(inputs):
+        ms, mv = inputs.read_ms(row, col, side, side)
+        pan, pv = inputs.read_pan(row * r, col * r, side * r, side * r)
+        if not (mv.all() and pv.all()):
+            continue
+        full_ms.append(normalizer.norm_ms(ms))
+        full_pan.append(normalizer.norm_pan(pan))
+        if side // r >= 8:  # the network's smallest MS side
+            pair = degrade_pair(ms, pan, r, gains.ms, gains.pan, mv, pv)
+            if pair.valid.any():
+                pairs.append((pair.ms_lr, pair.pan_lr, ms, pair.valid))
+    if not full_ms:
+        return False, "no nodata-free window to check the adapted model on", {}, {}
+    batch = Batch(np.stack(full_ms).astype(np.float32), np.stack(full_pan).astype(np.float32))
+    out = []
+    for net in (original, adapted):
+        m = held_metrics(net, batch, normalizer, r, gains.ms, sensor)
+        if pairs:
+            m.update(wald_metrics(net, pairs, normalizer, r))
+        out.append(m)
+    keep, reason = scene_decision(*out)
+    return keep, reason, out[0], out[1]
 
 
 def tile_feedback(fb: Feedback) -> SpanFeedback:

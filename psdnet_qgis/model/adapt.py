@@ -114,15 +114,15 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-class _Batch:
-    """The training tensors of a set of equal-size crops (normalised)."""
+class Batch:
+    """The tensors of a set of equal-size crops (normalised): ``ms`` (N, C, h, w), ``pan`` (N, 1, H, W)."""
 
     def __init__(self, ms: np.ndarray, pan: np.ndarray) -> None:
         self.ms = torch.from_numpy(np.ascontiguousarray(ms, dtype=np.float32))
         self.pan = torch.from_numpy(np.ascontiguousarray(pan, dtype=np.float32))
 
 
-def _degraded_pair(batch: _Batch, dm: Degrade, dp: Degrade) -> tuple[torch.Tensor, torch.Tensor] | None:
+def _degraded_pair(batch: Batch, dm: Degrade, dp: Degrade) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Wald input (ms_low, pan_low) of a batch, None when the degraded MS is below the network's minimum."""
     h, w = batch.ms.shape[-2:]
     r = dm.ratio
@@ -163,7 +163,7 @@ def adapt_model(model: torch.nn.Module, train: tuple[np.ndarray, np.ndarray],
     dev = next(model.parameters()).device
     if dev.type == "cpu":
         torch.set_num_threads(_cpu_threads())  # the predictor's count (PSDNET_THREADS), set before the first step
-    tb, hb = _Batch(*train), _Batch(*held)
+    tb, hb = Batch(*train), Batch(*held)
     job = _prepare(model, tb, ratio, gains_ms, gain_pan, config, dev)
     with torch.no_grad():
         loss_before = float(job.loss())
@@ -197,7 +197,7 @@ class _Job:
     loss: Callable[[], torch.Tensor]
 
 
-def _prepare(model: torch.nn.Module, tb: _Batch, ratio: int, gains_ms: Sequence[float], gain_pan: float,
+def _prepare(model: torch.nn.Module, tb: Batch, ratio: int, gains_ms: Sequence[float], gain_pan: float,
              config: AdaptConfig, dev: torch.device) -> _Job:
     """The copy to train (``config.part`` trainable), the loss of ``config.losses``, Adam."""
     dm, dp = Degrade(gains_ms, ratio), Degrade([gain_pan], ratio)
@@ -265,12 +265,12 @@ def _run_steps(job: _Job, config: AdaptConfig, t0: float, clock: Callable[[], fl
     return steps, max_step
 
 
-def _guard(model: torch.nn.Module, net: torch.nn.Module, hb: _Batch, normalizer: Normalizer, ratio: int,
+def _guard(model: torch.nn.Module, net: torch.nn.Module, hb: Batch, normalizer: Normalizer, ratio: int,
            gains_ms: Sequence[float], sensor: str | None
            ) -> tuple[bool, str, dict[str, float], dict[str, float]]:
     """``(keep the adapted net, reason, metrics of model, metrics of net)`` on the held-out crops."""
-    before = _held_metrics(model, hb, normalizer, ratio, gains_ms, sensor)
-    after = _held_metrics(net, hb, normalizer, ratio, gains_ms, sensor)
+    before = held_metrics(model, hb, normalizer, ratio, gains_ms, sensor)
+    after = held_metrics(net, hb, normalizer, ratio, gains_ms, sensor)
     kept, reason = guard_decision(before, after)
     return kept, reason, before, after
 
@@ -291,7 +291,7 @@ def guard_decision(before: dict[str, float], after: dict[str, float]) -> tuple[b
     return True, "held-out HQNR and consistency improved"
 
 
-def _cache(net: torch.nn.Module, tb: _Batch, wald: tuple[torch.Tensor, torch.Tensor] | None
+def _cache(net: torch.nn.Module, tb: Batch, wald: tuple[torch.Tensor, torch.Tensor] | None
            ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, tuple[torch.Tensor, torch.Tensor] | None]:
     """(lms, f3) of the full-resolution crops and of their Wald inputs: the frozen part of
     the network, computed once."""
@@ -315,8 +315,8 @@ def _forward(net: torch.nn.Module, ms: torch.Tensor, pan: torch.Tensor,
     return net(ms, pan).out3
 
 
-def _held_metrics(net: torch.nn.Module, hb: _Batch, normalizer: Normalizer, ratio: int,
-                  gains_ms: Sequence[float], sensor: str | None) -> dict[str, float]:
+def held_metrics(net: torch.nn.Module, hb: Batch, normalizer: Normalizer, ratio: int,
+                 gains_ms: Sequence[float], sensor: str | None) -> dict[str, float]:
     """Mean D_lambda^K, D_s, HQNR of ``net`` over the held-out crops (radiometric scale).
 
     The formulas of ``core.metrics.d_lambda_khan`` / ``d_s``, with the Q block shrunk to the
@@ -340,3 +340,41 @@ def _held_metrics(net: torch.nn.Module, hb: _Batch, normalizer: Normalizer, rati
     d_k, d_s = float(np.mean(dk)), float(np.mean(ds))
     return {"D_lambda_K": d_k, "D_s": d_s, "HQNR": metrics.qnr_from_distortions(d_k, d_s),
             "SAM_consistency": float(np.mean(sam_c)), "ERGAS_consistency": float(np.mean(ergas_c))}
+
+
+def wald_metrics(net: torch.nn.Module, pairs: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+                 normalizer: Normalizer, ratio: int) -> dict[str, float]:
+    """Reduced-resolution ERGAS and SAM of ``net`` over Wald pairs, pooled over the pairs.
+
+    Args:
+        net: a PSDNet.
+        pairs: ``(ms_low, pan_low, ref, valid)`` on the radiometric scale: the degraded MS
+            (C, h/r, w/r), PAN (1, h, w), the real MS (C, h, w) and its counted pixels (h, w).
+        normalizer: the run's statistics.
+        ratio: r.
+    """
+    fused, refs = [], []
+    with torch.no_grad():
+        for ms_low, pan_low, ref, valid in pairs:
+            ms_t = torch.from_numpy(normalizer.norm_ms(ms_low)[None])
+            pan_t = torch.from_numpy(normalizer.norm_pan(pan_low)[None])
+            out = normalizer.denorm_ms(net(ms_t, pan_t).out3.float().numpy()[0])
+            fused.append(out[:, valid])
+            refs.append(ref[:, valid])
+    f = np.concatenate(fused, axis=1).astype(np.float64)[:, None]
+    r = np.concatenate(refs, axis=1).astype(np.float64)[:, None]
+    return {"ERGAS_reduced": metrics.ergas(f, r, ratio), "SAM_reduced": metrics.sam(f, r)}
+
+
+#: Scene-check metrics and whether larger is better.
+SCENE_CHECK = {"HQNR": True, "D_lambda_K": False, "D_s": False, "SAM_consistency": False,
+               "ERGAS_consistency": False, "ERGAS_reduced": False, "SAM_reduced": False}
+
+
+def scene_decision(before: dict[str, float], after: dict[str, float]) -> tuple[bool, str]:
+    """Keep the adapted copy only when no scene-check metric (:data:`SCENE_CHECK`) got worse."""
+    worse = [k for k, up in SCENE_CHECK.items()
+             if k in before and k in after and ((after[k] < before[k]) if up else (after[k] > before[k]))]
+    if worse:
+        return False, f"on windows spread over the whole scene {', '.join(worse)} got worse"
+    return True, "no metric got worse on windows spread over the whole scene"

@@ -73,12 +73,16 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
         labels = (self.tr("Auto (CUDA if available, else CPU)"), self.tr("CUDA (NVIDIA GPU)"), self.tr("CPU"))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
                                 list(zip(DEVICES, labels, strict=True)), "auto", advanced=True)
-        # 0 (off) by default: adaptation costs its budget on every run, and the held-out guard
-        # keeps the original model whenever it does not help (see the model card's table)
-        self.addParameter(QgsProcessingParameterNumber(
+        # 0 (off) and advanced: with the bundled models it did not reliably help (model card,
+        # "Adapt to this scene"), and the whole-scene check keeps the original model whenever any
+        # of its metrics gets worse, so most runs would pay the budget for nothing
+        p = QgsProcessingParameterNumber(
             self.ADAPT_SECONDS,
-            self.tr("Adapt to this scene: seconds of unsupervised fine-tuning (0 = off)"),
-            Qgis.ProcessingNumberParameterType.Double, 0.0, optional=True, minValue=0.0, maxValue=3600.0))
+            self.tr("Adapt to this scene: seconds of unsupervised fine-tuning (0 = off; experimental, "
+                    "rarely helps, see the help)"),
+            Qgis.ProcessingNumberParameterType.Double, 0.0, optional=True, minValue=0.0, maxValue=3600.0)
+        p.setFlags(p.flags() | Qgis.ProcessingParameterFlag.Advanced)
+        self.addParameter(p)
         p = QgsProcessingParameterString(
             self.MODEL_BANDS,
             self.tr("Model bands: MS bands the network takes when the MS has more (e.g. 2,3,5,7; "
@@ -166,12 +170,15 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "takes over; where it does, it keeps the network. The log lists the weights and the "
             "reduced-resolution ERGAS and SAM of each. Switch it off to get the network's output as it comes "
             "(for comparison, or bit-for-bit reproducibility with earlier versions).</p>"
-            "<p><b>Adapt to this scene</b> (seconds, 0 = off): before fusing, a copy of the model "
-            "is fine-tuned on crops of your own PAN + MS without any reference (the fused image, "
-            "blurred with the sensor MTF, must give back the MS; its detail must follow the PAN; and "
-            "the scene degraded by the ratio must be restored). Crops held out from the fine-tuning "
-            "decide: the copy is used only when their HQNR improves and their consistency with the "
-            "MS does not get worse, otherwise the original model "
-            "runs and the log says so. 'Adapt PSDNet to a scene' saves adapted weights for reuse.</p>"
+            "<p><b>Adapt to this scene</b> (advanced, seconds, 0 = off; experimental): before fusing, a "
+            "copy of the model is fine-tuned on crops of your own PAN + MS without any reference (the "
+            "fused image, blurred with the sensor MTF, must give back the MS; its detail must follow the "
+            "PAN; and the scene degraded by the ratio must be restored). The copy is used only when "
+            "held-out crops improve and, on windows spread over the whole scene, none of HQNR, "
+            "D_lambda, D_s, the consistency with the MS and the reduced-resolution ERGAS and SAM gets "
+            "worse; otherwise the original model runs and the log says so. Measured with the bundled "
+            "models it rarely helps (the model card gives the table), so it is off by default; the "
+            "calibration above is what adjusts the result to your scene. 'Adapt PSDNet to a scene' saves "
+            "adapted weights for reuse.</p>"
             "<p>Requires PyTorch importable by QGIS's Python (see the README).</p>"
         ).format(models)

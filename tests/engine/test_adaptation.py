@@ -93,10 +93,15 @@ def test_budget_is_honoured_within_one_step(scene, net, tmp_path: Path) -> None:
     assert a["seconds"] <= max(budget, a["prepare_seconds"]) + 2 * a["max_step_seconds"] + 0.5, a
 
 
-def test_adapted_weights_load_and_reproduce_the_adapted_run(scene, net, tmp_path: Path) -> None:
+def test_adapted_weights_load_and_reproduce_the_adapted_run(scene, net, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from psdnet_qgis.engine import adaptation
     from psdnet_qgis.engine.adapt_scene import adapt_scene
     from psdnet_qgis.model.weights import load_model, sha256_file
 
+    # What is tested here is saving and reusing an adapted copy, so the whole-scene check (tested
+    # below) is told to keep it: 8 steps of a random narrow network do not pass it on this scene.
+    monkeypatch.setattr(adaptation, "scene_check", lambda *a, **k: (True, "kept for this test", {}, {}))
     pan, ms = scene
     opts = dict(FAST, max_steps=8)
     meta = adapt_scene(str(pan), str(ms), str(tmp_path / "mine.pt"), model=net, seconds=60, adapt_options=opts)
@@ -107,3 +112,39 @@ def test_adapted_weights_load_and_reproduce_the_adapted_run(scene, net, tmp_path
     pansharpen(str(pan), str(ms), str(tmp_path / "adapted.tif"), model=net, adapt_seconds=60, adapt_options=opts)
     pansharpen(str(pan), str(ms), str(tmp_path / "reused.tif"), model=str(tmp_path / "mine.pt"))
     np.testing.assert_array_equal(read(tmp_path / "reused.tif"), read(tmp_path / "adapted.tif"))
+
+
+def test_whole_scene_check_rejects_a_copy_made_worse_on_purpose(scene) -> None:
+    """The scene check compares the two networks on windows spread over the whole scene."""
+    import copy
+
+    from psdnet_qgis.core.radiometry import Normalizer
+    from psdnet_qgis.engine.adaptation import check_windows, scene_check
+    from psdnet_qgis.engine.raster import open_inputs
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(0)
+    good = PSDNet(4, 4, width=8).zero_residual_().eval()  # the upsampled MS: no distortion added
+    bad = copy.deepcopy(good)
+    with torch.no_grad():
+        bad.head3.last.bias.copy_(torch.tensor([0.4, -0.4, 0.3, -0.3]))  # a colour cast everywhere
+    inputs = open_inputs(str(scene[0]), str(scene[1]))
+    try:
+        norm = Normalizer.from_arrays(*inputs.read_sample())
+        assert len(check_windows(inputs)) >= 1
+        keep, reason, before, after = scene_check(inputs, good, bad, norm, None)
+        assert not keep and "got worse" in reason
+        assert after["ERGAS_reduced"] > before["ERGAS_reduced"] and after["HQNR"] < before["HQNR"]
+        keep, reason, _, _ = scene_check(inputs, good, copy.deepcopy(good), norm, None)
+        assert keep, reason  # equal is not worse
+    finally:
+        inputs.close()
+
+
+def test_scene_decision_needs_every_metric_not_worse() -> None:
+    from psdnet_qgis.model.adapt import scene_decision
+
+    base = {"HQNR": 0.9, "D_s": 0.05, "ERGAS_reduced": 3.0, "SAM_reduced": 2.0}
+    assert scene_decision(base, {**base, "HQNR": 0.95})[0]
+    keep, reason = scene_decision(base, {**base, "HQNR": 0.95, "SAM_reduced": 2.01})
+    assert not keep and "SAM_reduced" in reason
