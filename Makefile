@@ -71,8 +71,10 @@ train: deps
 ablation: deps
 	$(PY) scripts/ablation.py --data $(DATA) --out runs/abl
 
+# Every scene a bundled model can run: the validation scenes, then the others (rows say which the model saw).
+BENCH_SCENES ?= pleiades_gizeh,osman_vhr,rotterdam1_wv2,rotterdam3_wv2,shanghai_wv3,sattest_l8,madrid_l8,istanbul_l8
 bench: deps | $(XDG_RUNTIME_DIR)
-	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench
+	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench --scenes $(BENCH_SCENES) $(BENCH_FLAGS)
 
 bench-speed: deps
 	$(PY) scripts/bench_speed.py --models psdnet_vhr4,psdnet_vhr4_fast --sizes 1024,4096 --fast-sizes 10240 $(BENCH_SPEED_FLAGS)

@@ -269,7 +269,8 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
     rows = []
     for label, fn in methods:
         slug = "".join(ch if ch.isalnum() else "_" for ch in label.lower())
-        row: dict[str, Any] = {"scene": spec.name, "model": model, "method": label}
+        row: dict[str, Any] = {"scene": spec.name, "model": model, "method": label,
+                               "seen": spec.name in MODEL_SCENES.get(model, {}).get("train", ())}
         try:
             rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
             fn(sc["rr_pan"], sc["rr_ms"], rr_out)
@@ -308,11 +309,68 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
     return rows
 
 
-def markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
-    def f(v: Any, nd: int) -> str:
-        return "–" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+#: The classical peers of the targets (issue 20): the best of them per metric is marked.
+PEERS = ("GSA", "MTF-GLP-HPM", "MTF-GLP-FS", "BDSD-PC")
+#: Metric -> larger is better.
+BETTER_UP = {"Q2n": True, "SAM": False, "ERGAS": False, "SCC": True, "D_lambda": False, "D_s": False,
+             "QNR": True, "HQNR": True}
 
-    lines = []
+
+def _ok(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and not math.isfinite(v))
+
+
+def best_peer(sub: list[dict[str, Any]], key: str) -> tuple[str, float] | None:
+    """(method, value) of the best classical peer of one scene's rows for ``key``."""
+    peers = [(r["method"], r[key]) for r in sub if r["method"] in PEERS and _ok(r.get(key))]
+    if not peers:
+        return None
+    return (max if BETTER_UP[key] else min)(peers, key=lambda mv: mv[1])
+
+
+def summary(rows: list[dict[str, Any]]) -> list[str]:
+    """Per scene and mean: the default run (calibrated), uncalibrated, against the best classical peer."""
+    out = ["| scene | model saw it | default ERGAS | best classical ERGAS | Δ | default SAM | best classical SAM | Δ "
+           "| uncalibrated ERGAS / SAM | default HQNR | uncalibrated HQNR | best classical HQNR |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rel_e, rel_s, hq_d, hq_u = [], [], [], []
+    for scene in dict.fromkeys(r["scene"] for r in rows):
+        sub = [r for r in rows if r["scene"] == scene]
+        dflt = next((r for r in sub if "default: calibrated" in r["method"]), None)
+        unc = next((r for r in sub if r["method"].endswith("uncalibrated")), None)
+        be, bs, bh = best_peer(sub, "ERGAS"), best_peer(sub, "SAM"), best_peer(sub, "HQNR")
+        if dflt is None or be is None or bs is None:
+            continue
+        de, ds_ = dflt["ERGAS"] / be[1] - 1, dflt["SAM"] / bs[1] - 1
+        rel_e.append(de)
+        rel_s.append(ds_)
+        hq_d.append(dflt["HQNR"])
+        if unc is not None:
+            hq_u.append(unc["HQNR"])
+        seen = "yes (training)" if dflt.get("seen") else "no"
+        unc_txt = f"{unc['ERGAS']:.3f} / {unc['SAM']:.3f}" if unc else "–"
+        out.append(f"| {scene} | {seen} | {dflt['ERGAS']:.3f} | {be[1]:.3f} ({be[0]}) | {100 * de:+.1f} % | "
+                   f"{dflt['SAM']:.3f} | {bs[1]:.3f} ({bs[0]}) | {100 * ds_:+.1f} % | {unc_txt} | "
+                   f"{dflt['HQNR']:.4f} | {unc['HQNR'] if unc else float('nan'):.4f} | "
+                   f"{bh[1] if bh else float('nan'):.4f} |")
+    if rel_e:
+        out.append(f"| **mean** | | | | **{100 * sum(rel_e) / len(rel_e):+.1f} %** | | | "
+                   f"**{100 * sum(rel_s) / len(rel_s):+.1f} %** | | **{sum(hq_d) / len(hq_d):.4f}** | "
+                   f"{(sum(hq_u) / len(hq_u)) if hq_u else float('nan'):.4f} | |")
+    return out
+
+
+def markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
+    def f(v: Any, nd: int, key: str = "", best: dict | None = None) -> str:
+        if not _ok(v):
+            return "–"
+        text = f"{v:.{nd}f}"
+        return f"**{text}**" if best and best.get(key) is not None and v == best[key] else text
+
+    lines = ["Default run against the best classical method (GSA, MTF-GLP-HPM, MTF-GLP-FS, BDSD-PC) per "
+             "metric, reduced resolution (ERGAS, SAM) and full resolution (HQNR):", ""]
+    lines += summary(rows)
+    lines.append("")
     for scene in dict.fromkeys(r["scene"] for r in rows):
         sub = [r for r in rows if r["scene"] == scene]
         info = sub[0]["scene_info"]
@@ -324,10 +382,17 @@ def markdown(rows: list[dict[str, Any]], notes: list[str]) -> str:
         lines.append("| method | Q2n ↑ | SAM ↓ | ERGAS ↓ | SCC ↑ | D_λ ↓ | D_s ↓ | QNR ↑ | HQNR ↑ "
                      "| s/MPx (full res.) |")
         lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        best = {}
+        for key in BETTER_UP:
+            bp = best_peer(sub, key)
+            best[key] = bp[1] if bp else None
         for r in sub:
-            lines.append(f"| {r['method']} | {f(r['Q2n'], 4)} | {f(r['SAM'], 3)} | {f(r['ERGAS'], 3)} | "
-                         f"{f(r['SCC'], 4)} | {f(r['D_lambda'], 4)} | {f(r['D_s'], 4)} | {f(r['QNR'], 4)} | "
-                         f"{f(r['HQNR'], 4)} | {f(r['s_per_mpx'], 2)} |")
+            mark = best if r["method"] in PEERS else None
+            cells = [f(r[k], 3 if k in ("SAM", "ERGAS") else 4, k, mark)
+                     for k in ("Q2n", "SAM", "ERGAS", "SCC", "D_lambda", "D_s", "QNR", "HQNR")]
+            lines.append(f"| {r['method']} | " + " | ".join(cells) + f" | {f(r['s_per_mpx'], 2)} |")
+        lines.append("")
+        lines.append("Bold: the best classical method (GSA, MTF-GLP-HPM, MTF-GLP-FS, BDSD-PC) per metric.")
         lines.append("")
     if notes:
         lines.append("Notes:")
@@ -355,7 +420,15 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated training.scenes.SCENES names to bench besides --models' validation "
                          "scenes (the bundled model of the scene's ratio runs; rows say whether it saw the scene)")
     ap.add_argument("--no-classical", action="store_true", help="PSDNet rows only")
+    ap.add_argument("--from-json", type=Path, default=None,
+                    help="print the tables of an earlier run's bench_quality.json instead of running")
     args = ap.parse_args(argv)
+    if args.from_json is not None:
+        old = json.loads(args.from_json.read_text(encoding="utf-8"))
+        for r in old["rows"]:
+            r.setdefault("seen", r["scene"] in MODEL_SCENES.get(r["model"], {}).get("train", ()))
+        print(markdown(old["rows"], old["notes"]))
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     logging.getLogger("psdnet_qgis.core.mtf").setLevel(logging.WARNING)  # per-call gain notes
     from psdnet_qgis.training.scenes import default_data_dir
