@@ -116,35 +116,8 @@ class Calibration:
 
 
 def simplex_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """argmin_x x'Gx - 2 b'x subject to x >= 0 and sum(x) = 1, exact, for a few unknowns.
-
-    As ``nnls_gram``: the minimiser is the equality-constrained minimiser over some set of free
-    variables that is non-negative (Lagrange: ``G x = b + mu 1``), so every set is tried.
-    """
-    n = rhs.size
-    scale = float(np.trace(gram)) / n
-    if not scale > 0.0:  # every candidate equals the upsampled MS: any split is the same
-        return np.full(n, 1.0 / n)
-    gram, rhs = gram / scale, rhs / scale  # the same minimiser, a well-conditioned system
-    best, best_obj = np.zeros(n), np.inf
-    for mask in range(1, 1 << n):
-        free = [i for i in range(n) if mask >> i & 1]
-        k = len(free)
-        kkt = np.zeros((k + 1, k + 1))
-        kkt[:k, :k] = gram[np.ix_(free, free)]
-        kkt[:k, k] = -1.0
-        kkt[k, :k] = 1.0
-        sol, *_ = np.linalg.lstsq(kkt, np.concatenate([rhs[free], [1.0]]), rcond=None)
-        x_s = sol[:k]
-        if np.any(x_s < 0.0) or abs(x_s.sum() - 1.0) > 1e-6:
-            continue
-        sub = gram[np.ix_(free, free)]
-        obj = float(x_s @ sub @ x_s - 2.0 * rhs[free] @ x_s)
-        if obj < best_obj:
-            best_obj = obj
-            best = np.zeros(n)
-            best[free] = x_s
-    return best
+    """argmin_x x'Gx - 2 b'x subject to x >= 0 and sum(x) = 1, exact (``nnls_gram``)."""
+    return nnls_gram(gram, rhs, sum_to_one=True)
 
 
 class CalibrationFit:

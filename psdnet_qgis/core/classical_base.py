@@ -151,20 +151,34 @@ def std64(x: np.ndarray) -> float:
     return float(np.std(x, dtype=np.float64))
 
 
-def nnls_gram(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-    """argmin_x x'Gx - 2 b'x subject to x >= 0, exact, for a few unknowns
-    (BDSD-PC, the per-scene calibration of ``core.calibration``).
+def nnls_gram(gram: np.ndarray, rhs: np.ndarray, sum_to_one: bool = False) -> np.ndarray:
+    """argmin_x x'Gx - 2 b'x subject to x >= 0 (and ``sum(x) = 1`` with ``sum_to_one``), exact,
+    for a few unknowns (BDSD-PC; the per-scene calibration of ``core.calibration``).
 
-    The problem is convex, so its minimiser is the unconstrained minimiser over some set of
-    free variables that happens to be non-negative; with at most about 9 unknowns every
-    set (512) can be tried, which is exact and needs no iteration tolerance.
+    The problem is convex, so its minimiser is the unconstrained (with ``sum_to_one``: the
+    equality-constrained, Lagrange ``G x = b + mu 1``) minimiser over some set of free variables
+    that happens to be non-negative; with at most about 9 unknowns every set (512) can be tried,
+    which is exact and needs no iteration tolerance.
     """
     n = rhs.size
-    best, best_obj = np.zeros(n), 0.0
+    best, best_obj = np.zeros(n), (np.inf if sum_to_one else 0.0)
+    if sum_to_one:
+        scale = float(np.trace(gram)) / n
+        if not scale > 0.0:  # every candidate equals the baseline: any split is the same
+            return np.full(n, 1.0 / n)
+        gram, rhs = gram / scale, rhs / scale  # the same minimiser, a well-conditioned system
     for mask in range(1, 1 << n):
         free = [i for i in range(n) if mask >> i & 1]
         sub = gram[np.ix_(free, free)]
-        x_s, *_ = np.linalg.lstsq(sub, rhs[free], rcond=None)
+        if sum_to_one:
+            k = len(free)
+            kkt = np.zeros((k + 1, k + 1))
+            kkt[:k, :k], kkt[:k, k], kkt[k, :k] = sub, -1.0, 1.0
+            x_s = np.linalg.lstsq(kkt, np.concatenate([rhs[free], [1.0]]), rcond=None)[0][:k]
+            if abs(x_s.sum() - 1.0) > 1e-6:
+                continue
+        else:
+            x_s, *_ = np.linalg.lstsq(sub, rhs[free], rcond=None)
         if np.any(x_s < 0.0):
             continue
         obj = float(x_s @ sub @ x_s - 2.0 * rhs[free] @ x_s)

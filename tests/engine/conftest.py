@@ -48,4 +48,19 @@ def zero_net():
     return PSDNet(4, 4, width=8).zero_residual_().eval()  # narrow: same graph, fast tests
 
 
+@pytest.fixture
+def noisy_net():
+    """Real narrow PSDNet with random weights and amplified heads: a network that changes the image a lot."""
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(3)
+    net = PSDNet(4, 4, width=8).eval()
+    with torch.no_grad():
+        for head in (net.head1, net.head2, net.head3):
+            head.last.weight.mul_(30)
+            head.last.bias.mul_(30)
+    return net
+
+
 __all__ = ["make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]

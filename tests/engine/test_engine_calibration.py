@@ -30,18 +30,6 @@ class Recorder:
         return False
 
 
-def _random_net():
-    from psdnet_qgis.model.psdnet import PSDNet
-
-    torch.manual_seed(3)
-    net = PSDNet(4, 4, width=8).eval()
-    with torch.no_grad():
-        for head in (net.head1, net.head2, net.head3):
-            head.last.weight.mul_(30)
-            head.last.bias.mul_(30)
-    return net
-
-
 @pytest.fixture
 def scene(tmp_path):
     """A 64 x 64 MS px scene: large enough for a reduced-resolution sample (16 x 16 px)."""
@@ -74,9 +62,9 @@ def test_no_calibrate_is_the_network_as_it_comes(scene, zero_net, tmp_path):
     np.testing.assert_allclose(read(tmp_path / "o.tif"), bicubic_reference(read(ms), 4, MARGIN), rtol=0, atol=2e-3)
 
 
-def test_tiles_and_whole_image_share_one_calibration(scene, tmp_path):
+def test_tiles_and_whole_image_share_one_calibration(scene, noisy_net, tmp_path):
     pan, ms = scene
-    net = _random_net()
+    net = noisy_net
     kw = dict(model=net, out_dtype="float32", device="cpu", precision="fp32")
     fb = Recorder()
     whole = pansharpen(pan, ms, tmp_path / "whole.tif", tile=64, overlap=8, feedback=fb, **kw)
@@ -93,10 +81,10 @@ def test_tiles_and_whole_image_share_one_calibration(scene, tmp_path):
     assert "reduced resolution" in text and "calibrated ERGAS" in text
 
 
-def test_calibration_beats_a_bad_network_at_reduced_resolution(scene, tmp_path):
+def test_calibration_beats_a_bad_network_at_reduced_resolution(scene, noisy_net, tmp_path):
     """A network that injects noise gets weight ~0 and the calibrated result scores better."""
     pan, ms = scene
-    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=_random_net(), device="cpu", out_dtype="float32")
+    rep = pansharpen(pan, ms, tmp_path / "o.tif", model=noisy_net, device="cpu", out_dtype="float32")
     rr = rep.calibration["reduced_resolution"]
     name = rep.calibration["candidates"][0]
     assert rr["calibrated"]["ERGAS"] < rr[name]["ERGAS"]
