@@ -61,6 +61,7 @@ class SceneModel(NamedTuple):
     sensor: str | None  # ``core.mtf.SENSORS`` name of the MTF gains (None = defaults)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ``read_sample``
     normalizer: Normalizer  # global statistics, in the model's normalisation
+    band_plan: mixed.BandPlan | None = None  # as many bands as the model, to reorder for it (engine.mixed)
 
 
 def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | None, fb: Feedback,
@@ -73,7 +74,8 @@ def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | Non
     net, meta = resolve_model(model, inputs, model_bands) if method == "psdnet" else (None, {})
     sample = read_sample(inputs)
     normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
-    return SceneModel(net, meta, sensor_name, sample, normalizer)
+    plan = mixed.order_plan(meta, inputs, sample, model_bands, fb) if method == "psdnet" else None
+    return SceneModel(net, meta, sensor_name, sample, normalizer, plan)
 
 
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
@@ -83,7 +85,8 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
     PSDNet on its bands plus a classical method on the others, or a classical method."""
     net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
-    if method == "psdnet" and int(meta.get("bands") or inputs.bands) < inputs.bands:
+    if method == "psdnet" and (int(meta.get("bands") or inputs.bands) < inputs.bands
+                               or scene.band_plan is not None):
         return mixed_fusion(inputs, scene, device, batch_size, precision, margin, fb, adapt_seconds,
                             model_bands, other_method)
     adaptation = None
@@ -123,8 +126,8 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
             f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
             "exactly the model's bands, or choose a classical method.")
     s_ms, s_pan, s_mv, s_pv = sample
-    plan = mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path, model_bands,
-                            s_ms, s_mv)
+    plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path,
+                                               model_bands, s_ms, s_mv)
     if adapt_seconds:
         fb.info("Adaptation is not available when the MS has more bands than the model; it runs without.")
     idx = np.asarray(plan.network)
@@ -142,8 +145,9 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
     meta = dict(meta)
     if meta.get("rgb") is not None:
         meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
+    methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
     return Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
-                  None, {name: [b + 1 for b in plan.network], other_method: rest})
+                  None, methods)
 
 
 def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
