@@ -20,7 +20,7 @@ import numpy as np
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_step
+from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
@@ -91,8 +91,8 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
                             model_bands, other_method)
     adaptation = None
     if adapt_seconds and method == "psdnet":
-        net, adaptation = adapt_step(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
-                                     sensor=sensor, **(adapt_options or {}))
+        net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds,
+                                        SpanFeedback(fb, 0.0, PROGRESS_END), sensor=sensor, **(adapt_options or {}))
     elif adapt_seconds:
         fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor
@@ -128,8 +128,12 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
     s_ms, s_pan, s_mv, s_pv = sample
     plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path,
                                                model_bands, s_ms, s_mv)
+    adaptation = None
     if adapt_seconds:
-        fb.info("Adaptation is not available when the MS has more bands than the model; it runs without.")
+        why = (f"model '{name}' takes bands {', '.join(str(b + 1) for b in plan.network)} of MS input "
+               f"'{inputs.ms_path}' ({inputs.bands} bands), and adaptation needs the MS in the model's bands "
+               "and order; write those bands to a file of their own to adapt.")
+        adaptation = skipped(adapt_seconds, why, SpanFeedback(fb, 0.0, PROGRESS_END))
     idx = np.asarray(plan.network)
     net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv,
                                       method=str(meta.get("normalisation", "zscore4")))
@@ -147,7 +151,7 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
         meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
     methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
     return Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
-                  None, methods)
+                  adaptation, methods)
 
 
 def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
