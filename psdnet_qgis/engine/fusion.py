@@ -21,7 +21,7 @@ from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
 from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_or_skip, skipped
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, choose_sensor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
@@ -155,12 +155,11 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
 
 
 def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
-    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin."""
-    name, how = resolve_sensor(sensor, inputs)
-    origin = {"metadata": "from the input metadata", "chosen": "as chosen",
-              "default": "no sensor given or found in the metadata"}[how]
-    fb.info(f"Sensor: {name or 'unknown'} ({origin}); {mtf.describe_gains(name, inputs.bands)}.")
-    return name
+    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin
+    (the metadata item, the MTL file or the Landsat file name it came from)."""
+    found = choose_sensor(sensor, inputs)
+    fb.info(f"Sensor: {found.label} ({found.origin}); {mtf.describe_gains(found.name, inputs.bands)}.")
+    return found.name
 
 
 def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
