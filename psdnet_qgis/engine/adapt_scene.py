@@ -68,6 +68,13 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
         inputs = open_inputs(pan, ms, pan_band)
         try:
             scene = scene_model(inputs, "psdnet", model, sensor, fb)
+            if scene.band_plan is not None:  # the network would need the bands reordered
+                order = " ".join(f"-b {b + 1}" for b in scene.band_plan.network)
+                raise PSDNetInputError(
+                    f"MS input '{ms}' has its bands in another order than model '{scene.meta.get('name')}' "
+                    f"({', '.join(scene.meta.get('band_names') or [])}), by its band descriptions: adaptation "
+                    f"needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
+                    "and adapt on that file.")
             adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
                                          **(adapt_options or {}))
         finally:

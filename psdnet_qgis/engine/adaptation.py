@@ -9,6 +9,11 @@ over the raster so that they spread over the scene; windows with any nodata are 
 the remaining ones are ranked by content (PAN gradient energy: the detail the network must
 inject) and the best are kept. Every fourth crop down the ranking is held out for the
 guard, so the held-out crops cover the same range of content as the training ones.
+
+When adaptation cannot run on the scene or the platform (an MS smaller than one crop, no crop
+free of nodata, crops too small for the chosen losses, torch missing: :class:`AdaptationUnavailable`)
+``pansharpen`` warns and fuses without it (:func:`adapt_or_skip`, report ``{"skipped": True, ...}``);
+``psdnet:adapt``, whose only purpose is the adapted weights, reports it as an input error.
 """
 
 from __future__ import annotations
@@ -31,6 +36,10 @@ N_CROPS = 8
 HOLD_EVERY = 4
 MIN_CROP_MS = 16  # the guard's Q blocks shrink to the crop below core.metrics' 32 px
 PROGRESS_END = 30.0  # percent of the bar at the end of adaptation (the tiles take the rest)
+
+
+class AdaptationUnavailable(PSDNetInputError):
+    """Adaptation cannot run on this scene or platform (the message names the input and why)."""
 
 
 class SpanFeedback:
@@ -76,16 +85,16 @@ def select_crops(inputs: RasterInputs, normalizer: Normalizer, side: int = CROP_
         (N, 1, s r, s r); ``note`` says when the held-out crop had to be a training crop.
 
     Raises:
-        PSDNetInputError: the scene is smaller than one crop or has no crop free of nodata.
+        AdaptationUnavailable: the scene is smaller than one crop or has no crop free of nodata.
     """
     r = inputs.ratio
     side = min(side, inputs.ms_height, inputs.ms_width)
     while len(_windows(inputs, side)) < 2 and side // 2 >= MIN_CROP_MS:
         side //= 2
     if side < MIN_CROP_MS:
-        raise PSDNetInputError(
+        raise AdaptationUnavailable(
             f"MS input '{inputs.ms_path}' is {inputs.ms_width} x {inputs.ms_height} px: adaptation "
-            f"needs at least {MIN_CROP_MS} x {MIN_CROP_MS} MS px; set the adaptation budget to 0.")
+            f"needs at least {MIN_CROP_MS} x {MIN_CROP_MS} MS px; adapt on a larger scene.")
     scored = []
     for row, col in _windows(inputs, side):
         ms, mv = inputs.read_ms(row, col, side, side)
@@ -93,9 +102,9 @@ def select_crops(inputs: RasterInputs, normalizer: Normalizer, side: int = CROP_
         if mv.all() and pv.all():
             scored.append((_detail(pan), normalizer.norm_ms(ms), normalizer.norm_pan(pan)))
     if not scored:
-        raise PSDNetInputError(
+        raise AdaptationUnavailable(
             f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': no {side} x {side} MS px window free of "
-            "nodata for adaptation; set the adaptation budget to 0 or clip the inputs to the valid area.")
+            "nodata for adaptation; clip the inputs to the valid area to adapt.")
     scored.sort(key=lambda s: -s[0])
     scored = scored[:n]
     held_i = set(range(HOLD_EVERY - 1, len(scored), HOLD_EVERY)) or {len(scored) - 1}
@@ -127,10 +136,19 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
 
     Returns:
         ``(model to run, report dict)``.
+
+    Raises:
+        AdaptationUnavailable: it cannot run here (scene too small, no crop free of nodata,
+            crops too small for the "wald" losses, torch missing).
+        PSDNetInputError: an unusable setting.
     """
     import dataclasses
 
-    from psdnet_qgis.model.adapt import AdaptConfig, adapt_model
+    try:
+        from psdnet_qgis.model.adapt import MIN_MS, AdaptConfig, adapt_model
+    except ImportError as exc:  # torch missing or broken
+        raise AdaptationUnavailable(
+            f"Adaptation needs torch, which cannot be imported ({exc}); install it (README) to adapt.") from None
 
     known = {f.name for f in dataclasses.fields(AdaptConfig)} - {"seconds"}
     unknown = sorted(set(options) - known)
@@ -141,6 +159,10 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
     part, losses = cfg.part, cfg.losses
     t0 = clock()
     train, held, side, note = select_crops(inputs, normalizer)
+    if losses == "wald" and side // inputs.ratio < MIN_MS:
+        raise AdaptationUnavailable(
+            f"MS input '{inputs.ms_path}': adaptation losses 'wald' need crops of at least "
+            f"{MIN_MS * inputs.ratio} MS px and {side} px fit; use losses 'fullres' or 'both'.")
     gains = gnyq_for(sensor, inputs.bands)
     fb.info(f"Adapting the model to this scene: {train[0].shape[0]} training + {held[0].shape[0]} "
             f"held-out crops of {side} x {side} MS px, {part} weights, {losses} losses, budget {seconds:g} s"
@@ -219,6 +241,37 @@ def scene_check(inputs: RasterInputs, original: Any, adapted: Any, normalizer: N
         out.append(m)
     keep, reason = scene_decision(*out)
     return keep, reason, out[0], out[1]
+
+
+def adapt_or_skip(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
+                  **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+    """:func:`adapt_step`, or, when adaptation cannot run here, a warning and ``net`` unchanged.
+
+    Args:
+        inputs, net, normalizer, seconds, fb: as for :func:`adapt_step` (``fb`` spans this step).
+        kwargs: ``sensor``, ``clock`` and the ``AdaptConfig`` options of :func:`adapt_step`.
+
+    Returns:
+        ``(model to run, report dict)``; the report of a skipped adaptation is :func:`skipped`.
+    """
+    try:
+        return adapt_step(inputs, net, normalizer, seconds, fb, **kwargs)
+    except AdaptationUnavailable as exc:
+        report = skipped(seconds, str(exc), fb)
+        return net, report
+
+
+def skipped(seconds: float, why: str, fb: Feedback) -> dict[str, Any]:
+    """Warn that adaptation is skipped (``why``) and return the report of the run's ``adaptation``.
+
+    Args:
+        seconds: the budget that was asked for.
+        why: the reason, one sentence naming the input.
+        fb: the feedback of the adaptation step (its bar is filled: the tiles follow).
+    """
+    fb.warning(f"Adaptation skipped: {why} The run fuses without it.")
+    fb.progress(100.0)
+    return {"kept": False, "skipped": True, "reason": why, "steps": 0, "budget_seconds": float(seconds)}
 
 
 def tile_feedback(fb: Feedback) -> SpanFeedback:

@@ -20,8 +20,8 @@ import numpy as np
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_step
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor
+from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_or_skip, skipped
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, choose_sensor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
@@ -62,6 +62,7 @@ class SceneModel(NamedTuple):
     sensor: str | None  # ``core.mtf.SENSORS`` name of the MTF gains (None = defaults)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ``read_sample``
     normalizer: Normalizer  # global statistics, in the model's normalisation
+    band_plan: mixed.BandPlan | None = None  # as many bands as the model, to reorder for it (engine.mixed)
 
 
 def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | None, fb: Feedback,
@@ -74,7 +75,8 @@ def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | Non
     net, meta = resolve_model(model, inputs, model_bands) if method == "psdnet" else (None, {})
     sample = read_sample(inputs)
     normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
-    return SceneModel(net, meta, sensor_name, sample, normalizer)
+    plan = mixed.order_plan(meta, inputs, sample, model_bands, fb) if method == "psdnet" else None
+    return SceneModel(net, meta, sensor_name, sample, normalizer, plan)
 
 
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
@@ -108,13 +110,14 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
             model_bands: Any, other_method: str) -> Fusion:
     """:func:`choose_predictor` before calibration."""
     net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
-    if method == "psdnet" and int(meta.get("bands") or inputs.bands) < inputs.bands:
+    if method == "psdnet" and (int(meta.get("bands") or inputs.bands) < inputs.bands
+                               or scene.band_plan is not None):
         return mixed_fusion(inputs, scene, device, batch_size, precision, margin, fb, adapt_seconds,
                             model_bands, other_method)
     adaptation = None
     if adapt_seconds and method == "psdnet":
-        net, adaptation = adapt_step(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
-                                     sensor=sensor, **(adapt_options or {}))
+        net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds,
+                                        SpanFeedback(fb, 0.0, PROGRESS_END), sensor=sensor, **(adapt_options or {}))
     elif adapt_seconds:
         fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor
@@ -148,10 +151,14 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
             f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
             "exactly the model's bands, or choose a classical method.")
     s_ms, s_pan, s_mv, s_pv = sample
-    plan = mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path, model_bands,
-                            s_ms, s_mv)
+    plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path,
+                                               model_bands, s_ms, s_mv)
+    adaptation = None
     if adapt_seconds:
-        fb.info("Adaptation is not available when the MS has more bands than the model; it runs without.")
+        why = (f"model '{name}' takes bands {', '.join(str(b + 1) for b in plan.network)} of MS input "
+               f"'{inputs.ms_path}' ({inputs.bands} bands), and adaptation needs the MS in the model's bands "
+               "and order; write those bands to a file of their own to adapt.")
+        adaptation = skipped(adapt_seconds, why, SpanFeedback(fb, 0.0, PROGRESS_END))
     idx = np.asarray(plan.network)
     net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv,
                                       method=str(meta.get("normalisation", "zscore4")))
@@ -167,17 +174,17 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
     meta = dict(meta)
     if meta.get("rgb") is not None:
         meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
+    methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
     return Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
-                  None, {name: [b + 1 for b in plan.network], other_method: rest})
+                  adaptation, methods)
 
 
 def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
-    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin."""
-    name, how = resolve_sensor(sensor, inputs)
-    origin = {"metadata": "from the input metadata", "chosen": "as chosen",
-              "default": "no sensor given or found in the metadata"}[how]
-    fb.info(f"Sensor: {name or 'unknown'} ({origin}); {mtf.describe_gains(name, inputs.bands)}.")
-    return name
+    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin
+    (the metadata item, the MTL file or the Landsat file name it came from)."""
+    found = choose_sensor(sensor, inputs)
+    fb.info(f"Sensor: {found.label} ({found.origin}); {mtf.describe_gains(found.name, inputs.bands)}.")
+    return found.name
 
 
 def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -33,7 +33,9 @@ class BandPlan:
 
     network: list[int]
     names: list[str] | None
-    source: str  # "set" (by the user) | "metadata" (band descriptions) | "default" (WorldView order)
+    #: "set" (by the user) | "metadata" (band descriptions) | "default" (WorldView order) |
+    #: "model" (as many bands as the model and no descriptions: taken in the model's order)
+    source: str
     check: bandnames.OrderCheck | None
 
     def describe(self, model: str, other: str, n_bands: int) -> str:
@@ -45,8 +47,10 @@ class BandPlan:
             return ", ".join(str(i + 1) for i in idx) + names
 
         how = {"set": "as set", "metadata": "from the band descriptions",
-               "default": "WorldView 8-band order (the bands have no descriptions)"}[self.source]
-        line = f"Bands {fmt(self.network)} by {model}; bands {fmt(rest)} by {other}. Band choice {how}"
+               "default": "WorldView 8-band order (the bands have no descriptions)",
+               "model": "in the model's band order (the bands have no descriptions)"}[self.source]
+        others = f"; bands {fmt(rest)} by {other}" if rest else ", in the model's band order"
+        line = f"Bands {fmt(self.network)} by {model}{others}. Band choice {how}"
         if self.check is not None:
             line += f"; checked on the pixels: {self.check.verdict} ({self.check.reason})"
         return line + "."
@@ -138,6 +142,87 @@ def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descri
     return BandPlan(idx, names, source, check)
 
 
+def plan_model_order(model_name: str, model_bands: Sequence[str], descriptions: Sequence[str], ms_path: str,
+                     chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
+    """As many MS bands as the model: which MS band is which of the model's, checked on the pixels.
+
+    The bands the user set win; else the band descriptions (a Pleiades or SPOT export in red,
+    green, blue, NIR order gives the network its bands in the model's order); else the bands are
+    taken in the model's order. The check is of that claim.
+
+    Args:
+        model_name: the model (for messages).
+        model_bands: the model's band names (``ModelInfo.band_names``), in its order.
+        descriptions: the MS band descriptions.
+        ms_path: the MS input (for messages).
+        chosen: the user's 1-based bands ("3,2,1,4" or a sequence), or None/"".
+        sample_ms, sample_valid: the run's decimated MS sample and its valid mask.
+
+    Raises:
+        PSDNetInputError: the descriptions name bands that lack some of the model's, or the pixels
+            contradict them.
+    """
+    n = len(model_bands)
+    wanted = [bandnames.canonical_name(b) or str(b).lower() for b in model_bands]
+    idx = parse_bands(chosen, n, n, ms_path)
+    names = bandnames.names_from_metadata(descriptions)
+    if idx is not None:
+        claimed = [""] * n
+        for k, b in enumerate(idx):
+            claimed[b] = wanted[k]
+        return BandPlan(idx, names or claimed, "set", bandnames.check_order(sample_ms, claimed, sample_valid))
+    if names is None:
+        return BandPlan(list(range(n)), wanted, "model", bandnames.check_order(sample_ms, wanted, sample_valid))
+    idx = bandnames.select(names, model_bands)
+    if idx is None:
+        raise PSDNetInputError(
+            f"MS input '{ms_path}' has the bands {', '.join(names)} (from its band descriptions), which lack "
+            f"some of model '{model_name}''s ({', '.join(model_bands)}): set Model bands (--model-bands) to "
+            "the 1-based MS bands in the model's order, fix the band descriptions, or choose a classical method.")
+    check = bandnames.check_order(sample_ms, names, sample_valid)
+    if check.verdict == "contradicted":
+        raise PSDNetInputError(
+            f"MS input '{ms_path}': its pixels contradict the band descriptions ({', '.join(names)}; "
+            f"{check.reason}). Set Model bands (--model-bands) to the 1-based bands {', '.join(model_bands)}, "
+            "or fix the band descriptions or the band order of the file.")
+    return BandPlan(idx, names, "metadata", check)
+
+
+def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: Any, fb: Any) -> BandPlan | None:
+    """PSDNet with as many bands as the MS: the plan when the network needs the bands reordered.
+
+    Checks the band order (:func:`plan_model_order`) and logs it; returns None when the bands are
+    already in the model's order (or the model names no bands), else the plan (then the run goes
+    through :class:`MixedPredictor`, which gives the network its bands in its order and writes
+    them back in the input order).
+
+    Args:
+        meta: the model's metadata (``band_names``).
+        inputs: the run's ``engine.raster.RasterInputs``.
+        sample: ``inputs.read_sample()`` result (ms, pan, ms_valid, pan_valid).
+        chosen: the user's Model bands, or None.
+        fb: the run's feedback.
+    """
+    model_bands = list(meta.get("band_names") or [])
+    if len(model_bands) != inputs.bands:
+        return None
+    name = str(meta.get("name", "custom"))
+    plan = plan_model_order(name, model_bands, inputs.descriptions, inputs.ms_path, chosen, sample[0], sample[2])
+    if plan.network != list(range(inputs.bands)):
+        return plan
+    check = plan.check
+    if check is not None and check.verdict == "confirmed":
+        fb.info(plan.describe(name, "", inputs.bands))
+    elif check is not None:
+        what = {"set": "the bands as set", "metadata": "the band descriptions",
+                "model": "the model's band order (the file has no band descriptions)"}[plan.source]
+        fb.warning(f"The band order of MS input '{inputs.ms_path}' ({', '.join(model_bands)} by {what}) is "
+                   f"{'contradicted' if check.verdict == 'contradicted' else 'not confirmed'} by its pixels "
+                   f"({check.reason}); if the fused colours look wrong, set Model bands (--model-bands) or the "
+                   "band descriptions.")
+    return None
+
+
 def auto_model(n_bands: int, ratio: int, descriptions: Sequence[str], chosen: Any, fast: bool) -> Any:
     """Auto's model when no bundled model has the MS's band count: the one with the most bands
     that the MS holds (with as many bands as the user set, else by band name), else None."""
@@ -178,7 +263,10 @@ class MixedPredictor:
 
     def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         """(B, C, h, w), (B, 1, H, W) normalised (run) -> (B, C, H, W) normalised (run) float32."""
-        out = self.classical.predict(ms, pan)
+        if len(self.idx) == ms.shape[1]:  # every band is the network's (reordered): nothing classical
+            out = np.empty((ms.shape[0], ms.shape[1], *pan.shape[-2:]), dtype=np.float32)
+        else:
+            out = self.classical.predict(ms, pan)
         sub = np.stack([self.net_norm.norm_ms(self.run_sub.denorm_ms(m[self.idx])) for m in ms])
         pan_n = np.stack([self.net_norm.norm_pan(self.run_norm.denorm_pan(p)) for p in pan])
         fused = self.network.predict(sub.astype(np.float32), pan_n.astype(np.float32))

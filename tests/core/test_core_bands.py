@@ -15,6 +15,7 @@ W8 = list(bands.WORLDVIEW8)
     ("Coastal", "coastal"), ("Band 1 - Coastal Blue", "coastal"), ("Blue", "blue"), ("GREEN", "green"),
     ("Yellow", "yellow"), ("Red", "red"), ("Red Edge", "rededge"), ("NIR1", "nir1"), ("NIR 1", "nir1"),
     ("Near-IR2", "nir2"), ("NIR", "nir1"), ("B5Red", "red"), ("", None), ("Band 3", None),
+    ("Near Infrared", "nir1"), ("Near-IR", "nir1"), ("Red (B4)", "red"), ("NIR band 8", "nir1"),
 ])
 def test_canonical_name(text, name):
     assert bands.canonical_name(text) == name
@@ -24,6 +25,8 @@ def test_names_from_metadata_needs_every_band_named_once():
     assert bands.names_from_metadata(["Blue", "Green", "Red", "NIR"]) == ["blue", "green", "red", "nir1"]
     assert bands.names_from_metadata(["Blue", "", "Red", "NIR"]) is None
     assert bands.names_from_metadata(["Red", "Red", "Green", "Blue"]) is None
+    # a Pleiades / SPOT export: red, green, blue, NIR
+    assert bands.names_from_metadata(["Red", "Green", "Blue", "Near Infrared"]) == ["red", "green", "blue", "nir1"]
 
 
 def test_default_names_only_for_eight_bands():
@@ -57,3 +60,86 @@ def test_check_without_enough_pixels_is_inconclusive():
     valid = np.zeros(ms.shape[1:], bool)
     valid[:5, :5] = True
     assert bands.check_order(ms, W8, valid).verdict == "inconclusive"
+
+
+def test_uniform_scene_is_inconclusive_not_contradicted():
+    """Noise, not haze, sets the darkest pixels of a uniform scene: here it falls with wavelength,
+    which ranks the dark-pixel ratios exactly reversed, yet the ratios span too little to count."""
+    rng = np.random.default_rng(0)
+    noise = np.linspace(0.02, 0.005, 8)[:, None, None]
+    ms = 500.0 * (1.0 + noise * rng.standard_normal((8, 32, 32)))
+    check = bands.check_order(ms, W8)
+    assert check.haze is not None and check.haze > 0.9  # the sign alone says "reversed"
+    assert check.verdict == "inconclusive", check
+    assert "uniform scene" in check.reason
+
+
+def test_evidence_strength_is_reported():
+    _, ms = worldview8_scene((24, 28), 4, seed=3)
+    check = bands.check_order(ms, W8)
+    assert check.pixels == 24 * 28
+    lo, hi = check.haze_range
+    assert lo <= check.haze <= hi or np.isclose(check.haze, lo) or np.isclose(check.haze, hi)
+    assert "over resampled blocks" in check.reason and "672 px" in check.reason
+
+
+@pytest.mark.parametrize("side", [12, 16, 32])
+def test_small_scenes_keep_right_and_wrong_apart(side):
+    """Small MS (down to 12 x 12 px): a right order is never refused, a reversed one never confirmed."""
+    for seed in range(6):
+        _, ms = worldview8_scene((side, side), 4, seed=seed)
+        assert bands.check_order(ms, W8).verdict != "contradicted", (side, seed)
+        assert bands.check_order(ms[::-1], W8).verdict != "confirmed", (side, seed)
+
+
+def test_check_is_deterministic():
+    _, ms = worldview8_scene((20, 20), 4, seed=1)
+    assert bands.check_order(ms, W8) == bands.check_order(ms.copy(), W8)
+
+
+RGBN = ["red", "green", "blue", "nir1"]
+BGRN = ["blue", "green", "red", "nir1"]
+
+
+@pytest.fixture(scope="module")
+def rgbn():
+    """A 4-band MS in red, green, blue, NIR order (Pleiades / SPOT exports)."""
+    _, ms = worldview8_scene((24, 28), 4, seed=3)
+    return ms[[4, 2, 1, 6]]
+
+
+def test_four_bands_in_red_green_blue_nir_order_are_confirmed(rgbn):
+    check = bands.check_order(rgbn, RGBN)
+    assert check.verdict == "confirmed", check
+    assert check.distinct > 0 and check.nir is None  # NIR apart from the visible bands; no NIR pair
+
+
+def test_four_bands_claimed_in_the_wrong_order_are_never_confirmed(rgbn):
+    # the same file claimed blue, green, red, NIR (red and blue swapped): haze does not confirm
+    assert bands.check_order(rgbn, BGRN).verdict != "confirmed"
+    bgrn = rgbn[[2, 1, 0, 3]]
+    assert bands.check_order(bgrn, BGRN).verdict == "confirmed"
+    # red and NIR swapped: haze alone would pass it, the NIR sign does not
+    swapped = bgrn[[0, 1, 3, 2]]
+    check = bands.check_order(swapped, BGRN)
+    assert check.haze <= bands.HAZE_CONFIRM and check.distinct < 0
+    assert check.verdict != "confirmed", check
+    # reversed: contradicted
+    assert bands.check_order(bgrn[::-1], BGRN).verdict == "contradicted"
+
+
+def test_nir_that_follows_the_visible_bands_contradicts():
+    """Vegetation (NIR) independent of the visible texture, the same haze in every band: the band
+    claimed NIR is in fact blue, and it follows green and red better than the claimed visible
+    bands (one of them the real NIR) follow each other. Haze alone cannot tell."""
+    from tests.rasters import synthetic_scene
+
+    _, tex = synthetic_scene((24, 28), 1, 4, seed=1, max_value=1.0)
+    _, veg = synthetic_scene((24, 28), 1, 4, seed=2, max_value=1.0)
+    ms = np.concatenate([100 + 300 * tex, 110 + 280 * tex, 120 + 260 * tex, 100 + 300 * veg])  # B, G, R, NIR
+    right = bands.check_order(ms, BGRN)
+    assert right.distinct > 0.8 and right.verdict != "contradicted"
+    fake = bands.check_order(ms[[3, 1, 2, 0]], BGRN)  # NIR and blue swapped
+    assert fake.haze_range[0] < bands.HAZE_CONTRADICT  # not the haze sign...
+    assert fake.distinct_range[1] <= bands.DISTINCT_CONTRADICT  # ...the NIR one
+    assert fake.verdict == "contradicted", fake

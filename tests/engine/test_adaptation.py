@@ -148,3 +148,89 @@ def test_scene_decision_needs_every_metric_not_worse() -> None:
     assert scene_decision(base, {**base, "HQNR": 0.95})[0]
     keep, reason = scene_decision(base, {**base, "HQNR": 0.95, "SAM_reduced": 2.01})
     assert not keep and "SAM_reduced" in reason
+
+
+# ------------------------------------------------- adaptation that cannot run: skipped, not fatal
+class _Warned(_Log):
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def warning(self, msg: str) -> None:
+        self.warnings.append(msg)
+
+
+def _assert_skipped(rep, fb: _Warned, *words: str) -> None:
+    a = rep.adaptation
+    assert a is not None and a["skipped"] is True and a["kept"] is False and a["steps"] == 0, a
+    assert len(fb.warnings) == 1 and fb.warnings[0].startswith("Adaptation skipped: "), fb.warnings
+    assert fb.warnings[0].endswith("The run fuses without it.")
+    for w in words:
+        assert w in fb.warnings[0], fb.warnings[0]
+    assert fb.bar == sorted(fb.bar) and fb.bar[-1] == 100.0
+
+
+def test_small_ms_fuses_without_adaptation(net, tmp_path: Path) -> None:
+    pan, ms = make_pair(tmp_path, ms_shape=(12, 12), bands=4, ratio=4, seed=2, name="small")
+    fb = _Warned()
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "a.tif"), model=net, adapt_seconds=30,
+                     adapt_options=FAST, feedback=fb)
+    _assert_skipped(rep, fb, str(ms), "12 x 12 px", "at least 16 x 16 MS px")
+    pansharpen(str(pan), str(ms), str(tmp_path / "plain.tif"), model=net)
+    np.testing.assert_array_equal(read(tmp_path / "a.tif"), read(tmp_path / "plain.tif"))
+
+
+def test_no_crop_free_of_nodata_fuses_without_adaptation(net, tmp_path: Path) -> None:
+    from tests.rasters import synthetic_scene, write_geotiff
+
+    pan, ms = synthetic_scene((32, 32), 4, 4, seed=6)
+    ms[:, 8::16, 8::16] = 0  # one nodata pixel in each 16 x 16 window
+    p = write_geotiff(tmp_path / "p.tif", pan, (500000.0, 5700000.0), 0.5)
+    m = write_geotiff(tmp_path / "m.tif", ms, (500000.0, 5700000.0), 2.0, nodata=0)
+    fb = _Warned()
+    rep = pansharpen(str(p), str(m), str(tmp_path / "a.tif"), model=net, adapt_seconds=30, feedback=fb)
+    _assert_skipped(rep, fb, "free of nodata")
+    assert (tmp_path / "a.tif").exists()
+
+
+def test_wald_losses_on_crops_too_small_fuse_without_adaptation(net, tmp_path: Path) -> None:
+    pan, ms = make_pair(tmp_path, ms_shape=(20, 20), bands=4, ratio=4, seed=2, name="wald")
+    fb = _Warned()
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "a.tif"), model=net, adapt_seconds=30,
+                     adapt_options={"losses": "wald"}, feedback=fb)
+    _assert_skipped(rep, fb, "losses 'wald'", "'fullres'")
+
+
+def test_without_torch_for_adaptation_the_run_goes_on(net, tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    pan, ms = make_pair(tmp_path, ms_shape=(24, 24), bands=4, ratio=4, seed=2, name="notorch")
+    monkeypatch.setitem(sys.modules, "psdnet_qgis.model.adapt", None)  # import fails like a missing torch
+    fb = _Warned()
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "a.tif"), model=net, adapt_seconds=30, feedback=fb)
+    _assert_skipped(rep, fb, "needs torch")
+
+
+def test_eight_band_ms_fuses_without_adaptation(tmp_path: Path) -> None:
+    from psdnet_qgis.core.registry import list_models
+    from tests.rasters import worldview8_scene, write_geotiff
+
+    if not any(m.name == "psdnet_vhr4" for m in list_models()):
+        pytest.skip("bundled psdnet_vhr4 weights not present")
+    pan, ms = worldview8_scene((24, 28), 4, seed=5)
+    p = write_geotiff(tmp_path / "p8.tif", pan, (500000.0, 5700000.0), 0.5)
+    m = write_geotiff(tmp_path / "m8.tif", ms, (500000.0, 5700000.0), 2.0)
+    fb = _Warned()
+    rep = pansharpen(str(p), str(m), str(tmp_path / "a8.tif"), adapt_seconds=30, feedback=fb)
+    assert rep.band_methods == {"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}
+    _assert_skipped(rep, fb, "psdnet_vhr4", "2, 3, 5, 7", str(m))
+
+
+def test_psdnet_adapt_still_refuses_a_scene_it_cannot_adapt(net, tmp_path: Path) -> None:
+    from psdnet_qgis.engine.adapt_scene import adapt_scene
+    from psdnet_qgis.errors import PSDNetInputError
+
+    pan, ms = make_pair(tmp_path, ms_shape=(12, 12), bands=4, ratio=4, seed=2, name="small")
+    with pytest.raises(PSDNetInputError, match="adapt on a larger scene"):
+        adapt_scene(str(pan), str(ms), str(tmp_path / "w.pt"), model=net, seconds=10)
+    assert not (tmp_path / "w.pt").exists()
