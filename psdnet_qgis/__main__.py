@@ -53,9 +53,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="PSDNet arithmetic (auto: bf16 where the hardware has it)")
     ps.add_argument("--pan-band", type=int, default=1, help="1-based PAN band (multi-band PAN)")
     ps.add_argument("--model-bands", default=None, metavar="B,G,R,N",
-                    help="MS with more bands than the model (8-band WorldView): the 1-based MS bands the "
-                         "network takes, in the model's band order, e.g. 2,3,5,7 (default: from the band "
-                         "descriptions, else the WorldView 8-band order, checked on the pixels)")
+                    help="MS with more bands than the model (8-band WorldView, Landsat bands 1-7): the "
+                         "1-based MS bands the network takes, in the model's band order, e.g. 2,3,5,7 "
+                         "(default: from the band descriptions or, for Landsat, the band numbers of the "
+                         "descriptions or of a VRT's source files, else the WorldView 8-band order; "
+                         "checked on the pixels)")
     ps.add_argument("--other-bands-method", default="mtf_glp_fs",
                     choices=OTHER_METHODS,
                     help="classical method of the MS bands the model does not know (default mtf_glp_fs)")

@@ -100,3 +100,31 @@ def worldview8_scene(ms_shape: tuple[int, int], ratio: int, seed: int = 0,
     pan = hr[1:6].mean(axis=0, keepdims=True)  # WorldView PAN: about 450-800 nm
     ms = hr.reshape(8, h, ratio, w, ratio).mean(axis=(2, 4))
     return pan, ms
+
+
+#: Landsat 8/9 OLI bands 1-7 (coastal, blue, green, red, NIR, SWIR 1, SWIR 2) of :func:`landsat_scene`.
+LANDSAT7 = ("coastal", "blue", "green", "red", "nir", "swir1", "swir2")
+#: Relative haze of those bands: falls with wavelength (almost none in the SWIR).
+_HAZE_L = (0.30, 0.26, 0.20, 0.14, 0.06, 0.03, 0.02)
+#: Weight of the vegetation field: high in the NIR, some in SWIR 1, little in the visible.
+_VEG_L = (0.02, 0.03, 0.08, 0.02, 0.60, 0.25, 0.10)
+
+
+def landsat_scene(ms_shape: tuple[int, int], ratio: int = 2, seed: int = 0,
+                  max_value: float = 20000.0) -> tuple[np.ndarray, np.ndarray]:
+    """A 7-band Landsat 8 MS (bands 1-7) shaped like :func:`worldview8_scene` (haze falling with
+    wavelength, vegetation seen by the NIR), with the OLI PAN (about 500-680 nm: green and red, a
+    little blue). Returns ``(pan (1, H, W), ms (7, h, w))`` float64."""
+    tex, _ = synthetic_scene(ms_shape, 1, ratio, seed, max_value=1.0)
+    veg, _ = synthetic_scene(ms_shape, 1, ratio, seed + 1, max_value=1.0)
+    rng = np.random.default_rng(seed + 2)
+    h, w = ms_shape
+    H, W = h * ratio, w * ratio
+    hr = np.empty((7, H, W))
+    for b in range(7):
+        hr[b] = (_HAZE_L[b] + 0.45 * (1 - _VEG_L[b]) * tex[0] + _VEG_L[b] * veg[0] * np.sqrt(tex[0])
+                 + rng.normal(0, 0.003, (H, W)))
+    hr = np.clip(hr, 0, 1) * max_value
+    pan = (0.2 * hr[1] + 0.4 * hr[2] + 0.4 * hr[3])[None]
+    ms = hr.reshape(7, h, ratio, w, ratio).mean(axis=(2, 4))
+    return pan, ms

@@ -1,4 +1,5 @@
-"""Which MS band is which: names from metadata, the WorldView 8-band order, a check on the pixels.
+"""Which MS band is which: names from metadata, the WorldView 8-band order, Landsat band numbers,
+a check on the pixels.
 
 A model knows a few bands (``ModelInfo.band_names``, e.g. blue, green, red, nir). When the MS
 has more (an 8-band WorldView-2/3 product: coastal, blue, green, yellow, red, red edge, NIR1,
@@ -35,6 +36,13 @@ scene with a known band order (README "Band order"): no right order refused at 3
 128 px; neighbouring bands swapped (yellow for red, green for blue) mostly pass, which is why the
 user can always set the bands.
 
+Landsat bands are numbered, and the numbers mean different bands per instrument (band 5 is the
+NIR of OLI, SWIR 1 of ETM+ and TM): :data:`LANDSAT_BANDS` names them once the instrument is known
+(``engine.msbands`` reads the numbers off band descriptions and band file names). The canonical
+names add "nir" (Landsat's one NIR band; a model's NIR matches it, as it matches WorldView's
+NIR1), "swir1", "swir2", "cirrus" and thermal bands; :func:`pan_covers` says which bands no PAN
+covers (the calibration gives them no PAN detail).
+
 The verdict is "confirmed", "inconclusive" (the signs are weak: the order from the metadata
 or the sensor is used and the run warns) or "contradicted" (strong evidence against it: the
 engine refuses and names the fix, setting the bands explicitly).
@@ -50,10 +58,24 @@ import numpy as np
 
 #: Band order of 8-band WorldView-2 and WorldView-3 MS products.
 WORLDVIEW8 = ("coastal", "blue", "green", "yellow", "red", "rededge", "nir1", "nir2")
-#: Nominal centre wavelengths (nm) of the canonical band names (WorldView-2/3 values; the
-#: order is what the check uses).
+#: Nominal centre wavelengths (nm) of the canonical band names (WorldView-2/3 values; "nir" (the
+#: one NIR band of Landsat) and the short-wave infrared bands: Landsat 8/9 OLI values; the order is
+#: what the check uses). Thermal and cirrus bands have none: the haze sign does not apply to them.
 WAVELENGTH_NM = {"coastal": 427, "blue": 478, "green": 546, "yellow": 608, "red": 659,
-                 "rededge": 724, "nir1": 833, "nir2": 949}
+                 "rededge": 724, "nir1": 833, "nir": 865, "nir2": 949, "swir1": 1609, "swir2": 2201}
+#: Canonical names of bands no supported PAN covers (every PAN ends below 1 um): such a band
+#: gets no PAN detail in a calibrated run (``engine.calibration``), it keeps the upsampled MS.
+NO_PAN_DETAIL = ("swir1", "swir2", "cirrus", "thermal", "thermal1", "thermal2")
+#: Landsat band numbers -> canonical names, per instrument ("oli": Landsat 8/9 OLI and OLI-2, with
+#: TIRS; "etm": Landsat 7 ETM+; "tm": Landsat 4/5 TM). Band 8 (OLI, ETM+) is the PAN: no MS name.
+LANDSAT_BANDS: dict[str, dict[int, str]] = {
+    "oli": {1: "coastal", 2: "blue", 3: "green", 4: "red", 5: "nir", 6: "swir1", 7: "swir2",
+            9: "cirrus", 10: "thermal1", 11: "thermal2"},
+    "etm": {1: "blue", 2: "green", 3: "red", 4: "nir", 5: "swir1", 6: "thermal", 7: "swir2"},
+    "tm": {1: "blue", 2: "green", 3: "red", 4: "nir", 5: "swir1", 6: "thermal", 7: "swir2"},
+}
+#: What the log calls each entry of :data:`LANDSAT_BANDS`.
+LANDSAT_INSTRUMENTS = {"oli": "Landsat 8/9 OLI", "etm": "Landsat 7 ETM+", "tm": "Landsat 4/5 TM"}
 #: Classical methods offered for the MS bands a model does not know (best first on the 8-band
 #: scene, ``make bench`` row ``shanghai8``); the values of psdnet:pansharpen's OTHER_METHOD.
 OTHER_METHODS = ("mtf_glp_fs", "mtf_glp_hpm", "gsa", "bdsd_pc")
@@ -64,6 +86,12 @@ _KEYWORDS = (
     (r"^(rededge|re|redegde|vre)$", "rededge"),
     (r"^(nir1|nearir1|nearinfrared1|nir|nearir|nearinfrared)$", "nir1"),
     (r"^(nir2|nearir2|nearinfrared2)$", "nir2"),
+    (r"^(swir1|shortwaveinfrared1|shortwaveir1|swirone)$", "swir1"),
+    (r"^(swir2|shortwaveinfrared2|shortwaveir2|swirtwo)$", "swir2"),
+    (r"^(cirrus)$", "cirrus"),
+    (r"^(tirs1|tir1|thermal1|thermalinfrared1|lwir1)$", "thermal1"),
+    (r"^(tirs2|tir2|thermal2|thermalinfrared2|lwir2)$", "thermal2"),
+    (r"^(thermal|tir|tirs|thermalinfrared|lwir)$", "thermal"),
     (r"^(yellow|y)$", "yellow"),
     (r"^(blue|b)$", "blue"),
     (r"^(green|g)$", "green"),
@@ -108,11 +136,80 @@ def canonical_name(description: str) -> str | None:
     """The canonical band name of a band description ("NIR 1", "Red Edge", "Coastal"), or None."""
     key = re.sub(r"[^a-z0-9]", "", str(description or "").lower())
     key = re.sub(r"^(band\d+|b\d+)(?=[a-z])", "", key)  # "Band1Coastal", "B5Red"
-    key = re.sub(r"(?<=[a-z])(band\d+|b\d+)$", "", key)  # "Red (B4)", "NIR band 8"
+    key = re.sub(r"(?<=[a-z0-9])(band\d+|b\d+)$", "", key)  # "Red (B4)", "NIR band 8", "SWIR 1 (B6)"
     for pattern, name in _KEYWORDS:
         if re.match(pattern, key):
             return name
     return None
+
+
+def landsat_instrument(sensor: str | None) -> str | None:
+    """The :data:`LANDSAT_BANDS` key of a sensor label or name ("Landsat 8 OLI", "Landsat 8/9 OLI",
+    "Landsat-8/9 OLI", "Landsat 7 ETM+", "Landsat 5 TM", "landsat8"), or None (not a Landsat
+    instrument with numbered reflective bands: another sensor, MSS, TIRS alone)."""
+    key = re.sub(r"[^a-z0-9+]", "", str(sensor or "").lower())
+    if not key.startswith("landsat"):
+        return None
+    rest = key[len("landsat"):]
+    if "mss" in rest or ("tirs" in rest and "oli" not in rest):
+        return None
+    if "oli" in rest or rest[:1] in ("8", "9"):
+        return "oli"
+    if "etm" in rest or rest[:1] == "7":
+        return "etm"
+    if "tm" in rest or rest[:1] in ("4", "5"):
+        return "tm"
+    return None
+
+
+#: A Landsat band number in a description or file name: "B5", "Band 5", "SR_B5", "B05", "B5 (NIR)",
+#: "LC08_..._B5.TIF", "l8_B5", "subset_band2_TOA" (the last such token counts).
+_LANDSAT_NUMBER = re.compile(r"(?<![a-z0-9])b(?:and)?[\s_-]?0?(\d{1,2})(?![0-9])")
+
+
+def landsat_band_number(text: str) -> int | None:
+    """The Landsat band number a band description or a band file name gives, or None.
+
+    Args:
+        text: "B5", "Band 5", "SR_B5", "B5 (NIR)", or a file name ("LC08_..._T1_B5.TIF", "l8_B5.tif");
+            a folder and the extension are ignored.
+    """
+    base = re.split(r"[\\/]", str(text or ""))[-1]
+    base = re.sub(r"\.(tiff?|jp2|img|vrt|hdf|nc|dat|bin)$", "", base, flags=re.I)
+    hits = _LANDSAT_NUMBER.findall(base.lower())
+    return int(hits[-1]) if hits else None
+
+
+def landsat_name(text: str, instrument: str) -> str | None:
+    """The canonical name of a Landsat band from its description or file name, or None.
+
+    A band name in the text wins ("B5 (NIR)", "Blue"; NIR is "nir", Landsat having one), else the
+    band number is looked up in the instrument's table (:data:`LANDSAT_BANDS`; B8 is the PAN: None).
+
+    Args:
+        text: band description or file name.
+        instrument: a :data:`LANDSAT_BANDS` key (:func:`landsat_instrument`).
+    """
+    table = LANDSAT_BANDS[instrument]
+    name = canonical_name(re.split(r"[\\/]", str(text or ""))[-1])
+    if name is not None:
+        name = {"nir1": "nir"}.get(name, name)
+        return name if name in table.values() else None
+    number = landsat_band_number(text)
+    return table.get(number) if number is not None else None
+
+
+def landsat_names(texts: Sequence[str], instrument: str) -> list[str] | None:
+    """Canonical names of all bands (:func:`landsat_name`) when each names a distinct band, else None."""
+    names = [landsat_name(t, instrument) for t in texts]
+    if not names or any(n is None for n in names) or len(set(names)) != len(names):
+        return None
+    return [str(n) for n in names]
+
+
+def pan_covers(name: str | None) -> bool:
+    """False for a band no supported PAN covers (:data:`NO_PAN_DETAIL`: SWIR, cirrus, thermal)."""
+    return name not in NO_PAN_DETAIL
 
 
 def names_from_metadata(descriptions: Sequence[str]) -> list[str] | None:
@@ -137,10 +234,25 @@ def select(names: Sequence[str], wanted: Sequence[str]) -> list[int] | None:
     pos = []
     for w in wanted:
         key = canonical_name(w) or str(w).lower()
+        if key not in names and key in _SAME_BAND and _SAME_BAND[key] in names:
+            key = _SAME_BAND[key]  # a 4-band model's NIR is Landsat's one NIR
         if key not in names:
             return None
         pos.append(list(names).index(key))
     return pos
+
+
+#: Names of one band under two conventions: WorldView's NIR1 is the NIR of a 4-band model, and
+#: Landsat's one NIR band ("nir") serves a model's NIR too.
+_SAME_BAND = {"nir1": "nir"}
+
+
+def _nir_index(names: Sequence[str]) -> int | None:
+    """Position of the NIR band the NIR signs use (NIR1, else Landsat's NIR), or None."""
+    for key in ("nir1", "nir"):
+        if key in names:
+            return list(names).index(key)
+    return None
 
 
 @dataclass(frozen=True)
@@ -296,8 +408,9 @@ def check_order(ms: np.ndarray, names: Sequence[str], valid: np.ndarray | None =
         ev.update(nir=float(signs[0]), nir_range=_span(signs))
         parts.append("corr(NIR1, NIR2) - best corr(NIR1, visible) {:+.2f}, {:+.2f} to {:+.2f} "
                      "(expected > 0)".format(ev["nir"], *ev["nir_range"]))
-    if "nir1" in names and len(vis) >= 2:
-        i1 = names.index("nir1")
+    i_nir = _nir_index(names)
+    if i_nir is not None and len(vis) >= 2:
+        i1 = i_nir
         iu, ju = np.triu_indices(len(vis), 1)
         pairs = corr[:, np.asarray(vis)[iu], np.asarray(vis)[ju]].mean(axis=1)
         signs = pairs - corr[:, i1, vis].mean(axis=1)

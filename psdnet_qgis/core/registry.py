@@ -231,7 +231,17 @@ def auto_select(n_bands: int, ratio: int, directory: str | os.PathLike | None = 
             f"Available: {_available(models)}. Select matching MS bands, train a model for "
             "this sensor (make train), or use a classical method."
         )
+    return best(fits, fast)
 
+
+def best(fits: list[ModelInfo], fast: bool = False) -> ModelInfo:
+    """Of models that fit an MS, the one Auto takes: the full models unless ``fast`` (then a fast
+    one if any), then the highest version, then the name.
+
+    Args:
+        fits: at least one model.
+        fast: prefer the distilled fast models ("auto_fast").
+    """
     full = [m for m in fits if not is_fast(m)]
     quick = [m for m in fits if is_fast(m)]
     fits = (quick or full) if fast else (full or quick)

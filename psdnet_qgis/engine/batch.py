@@ -146,13 +146,20 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
     from psdnet_qgis.core import registry
 
     if model in (None, "", *registry.AUTO_CHOICES):
-        from psdnet_qgis.engine import raster
+        from psdnet_qgis.engine import mixed, raster
+        from psdnet_qgis.engine.classical_predictor import choose_sensor
         from psdnet_qgis.engine.gdalerr import gdal_errors
+        from psdnet_qgis.engine.msbands import identify
 
         with gdal_errors():
             inputs = raster.open_inputs(job.pan, job.ms, int(job.options.get("pan_band", 1)))
-            try:
-                info = registry.auto_select(inputs.bands, inputs.ratio, fast=model == "auto_fast")
+            try:  # the run's own choice (engine.fusion.resolve_model): by band names and ratio
+                label = choose_sensor(job.options.get("sensor", "auto"), inputs).label
+                known = identify(inputs.descriptions, inputs.bands, inputs.ms_path, label)
+                chosen = job.options.get("model_bands")
+                info = mixed.auto_model(inputs.bands, inputs.ratio, known, chosen, model == "auto_fast")
+                if info is None:
+                    raise PSDNetInputError(mixed.no_model_message(inputs.bands, inputs.ratio, known, inputs.ms_path))
             finally:
                 inputs.close()
         target = str(getattr(info, "path", None) or info.name)

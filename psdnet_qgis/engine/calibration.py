@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from psdnet_qgis.core import bands as bandnames
 from psdnet_qgis.core import classical, mtf
 from psdnet_qgis.core.calibration import Calibration, CalibrationFit
 from psdnet_qgis.core.radiometry import Normalizer
@@ -145,8 +146,8 @@ def _read_windows(inputs: RasterInputs, gains: mtf.SensorMTF, fb: Feedback) -> l
 
 def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sensor: str | None,
                     fb: Feedback, network_bands: Sequence[int] | None = None,
-                    candidates: Sequence[str] = CANDIDATES, name: str = "psdnet"
-                    ) -> Calibration | None:
+                    candidates: Sequence[str] = CANDIDATES, name: str = "psdnet",
+                    covered: Sequence[bool] | None = None) -> Calibration | None:
     """Fit the calibration of ``base`` (a predictor on the run's normalised tiles) on this scene.
 
     Args:
@@ -159,6 +160,8 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
             detail gets no weight.
         candidates: classical methods combined with the network.
         name: the network's name in the weights table.
+        covered: per band, whether the PAN covers it (None: all); an uncovered band (SWIR, thermal)
+            gets no detail from any candidate: it keeps the upsampled MS.
 
     Returns:
         The fitted :class:`Calibration`, or None when the scene is too small (logged).
@@ -175,7 +178,8 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
     if network_bands is not None:
         allowed[0] = False
         allowed[0, list(network_bands)] = True
-    fit = CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT)
+    fit = CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT,
+                         covered=None if covered is None else np.asarray(covered, bool))
     stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], r,
                            sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
     m = PSDNET_MARGIN * r
@@ -199,13 +203,24 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped.
 
     With ``network_bands`` (an MS with more bands than the model), ``other_method`` (the method of
-    the other bands) joins the candidates, so those bands choose between it and the others.
+    the other bands) joins the candidates, so those bands choose between it and the others. Bands
+    whose names (``band_names``) say the PAN does not cover them (``core.bands.NO_PAN_DETAIL``:
+    SWIR, cirrus, thermal) get no detail at all: they keep the upsampled MS (logged).
     """
     t0 = time.perf_counter()
     candidates = list(CANDIDATES)
     if network_bands is not None and other_method and other_method not in candidates:
         candidates.append(other_method)
-    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name)
+    covered = None
+    if band_names is not None and len(band_names) == inputs.bands:
+        covered = [bandnames.pan_covers(str(n)) for n in band_names]
+        outside = [str(n) for n, c in zip(band_names, covered, strict=True) if not c]
+        if outside:
+            fb.info(f"{', '.join(outside)}: no PAN detail (outside the PAN's spectral range); "
+                    "they keep the upsampled MS.")
+        else:
+            covered = None
+    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name, covered)
     if cal is None:
         return base, None
     used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]

@@ -22,6 +22,7 @@ from osgeo import gdal
 from psdnet_qgis.core import classical, mtf
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN
 from psdnet_qgis.engine.gdalerr import first_line
+from psdnet_qgis.engine.msbands import vrt_sources
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -326,12 +327,22 @@ def find_sensor(path: str) -> SensorFound | None:
     """The sensor a raster's metadata, a Landsat MTL beside it or its Landsat file name give.
 
     In that order: GDAL's metadata (IMAGERY, IMD, tags), ``<product>_MTL.txt`` / ``.json``,
-    the Landsat product id at the start of the file name (``LC08_``, ``LE07_``, ``LT05_``...).
+    the Landsat product id at the start of the file name (``LC08_``, ``LE07_``, ``LT05_``...);
+    for a VRT stack (``gdalbuildvrt -separate`` of band files), the same of its source files.
 
     Args:
         path: raster path (the MS, or the PAN of the same product).
     """
-    return _from_gdal(path) or _mtl_beside(path) or _landsat_from_name(path)
+    return _from_gdal(path) or _mtl_beside(path) or _landsat_from_name(path) or _from_vrt_sources(path)
+
+
+def _from_vrt_sources(path: str) -> SensorFound | None:
+    """The sensor of the first source file of a VRT that names one (None: not a VRT, or none does)."""
+    for src in dict.fromkeys(s for s in vrt_sources(path) if s):
+        found = _from_gdal(src) or _mtl_beside(src) or _landsat_from_name(src)
+        if found is not None:
+            return SensorFound(found.name, found.label, f"{found.origin}, a source of {os.path.basename(path)}")
+    return None
 
 
 def sensor_from_metadata(path: str) -> str | None:

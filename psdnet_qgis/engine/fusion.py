@@ -21,10 +21,11 @@ from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
 from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_or_skip, skipped
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, choose_sensor
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, SensorChoice, choose_sensor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
+from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -52,6 +53,9 @@ class Fusion(NamedTuple):
     adaptation: dict | None = None
     band_methods: dict | None = None
     calibration: dict | None = None
+    #: band descriptions for an output whose MS bands have none but were named otherwise (a VRT
+    #: stack of Landsat band files); None: the MS's own descriptions
+    descriptions: list[str] | None = None
 
 
 class SceneModel(NamedTuple):
@@ -63,20 +67,26 @@ class SceneModel(NamedTuple):
     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ``read_sample``
     normalizer: Normalizer  # global statistics, in the model's normalisation
     band_plan: mixed.BandPlan | None = None  # as many bands as the model, to reorder for it (engine.mixed)
+    band_names: MSBandNames = UNKNOWN  # what the MS bands are (``engine.msbands``; PSDNet runs only)
 
 
 def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | None, fb: Feedback,
                 model_bands: Any = None) -> SceneModel:
     """The sensor (logged), the model (PSDNet only) and the global statistics of the scene.
 
-    The model's own normalisation (its metadata) is used; classical methods use zscore4.
+    The model's own normalisation (its metadata) is used; classical methods use zscore4. PSDNet:
+    the MS band names (``engine.msbands``: band descriptions, Landsat band numbers of the
+    descriptions or of a VRT's source files) choose Auto's model and the network's bands.
     """
-    sensor_name = log_sensor(sensor, inputs, fb)
-    net, meta = resolve_model(model, inputs, model_bands) if method == "psdnet" else (None, {})
+    choice = log_sensor(sensor, inputs, fb)
+    known = UNKNOWN
+    if method == "psdnet":
+        known = identify(inputs.descriptions, inputs.bands, inputs.ms_path, choice.label)
+    net, meta = resolve_model(model, inputs, model_bands, known) if method == "psdnet" else (None, {})
     sample = read_sample(inputs)
     normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
-    plan = mixed.order_plan(meta, inputs, sample, model_bands, fb) if method == "psdnet" else None
-    return SceneModel(net, meta, sensor_name, sample, normalizer, plan)
+    plan = mixed.order_plan(meta, inputs, sample, model_bands, fb, known) if method == "psdnet" else None
+    return SceneModel(net, meta, choice.name, sample, normalizer, plan, known)
 
 
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
@@ -89,6 +99,9 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     calibrated on the scene with ``calibrate`` (``engine.calibration``)."""
     fusion = _choose(inputs, scene, method, device, batch_size, precision, margin, fb, adapt_seconds,
                      adapt_options, model_bands, other_method)
+    known = scene.band_names
+    if known.source == "files" and known.names and not any(inputs.descriptions):
+        fusion = fusion._replace(descriptions=list(known.names))
     if not calibrate or method != "psdnet":
         return fusion
     from psdnet_qgis.engine.calibration import calibrated
@@ -96,7 +109,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     net_bands = None
     if fusion.band_methods is not None:
         net_bands = [b - 1 for b in fusion.band_methods[fusion.model_name]]
-    names = mixed.identify(inputs.descriptions, inputs.bands)[0] or scene.meta.get("band_names")
+    names = scene.band_names.names or scene.meta.get("band_names")
     if names is not None and len(names) != inputs.bands:
         names = None
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
@@ -151,7 +164,7 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
             f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
             "exactly the model's bands, or choose a classical method.")
     s_ms, s_pan, s_mv, s_pv = sample
-    plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, inputs.descriptions, inputs.ms_path,
+    plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, scene.band_names, inputs.ms_path,
                                                model_bands, s_ms, s_mv)
     adaptation = None
     if adapt_seconds:
@@ -179,12 +192,13 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
                   adaptation, methods)
 
 
-def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> str | None:
-    """The ``core.mtf.SENSORS`` name of the run's MTF gains (None = defaults), logged with its origin
-    (the metadata item, the MTL file or the Landsat file name it came from)."""
+def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> SensorChoice:
+    """The run's sensor (``name``: the ``core.mtf.SENSORS`` name of its MTF gains, None = defaults;
+    ``label``: what it is, e.g. "Landsat 7 ETM+"), logged with its origin (the metadata item, the
+    MTL file or the Landsat file name it came from)."""
     found = choose_sensor(sensor, inputs)
     fb.info(f"Sensor: {found.label} ({found.origin}); {mtf.describe_gains(found.name, inputs.bands)}.")
-    return found.name
+    return found
 
 
 def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -222,13 +236,15 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
     return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
 
 
-def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None) -> tuple[Any, dict]:
+def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
+                  known: MSBandNames = UNKNOWN) -> tuple[Any, dict]:
     """Resolve ``model`` ("auto" | name | path | nn.Module) -> (module, meta).
 
-    Registry lookup (no torch) first, so "no bundled model for 4 bands at ratio 2" is reported
-    before torch is even imported. A model with fewer bands than the MS is accepted when it
-    names its bands (``engine.mixed`` finds them in the MS); Auto then picks the bundled model
-    with the most bands the MS holds.
+    Registry lookup (no torch) first, so "no bundled model for these bands at ratio 2" is
+    reported before torch is even imported. A model with fewer bands than the MS is accepted
+    when it names its bands (``engine.mixed`` finds them in the MS); Auto picks the bundled
+    model by the MS band names (``known``) and the ratio: the one with the most bands the MS
+    holds (``engine.mixed.auto_model``), by band count when the names are unknown.
     """
     bands, ratio = inputs.bands, inputs.ratio
     if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
@@ -242,13 +258,9 @@ def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None) -> 
         from psdnet_qgis.core import registry
 
         if model in (None, "", *registry.AUTO_CHOICES):
-            fast = model == "auto_fast"
-            try:
-                info = registry.auto_select(bands, ratio, fast=fast)
-            except PSDNetInputError:  # the message has the fix; a model for some of the bands?
-                info = mixed.auto_model(bands, ratio, inputs.descriptions, model_bands, fast)
-                if info is None:
-                    raise
+            info = mixed.auto_model(bands, ratio, known, model_bands, model == "auto_fast")
+            if info is None:
+                raise PSDNetInputError(mixed.no_model_message(bands, ratio, known, inputs.ms_path))
             target = getattr(info, "path", None) or info.name
         else:
             target = os.fspath(model)

@@ -1,11 +1,14 @@
 """More MS bands than the model knows: the network on its bands, a classical method on the others.
 
 An 8-band WorldView-2/3 MS (coastal, blue, green, yellow, red, red edge, NIR1, NIR2) with the
-4-band ``psdnet_vhr4`` (blue, green, red, NIR): :func:`plan_bands` finds the MS bands the model
-knows (the bands the user set, else the band descriptions, else the WorldView 8-band order) and
-checks the choice on the pixels (``core.bands.check_order``); :class:`MixedPredictor` runs the
-classical method (fitted once on all bands, like ``psdnet:classical``) and replaces the network's
-bands by the network's output. The output keeps every band in the input order.
+4-band ``psdnet_vhr4`` (blue, green, red, NIR), or a Landsat MS of the 30 m reflective bands
+(coastal, blue, green, red, NIR, SWIR 1, SWIR 2, or some of them) with the 3-band
+``psdnet_landsat3`` (blue, green, red): :func:`plan_bands` finds the MS bands the model knows
+(the bands the user set, else the names ``engine.msbands`` reads off the files: band
+descriptions, Landsat band numbers, a VRT's source file names, else the WorldView 8-band order)
+and checks the choice on the pixels (``core.bands.check_order``); :class:`MixedPredictor` runs
+the classical method (fitted once on all bands, like ``psdnet:classical``) and replaces the
+network's bands by the network's output. The output keeps every band in the input order.
 
 Measured on the Shanghai WV-3 8-band scene at reduced resolution (``make bench``, row
 ``shanghai8``): see README "Quality".
@@ -21,6 +24,7 @@ import numpy as np
 
 from psdnet_qgis.core import bands as bandnames
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames
 from psdnet_qgis.errors import PSDNetInputError
 
 OTHER_METHODS = bandnames.OTHER_METHODS
@@ -33,10 +37,13 @@ class BandPlan:
 
     network: list[int]
     names: list[str] | None
-    #: "set" (by the user) | "metadata" (band descriptions) | "default" (WorldView order) |
-    #: "model" (as many bands as the model and no descriptions: taken in the model's order)
+    #: "set" (by the user) | "metadata" (band descriptions) | "files" (a VRT's source file names) |
+    #: "default" (WorldView order) | "model" (as many bands as the model and no descriptions:
+    #: taken in the model's order)
     source: str
     check: bandnames.OrderCheck | None
+    #: how the log says where the names came from (``MSBandNames.how``); "" for the default text
+    how: str = ""
 
     def describe(self, model: str, other: str, n_bands: int) -> str:
         """One log line: which bands come from which method, and how the bands were identified."""
@@ -47,8 +54,11 @@ class BandPlan:
             return ", ".join(str(i + 1) for i in idx) + names
 
         how = {"set": "as set", "metadata": "from the band descriptions",
+               "files": "from the VRT's source file names",
                "default": "WorldView 8-band order (the bands have no descriptions)",
                "model": "in the model's band order (the bands have no descriptions)"}[self.source]
+        if self.how and self.source not in ("set", "model"):
+            how = self.how
         others = f"; bands {fmt(rest)} by {other}" if rest else ", in the model's band order"
         line = f"Bands {fmt(self.network)} by {model}{others}. Band choice {how}"
         if self.check is not None:
@@ -85,16 +95,7 @@ def parse_bands(value: Any, n_bands: int, n_model: int, ms_path: str) -> list[in
     return [b - 1 for b in items]
 
 
-def identify(descriptions: Sequence[str], n_bands: int) -> tuple[list[str] | None, str]:
-    """Canonical names of the MS bands and their source ("metadata" | "default"); (None, "") if unknown."""
-    names = bandnames.names_from_metadata(descriptions)
-    if names is not None:
-        return names, "metadata"
-    names = bandnames.default_names(n_bands)
-    return (names, "default") if names is not None else (None, "")
-
-
-def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descriptions: Sequence[str],
+def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, known: MSBandNames,
                ms_path: str, chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
     """The MS bands the network takes, checked on the pixels.
 
@@ -102,7 +103,8 @@ def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descri
         model_name: the model (for messages).
         model_bands: the model's band names (``ModelInfo.band_names``), in its order.
         n_bands: MS band count (> len(model_bands)).
-        descriptions: the MS band descriptions.
+        known: the MS band names ``engine.msbands.identify`` found (descriptions, Landsat band
+            numbers, VRT source files, the WorldView 8-band order).
         ms_path: the MS input (for messages).
         chosen: the user's 1-based bands ("2,3,5,7" or a sequence), or None/"" to identify them.
         sample_ms, sample_valid: the run's decimated MS sample and its valid mask (the check).
@@ -113,7 +115,7 @@ def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descri
     """
     n_model = len(model_bands)
     example = "2,3,5,7"
-    names, source = identify(descriptions, n_bands)
+    names, source = known.names, known.source
     check = bandnames.check_order(sample_ms, names, sample_valid) if names else None
     idx = parse_bands(chosen, n_bands, n_model, ms_path)
     if idx is not None:
@@ -122,27 +124,29 @@ def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, descri
         raise PSDNetInputError(
             f"MS input '{ms_path}' has {n_bands} bands without band descriptions, and model '{model_name}' "
             f"takes {n_model} ({', '.join(model_bands)}): set Model bands (--model-bands) to the "
-            f"1-based MS bands in that order (e.g. {example}), or choose a classical method."
+            f"1-based MS bands in that order (e.g. {example}), set the sensor (a Landsat MS: its band "
+            "numbers name the bands), or choose a classical method."
         )
     idx = bandnames.select(names, model_bands)
     if idx is None:
-        origin = "from its band descriptions" if source == "metadata" else "assumed"
+        origin = known.how if source in ("metadata", "files") else "assumed"
         raise PSDNetInputError(
             f"MS input '{ms_path}' has the bands {', '.join(names)} ({origin}), "
             f"which lack some of model '{model_name}''s ({', '.join(model_bands)}): set Model bands "
             "(--model-bands) or choose a classical method."
         )
     if check is not None and check.verdict == "contradicted":
-        which = "band descriptions" if source == "metadata" else "assumed WorldView 8-band order"
+        which = {"metadata": "band descriptions", "files": "band names of the VRT's source files"}.get(
+            source, "assumed WorldView 8-band order")
         raise PSDNetInputError(
-            f"MS input '{ms_path}': its pixels contradict the {which} ({check.reason}). "
+            f"MS input '{ms_path}': its pixels contradict the {which} ({', '.join(names)}; {check.reason}). "
             f"Set Model bands (--model-bands) to the 1-based bands {', '.join(model_bands)} "
             f"(for a WorldView 8-band MS in the usual order: {example}), or fix the band order of the file."
         )
-    return BandPlan(idx, names, source, check)
+    return BandPlan(idx, names, source, check, known.how)
 
 
-def plan_model_order(model_name: str, model_bands: Sequence[str], descriptions: Sequence[str], ms_path: str,
+def plan_model_order(model_name: str, model_bands: Sequence[str], known: MSBandNames, ms_path: str,
                      chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
     """As many MS bands as the model: which MS band is which of the model's, checked on the pixels.
 
@@ -153,7 +157,8 @@ def plan_model_order(model_name: str, model_bands: Sequence[str], descriptions: 
     Args:
         model_name: the model (for messages).
         model_bands: the model's band names (``ModelInfo.band_names``), in its order.
-        descriptions: the MS band descriptions.
+        known: the MS band names ``engine.msbands.identify`` found (only those the files state
+            count here: descriptions, Landsat band numbers, VRT source files).
         ms_path: the MS input (for messages).
         chosen: the user's 1-based bands ("3,2,1,4" or a sequence), or None/"".
         sample_ms, sample_valid: the run's decimated MS sample and its valid mask.
@@ -165,7 +170,7 @@ def plan_model_order(model_name: str, model_bands: Sequence[str], descriptions: 
     n = len(model_bands)
     wanted = [bandnames.canonical_name(b) or str(b).lower() for b in model_bands]
     idx = parse_bands(chosen, n, n, ms_path)
-    names = bandnames.names_from_metadata(descriptions)
+    names = known.names if known.source in ("metadata", "files") else None
     if idx is not None:
         claimed = [""] * n
         for k, b in enumerate(idx):
@@ -176,19 +181,21 @@ def plan_model_order(model_name: str, model_bands: Sequence[str], descriptions: 
     idx = bandnames.select(names, model_bands)
     if idx is None:
         raise PSDNetInputError(
-            f"MS input '{ms_path}' has the bands {', '.join(names)} (from its band descriptions), which lack "
+            f"MS input '{ms_path}' has the bands {', '.join(names)} ({known.how}), which lack "
             f"some of model '{model_name}''s ({', '.join(model_bands)}): set Model bands (--model-bands) to "
             "the 1-based MS bands in the model's order, fix the band descriptions, or choose a classical method.")
     check = bandnames.check_order(sample_ms, names, sample_valid)
     if check.verdict == "contradicted":
+        what = "band descriptions" if known.source == "metadata" else "band names of the VRT's source files"
         raise PSDNetInputError(
-            f"MS input '{ms_path}': its pixels contradict the band descriptions ({', '.join(names)}; "
+            f"MS input '{ms_path}': its pixels contradict the {what} ({', '.join(names)}; "
             f"{check.reason}). Set Model bands (--model-bands) to the 1-based bands {', '.join(model_bands)}, "
             "or fix the band descriptions or the band order of the file.")
-    return BandPlan(idx, names, "metadata", check)
+    return BandPlan(idx, names, known.source, check, known.how)
 
 
-def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: Any, fb: Any) -> BandPlan | None:
+def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: Any, fb: Any,
+               known: MSBandNames = UNKNOWN) -> BandPlan | None:
     """PSDNet with as many bands as the MS: the plan when the network needs the bands reordered.
 
     Checks the band order (:func:`plan_model_order`) and logs it; returns None when the bands are
@@ -202,12 +209,13 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
         sample: ``inputs.read_sample()`` result (ms, pan, ms_valid, pan_valid).
         chosen: the user's Model bands, or None.
         fb: the run's feedback.
+        known: the MS band names (``engine.msbands.identify``).
     """
     model_bands = list(meta.get("band_names") or [])
     if len(model_bands) != inputs.bands:
         return None
     name = str(meta.get("name", "custom"))
-    plan = plan_model_order(name, model_bands, inputs.descriptions, inputs.ms_path, chosen, sample[0], sample[2])
+    plan = plan_model_order(name, model_bands, known, inputs.ms_path, chosen, sample[0], sample[2])
     if plan.network != list(range(inputs.bands)):
         return plan
     check = plan.check
@@ -215,6 +223,7 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
         fb.info(plan.describe(name, "", inputs.bands))
     elif check is not None:
         what = {"set": "the bands as set", "metadata": "the band descriptions",
+                "files": "the band names of the VRT's source files",
                 "model": "the model's band order (the file has no band descriptions)"}[plan.source]
         fb.warning(f"The band order of MS input '{inputs.ms_path}' ({', '.join(model_bands)} by {what}) is "
                    f"{'contradicted' if check.verdict == 'contradicted' else 'not confirmed'} by its pixels "
@@ -223,20 +232,50 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
     return None
 
 
-def auto_model(n_bands: int, ratio: int, descriptions: Sequence[str], chosen: Any, fast: bool) -> Any:
-    """Auto's model when no bundled model has the MS's band count: the one with the most bands
-    that the MS holds (with as many bands as the user set, else by band name), else None."""
+def auto_model(n_bands: int, ratio: int, known: MSBandNames, chosen: Any, fast: bool) -> Any:
+    """Auto's bundled model for an MS, by its band names and the ratio; None when none fits.
+
+    With Model bands set, a model with that many bands (if any: else as without them, so that the
+    model's band count is what the message about bad Model bands says). With the MS band names known
+    (``engine.msbands.identify``), the model with the most bands that the MS holds (a Landsat MS of
+    coastal .. SWIR 2: ``psdnet_landsat3`` on blue, green, red). Otherwise, by band count alone.
+    Ties: ``core.registry.best`` (full before fast unless ``fast``, then the version).
+
+    Args:
+        n_bands: MS band count.
+        ratio: PAN/MS ratio.
+        known: the MS band names.
+        chosen: the user's Model bands, or None/"".
+        fast: "auto_fast": prefer the distilled fast models.
+    """
     from psdnet_qgis.core import registry
 
-    names, _ = identify(descriptions, n_bands)
+    models = [m for m in registry.list_models() if m.ratio == ratio and m.bands <= n_bands]
     n_chosen = len(_items(chosen))
-    models = [m for m in registry.list_models() if m.ratio == ratio and m.bands < n_bands]
     fits = [m for m in models if n_chosen and m.bands == n_chosen]
-    if not fits and names is not None:
-        fits = [m for m in models if bandnames.select(names, m.band_names) is not None]
+    if not fits and known.names is not None:
+        fits = [m for m in models if m.band_names and bandnames.select(known.names, m.band_names) is not None]
+    elif not fits:
+        fits = [m for m in models if m.bands == n_bands]
     if not fits:
         return None
-    return registry.auto_select(max(m.bands for m in fits), ratio, fast=fast)
+    most = max(m.bands for m in fits)
+    return registry.best([m for m in fits if m.bands == most], fast=fast)
+
+
+def no_model_message(n_bands: int, ratio: int, known: MSBandNames, ms_path: str) -> str:
+    """Why Auto found no bundled model for the MS, with the fix (the models listed)."""
+    from psdnet_qgis.core import registry
+
+    available = ", ".join(f"{m.name} ({', '.join(m.band_names)}; ratio {m.ratio})" for m in registry.list_models())
+    if known.names is None:
+        return (f"Model 'auto': no bundled model for {n_bands} MS bands at ratio {ratio} (MS input '{ms_path}'). "
+                f"Available: {available or 'none installed'}. Name the bands (band descriptions, Model bands "
+                "--model-bands, or the sensor: a Landsat MS is named by its band numbers), train a model for this "
+                "sensor (make train), or use a classical method.")
+    return (f"Model 'auto': no bundled model at ratio {ratio} takes bands of MS input '{ms_path}' "
+            f"({', '.join(known.names)}, {known.how}). Available: {available or 'none installed'}. Give the MS "
+            "with a model's bands, set Model bands (--model-bands), or use a classical method.")
 
 
 class MixedPredictor:

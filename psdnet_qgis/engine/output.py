@@ -83,7 +83,8 @@ def remove_output(out: str) -> None:
                 os.remove(p)
 
 
-def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | None) -> gdal.Dataset:
+def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | None,
+                  descriptions: list[str] | None = None) -> gdal.Dataset:
     """Create the tiled, DEFLATE-compressed output GeoTIFF on the PAN grid.
 
     Args:
@@ -91,6 +92,8 @@ def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | No
         inputs: the validated inputs (grid, band descriptions).
         dtype: GDAL data type of the output.
         nodata: nodata value set on every band (None: none).
+        descriptions: band descriptions where the MS bands have none (the names read off a VRT's
+            source files); None: the MS band descriptions.
     """
     remove_output(out)
     is_float = dtype in (gdal.GDT_Float32, gdal.GDT_Float64)
@@ -110,6 +113,8 @@ def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | No
             band.SetNoDataValue(nodata)
         if inputs.descriptions and inputs.descriptions[b]:
             band.SetDescription(inputs.descriptions[b])
+        elif descriptions and b < len(descriptions) and descriptions[b]:
+            band.SetDescription(descriptions[b])
     return ds
 
 

@@ -148,7 +148,8 @@ def pansharpen(
         out: output GeoTIFF path (C bands, PAN pixel size, PAN/MS footprint intersection).
         method: "psdnet" or a classical method: "exp", "brovey", "gsa", "mtf_glp_hpm",
             "mtf_glp_fs", "bdsd_pc".
-        model: "auto" (bundled model for the band count and ratio), a bundled model name,
+        model: "auto" (bundled model for the MS band names, else the band count, and the ratio:
+            ``engine.mixed.auto_model``), a bundled model name,
             a weights path, or a ``torch.nn.Module`` taking normalised (ms, pan).
         device: "auto" | "cpu" | "cuda" (PSDNet only).
         tile, overlap: tile side and overlap in MS px (default ``core.tiling.default_tile``).
@@ -169,10 +170,11 @@ def pansharpen(
             model on crops of this scene before the tiles run (``engine.adaptation``;
             0 = off). The copy is used only when held-out crops say it is better.
         adapt_options: ``part`` / ``losses`` / ``lr`` of ``model.adapt.AdaptConfig``.
-        model_bands: PSDNet with more MS bands than the model knows (an 8-band WorldView MS):
-            the 1-based MS bands the network takes, in the model's band order ("2,3,5,7" or a
-            sequence); None = from the band descriptions, else the WorldView 8-band order,
-            checked on the pixels (``engine.mixed``).
+        model_bands: PSDNet with more MS bands than the model knows (an 8-band WorldView MS,
+            Landsat bands 1-7): the 1-based MS bands the network takes, in the model's band order
+            ("2,3,5,7" or a sequence); None = from the names ``engine.msbands`` finds (band
+            descriptions; for Landsat, band numbers of the descriptions or of a VRT's source
+            files), else the WorldView 8-band order, checked on the pixels (``engine.mixed``).
         other_method: the classical method of the other bands (``engine.mixed.OTHER_METHODS``).
         calibrate: PSDNet only: fit, on the scene degraded by the ratio, per-band non-negative
             weights of the network's and the classical candidates' detail and apply them in

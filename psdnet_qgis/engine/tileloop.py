@@ -33,7 +33,7 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
     writer = None
     try:
         try:
-            ds = output.create_output(out, inputs, dtype, nodata)
+            ds = output.create_output(out, inputs, dtype, nodata, fusion.descriptions)
         except RuntimeError as exc:
             raise PSDNetInputError(
                 f"Output '{out}' cannot be created ({first_line(exc)}); check the "

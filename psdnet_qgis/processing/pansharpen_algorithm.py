@@ -57,12 +57,13 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
     def addExtraParameters(self) -> None:
         # "auto", then the registry's order: the positions index calls (MODEL=2) select. A new
         # bundled model can shift them, which is why the stored value is the model's name.
-        models = [("auto", self.tr("Auto (by MS band count and PAN/MS resolution ratio)")),
+        models = [("auto", self.tr("Auto (by MS band names, else band count, and PAN/MS resolution ratio)")),
                   ("auto_fast", self.tr("Auto (fast): the PSDNet-Fast model for the bands and ratio "
                                         "(several times faster on a CPU, slightly lower quality)"))]
         models += self.bundledModelChoices()
         self.addChoiceParameter(
-            self.MODEL, self.tr("Model (auto = by MS band count and PAN/MS resolution ratio)"), models, "auto")
+            self.MODEL, self.tr("Model (auto = by MS band names, else band count, and PAN/MS resolution ratio)"),
+            models, "auto")
         self.addParameter(QgsProcessingParameterFile(
             self.MODEL_FILE, self.tr("Weights file (overrides Model; .pt with its .json beside it)"),
             extension="pt", optional=True))
@@ -138,7 +139,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "Distillation', IEEE TGRS 2023), a deep network trained by this plugin's authors.</p>"
             "<p><b>Inputs</b>: the PAN layer (choose the band when it has several), the MS layer (its "
             "bands in the order the model expects; for an MS with more bands see below), the model (Auto "
-            "picks by MS band count and PAN/MS "
+            "picks by MS band names, else band count, and PAN/MS "
             "resolution ratio) or your own weights file. The layers are matched by georeference; the "
             "output covers their overlap on the PAN grid, in the MS data type. Advanced: device, tile "
             "size and overlap (the raster is processed tile by tile with blended seams, so any size fits "
@@ -162,6 +163,13 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "8-band order is assumed, and the choice is checked on the pixels (haze falls and NIR "
             "bands correlate with each other): a contradiction stops the run. <b>Model bands</b> "
             "sets them explicitly (1-based, in the model's band order, e.g. 2,3,5,7).</p>"
+            "<p><b>Landsat with NIR and SWIR</b> (e.g. a VRT of the band files B1-B7, or B2-B5, made with "
+            "gdalbuildvrt -separate): when the sensor is Landsat (MTL file, product name of the files or "
+            "the Sensor choice), the bands are named by their Landsat band numbers (band descriptions such "
+            "as B5, Band 5, SR_B5, or the VRT's source file names such as LC08_..._B5.TIF); Auto then "
+            "takes psdnet_landsat3 on blue, green and red and the other method on coastal, NIR and SWIR. "
+            "With calibration the SWIR bands get no PAN detail (the PAN does not reach the short-wave "
+            "infrared): they keep the upsampled MS, and the log says so.</p>"
             "<p><b>Calibrate on this scene</b> (on by default): before the tiles run, your PAN and MS are "
             "degraded by the resolution ratio with the sensor's MTF (Wald's protocol); the network and "
             "MTF-GLP-FS fuse that smaller copy, and for each band the mix of their detail that best gives "

@@ -143,3 +143,74 @@ def test_nir_that_follows_the_visible_bands_contradicts():
     assert fake.haze_range[0] < bands.HAZE_CONTRADICT  # not the haze sign...
     assert fake.distinct_range[1] <= bands.DISTINCT_CONTRADICT  # ...the NIR one
     assert fake.verdict == "contradicted", fake
+
+
+# ---------------------------------------------------------------------------------------- Landsat
+@pytest.mark.parametrize(("text", "number"), [
+    ("B5", 5), ("Band 5", 5), ("SR_B5", 5), ("B5 (NIR)", 5), ("B05", 5), ("band_7", 7),
+    ("LC08_L1TP_195025_20130707_20170503_01_T1_B5.TIF", 5), ("l8_B5.tif", 5), ("/data/l8/l8_B7.TIF", 7),
+    ("subset_band2_TOA.tif", 2), ("LC08_L2SP_195025_20200707_20200912_02_T1_ST_B10.TIF", 10),
+    ("Blue", None), ("", None), ("ms.tif", None), ("l8_stack.tif", None),
+])
+def test_landsat_band_number(text, number):
+    assert bands.landsat_band_number(text) == number
+
+
+@pytest.mark.parametrize(("text", "oli", "etm"), [
+    ("B1", "coastal", "blue"), ("B2", "blue", "green"), ("B4", "red", "nir"), ("B5", "nir", "swir1"),
+    ("B6", "swir1", "thermal"), ("B7", "swir2", "swir2"), ("B8", None, None), ("SR_B3", "green", "red"),
+    # a band name in the text wins over the number (whose meaning depends on the instrument)
+    ("B5 (NIR)", "nir", "nir"), ("Near Infrared", "nir", "nir"), ("SWIR 1", "swir1", "swir1"),
+    ("Coastal", "coastal", None), ("Yellow", None, None),
+])
+def test_landsat_name_per_instrument(text, oli, etm):
+    assert bands.landsat_name(text, "oli") == oli
+    assert bands.landsat_name(text, "etm") == etm
+    assert bands.landsat_name(text, "tm") == etm
+
+
+@pytest.mark.parametrize(("label", "instrument"), [
+    ("Landsat 8 OLI", "oli"), ("Landsat 9 OLI", "oli"), ("Landsat 8/9 OLI", "oli"), ("Landsat-8/9 OLI", "oli"),
+    ("landsat8", "oli"), ("Landsat 7 ETM+", "etm"), ("Landsat 5 TM", "tm"), ("Landsat 4 TM", "tm"),
+    ("Landsat 5 MSS", None), ("Landsat 8 TIRS", None), ("WorldView-3", None), ("unknown", None), (None, None),
+])
+def test_landsat_instrument(label, instrument):
+    assert bands.landsat_instrument(label) == instrument
+
+
+def test_landsat_names_need_every_band_once_and_keep_the_worldview_names_apart():
+    files = [f"LC08_L1TP_195025_20130707_20170503_01_T1_B{i}.TIF" for i in range(1, 8)]
+    assert bands.landsat_names(files, "oli") == ["coastal", "blue", "green", "red", "nir", "swir1", "swir2"]
+    assert bands.landsat_names(["B2", "B3", "B4", "B5"], "oli") == ["blue", "green", "red", "nir"]
+    assert bands.landsat_names(["B1", "B2", "B3", "B4", "B5", "B7"], "etm") == [
+        "blue", "green", "red", "nir", "swir1", "swir2"]
+    assert bands.landsat_names(["B2", "B2", "B4"], "oli") is None
+    assert bands.landsat_names(["B2", "B8", "B4"], "oli") is None  # B8 is the PAN
+    # without a Landsat sensor a band number names nothing (WorldView behaviour unchanged)
+    assert bands.canonical_name("Band 3") is None and bands.canonical_name("NIR") == "nir1"
+
+
+def test_swir_and_nir_are_canonical_names():
+    assert bands.canonical_name("SWIR 1") == "swir1" and bands.canonical_name("SWIR-2 (B7)") == "swir2"
+    assert bands.canonical_name("Short-wave infrared 1") == "swir1" and bands.canonical_name("TIRS 1") == "thermal1"
+    assert [bands.WAVELENGTH_NM[n] for n in ("red", "nir", "swir1", "swir2")] == sorted(
+        bands.WAVELENGTH_NM[n] for n in ("red", "nir", "swir1", "swir2"))
+    # a model's NIR is Landsat's one NIR band
+    assert bands.select(["coastal", "blue", "green", "red", "nir"], ["Blue", "Green", "Red", "NIR"]) == [1, 2, 3, 4]
+    assert bands.select(["coastal", "blue", "green", "red", "nir", "swir1", "swir2"],
+                        ["blue", "green", "red"]) == [1, 2, 3]
+
+
+def test_the_pan_covers_no_swir_or_thermal_band():
+    assert [bands.pan_covers(n) for n in ("coastal", "blue", "red", "nir", "nir1", "swir1", "swir2",
+                                          "thermal", "cirrus")] == [True] * 5 + [False] * 4
+
+
+def test_check_confirms_a_landsat_order_and_contradicts_it_reversed():
+    from tests.rasters import LANDSAT7, landsat_scene
+
+    _, ms = landsat_scene((32, 32), 2, seed=4)
+    ok = bands.check_order(ms, LANDSAT7)
+    assert ok.verdict == "confirmed", ok
+    assert ok.distinct is not None and ok.distinct > 0  # the NIR-apart sign uses Landsat's "nir"
+    assert bands.check_order(ms[::-1], LANDSAT7).verdict == "contradicted"

@@ -229,3 +229,55 @@ def test_eight_band_ms_reversed_is_refused(psdnet_provider, zero_weights, tmp_pa
     processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, MODEL_BANDS="7,6,4,2",
                                                OTHER_METHOD="gsa"))
     assert gdal.Open(str(out)).RasterCount == 8
+
+
+def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
+    """A VRT of Landsat 8 band files B1-B7 (named like a USGS product), Auto: psdnet_landsat3 on blue,
+    green, red (as a 3-band run of them), MTF-GLP-FS on coastal, NIR, SWIR (as MTF-GLP-FS on the
+    MS), every band out in order and named; a 4-band B2-B5 GeoTIFF the same by its descriptions;
+    calibrated, the SWIR bands are the upsampled MS."""
+    from qgis.core import QgsProcessingFeedback
+
+    from psdnet_qgis.core.registry import list_models
+    from psdnet_qgis.engine.run import pansharpen
+    from tests.engine.test_engine_landsat import SAME, write_landsat
+    from tests.rasters import LANDSAT7
+
+    if not any(m.name == "psdnet_landsat3" for m in list_models()):
+        pytest.skip("bundled psdnet_landsat3 weights not present")
+
+    class Lines(QgsProcessingFeedback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lines: list[str] = []
+
+        def pushInfo(self, info: str) -> None:
+            self.lines.append(info)
+
+    files = write_landsat(tmp_path)
+    base = {"PAN": str(files["pan"]), "MS": str(files["ms7"]), "FLOAT32": True, "DEVICE": "cpu"}
+    fb, out = Lines(), tmp_path / "l7.tif"
+    processing.run("psdnet:pansharpen", {**base, "OUTPUT": str(out), "CALIBRATE": False}, feedback=fb)
+    ds = gdal.Open(str(out))
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 8)] == list(LANDSAT7)
+    assert any("Bands 2, 3, 4 (blue, green, red) by psdnet_landsat3; bands 1, 5, 6, 7 (coastal, nir, swir1, "
+               "swir2) by mtf_glp_fs" in line for line in fb.lines), fb.lines
+    ref = {}
+    for key, ms, kw in (("net", "ms3", {"calibrate": False}), ("fs", "ms7", {"method": "mtf_glp_fs"}),
+                        ("exp", "ms7", {"method": "exp"})):
+        pansharpen(files["pan"], files[ms], tmp_path / f"{key}.tif", out_dtype="float32", device="cpu", **kw)
+        ref[key] = read(tmp_path / f"{key}.tif")
+    fused = read(out)
+    np.testing.assert_allclose(fused[[1, 2, 3]], ref["net"], rtol=0, atol=SAME)
+    np.testing.assert_allclose(fused[[0, 4, 5, 6]], ref["fs"][[0, 4, 5, 6]], rtol=0, atol=SAME)
+    # the 4-band GeoTIFF of B2-B5 described "SR_B2" .. "SR_B5" (the sensor from the PAN's file name)
+    out4 = tmp_path / "l4.tif"
+    processing.run("psdnet:pansharpen", {**base, "MS": str(files["ms4_tif"]), "OUTPUT": str(out4),
+                                         "CALIBRATE": False})
+    ds = gdal.Open(str(out4))
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 5)] == ["SR_B2", "SR_B3", "SR_B4", "SR_B5"]
+    np.testing.assert_allclose(read(out4)[:3], ref["net"], rtol=0, atol=SAME)
+    fb, cal = Lines(), tmp_path / "cal.tif"
+    processing.run("psdnet:pansharpen", {**base, "OUTPUT": str(cal)}, feedback=fb)
+    assert any(line.startswith("swir1, swir2: no PAN detail") for line in fb.lines), fb.lines
+    np.testing.assert_allclose(read(cal)[5:], ref["exp"][5:], rtol=0, atol=SAME)

@@ -132,3 +132,25 @@ def test_qgis_process_eight_band_ms(qgis_env, tmp_path, zero_weights):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert gdal.Open(str(out)).RasterCount == 8
     assert "by mtf_glp_hpm" in res.stdout + res.stderr
+
+
+def test_qgis_process_landsat_seven_band_vrt(qgis_env, tmp_path):
+    """A VRT of Landsat 8 band files B1-B7: Auto's psdnet_landsat3 on blue, green, red, MTF-GLP-FS on
+    the others, calibrated without PAN detail on SWIR; one small run (qgis_process is slow)."""
+    from psdnet_qgis.core.registry import list_models
+    from tests.engine.test_engine_landsat import write_landsat
+    from tests.rasters import LANDSAT7
+
+    if "psdnet_landsat3" not in [m.name for m in list_models()]:
+        pytest.skip("psdnet_landsat3 is not bundled")
+    files = write_landsat(tmp_path, shape=(32, 32))
+    out = tmp_path / "l7.tif"
+    res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={files['pan']}",
+                          f"MS={files['ms7']}", "DEVICE=cpu", f"OUTPUT={out}"],
+                         env=qgis_env, capture_output=True, text=True, timeout=600)
+    text = res.stdout + res.stderr
+    assert res.returncode == 0, text[-3000:]
+    ds = gdal.Open(str(out))
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 8)] == list(LANDSAT7)
+    assert "bands 1, 5, 6, 7 (coastal, nir, swir1, swir2) by mtf_glp_fs" in text, text[-3000:]
+    assert "swir1, swir2: no PAN detail" in text
