@@ -52,6 +52,7 @@ class Fusion(NamedTuple):
     adaptation: dict | None = None
     band_methods: dict | None = None
     calibration: dict | None = None
+    margin: int | None = None  # the tiles' context margin the predictor needs (None: the plan's)
 
 
 class SceneModel(NamedTuple):
@@ -102,7 +103,8 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
                                    scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
     return fusion._replace(predictor=predictor, calibration=report,
-                           device_report=str(getattr(predictor, "device_report", fusion.device_report)))
+                           device_report=str(getattr(predictor, "device_report", fusion.device_report)),
+                           margin=getattr(predictor, "margin", None))
 
 
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
