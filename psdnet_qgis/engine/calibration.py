@@ -26,7 +26,7 @@ from psdnet_qgis.core import classical, mtf
 from psdnet_qgis.core.calibration import Calibration, CalibrationFit
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.resample import upsample_bicubic
-from psdnet_qgis.core.tiling import PSDNET_MARGIN
+from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
 from psdnet_qgis.core.wald import degrade_pair
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback
@@ -64,28 +64,41 @@ class CalibratedPredictor:
     """The base predictor's and the classical candidates' outputs, combined with fitted weights.
 
     Takes and returns normalised tiles like ``TorchPredictor`` (the run's normalisation; the
-    weights do not depend on the units).
+    weights do not depend on the units). The tiles come with ``margin`` MS px of context, the
+    classical methods' (their MTF low-pass reaches about 20 PAN px); the network gets them
+    cropped to its own ``net_margin``, so the calibration costs it nothing more. Only the
+    tile's core (inside ``margin``) is used by the tile loop.
     """
 
     def __init__(self, base: Any, classical_preds: Sequence[ClassicalPredictor | None],
-                 calibration: Calibration, ratio: int) -> None:
+                 calibration: Calibration, ratio: int, margin: int = 0, net_margin: int = 0) -> None:
         self.base = base
         self.classical = list(classical_preds)
         self.calibration = calibration
         self.ratio = int(ratio)
+        self.margin = int(margin)
+        self.trim = max(0, int(margin) - int(net_margin))  # MS px cut off for the network
         self.batch_size = int(getattr(base, "batch_size", 1) or 1)
         self.threads = int(getattr(base, "threads", 0) or 0)
         self.device_report = str(getattr(base, "device_report", "cpu"))
 
     def predict(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
         """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""
-        outs = [self.base.predict(ms, pan)]
-        for cp in self.classical:  # None: weight 0 on every band, its output is not needed
-            outs.append(None if cp is None else cp.predict(ms, pan))
+        t, tr = self.trim, self.trim * self.ratio
+        if t:
+            net = self.base.predict(np.ascontiguousarray(ms[:, :, t:-t, t:-t]),
+                                    np.ascontiguousarray(pan[:, :, tr:-tr, tr:-tr]))
+        else:
+            net = self.base.predict(ms, pan)
+        others = [None if cp is None else cp.predict(ms, pan) for cp in self.classical]  # None: weight 0
         fused = []
         for i in range(ms.shape[0]):
             lms = upsample_bicubic(ms[i], self.ratio)
-            fused.append(self.calibration.combine(lms, [lms if o is None else o[i] for o in outs]))
+            net_i = net[i]
+            if t:  # the network's output in the tile's frame; the ring outside it is never used
+                net_i = lms.copy()
+                net_i[:, tr:-tr, tr:-tr] = net[i]
+            fused.append(self.calibration.combine(lms, [net_i] + [lms if o is None else o[i] for o in others]))
         return np.stack(fused)
 
 
@@ -202,6 +215,10 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
                ) -> tuple[Any, dict[str, Any] | None]:
     """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped.
 
+    The tiles of a calibrated run need the classical methods' context margin: the predictor's
+    ``margin`` (at least ``core.tiling.CLASSICAL_MARGIN``), which the caller must read the tiles
+    with; the network still sees its own ``margin``.
+
     With ``network_bands`` (an MS with more bands than the model), ``other_method`` (the method of
     the other bands) joins the candidates, so those bands choose between it and the others. Bands
     whose names (``band_names``) say the PAN does not cover them (``core.bands.NO_PAN_DETAIL``:
@@ -224,7 +241,8 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     if cal is None:
         return base, None
     used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]
-    preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, margin, sensor=sensor) if u else None
+    outer = max(int(margin), CLASSICAL_MARGIN) if any(used) else int(margin)
+    preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, outer, sensor=sensor) if u else None
              for mth, u in zip(candidates, used, strict=True)]
     seconds = time.perf_counter() - t0
     fb.info(f"Calibration on the scene degraded by the ratio (Wald, sensor MTF), {seconds:.1f} s; "
@@ -233,4 +251,5 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
         fb.info(line)
     report = cal.to_dict()
     report["seconds"] = round(seconds, 3)
-    return CalibratedPredictor(base, preds, cal, inputs.ratio), report
+    report["margin"] = outer
+    return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin), report

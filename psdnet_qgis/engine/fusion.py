@@ -53,6 +53,7 @@ class Fusion(NamedTuple):
     adaptation: dict | None = None
     band_methods: dict | None = None
     calibration: dict | None = None
+    margin: int | None = None  # the tiles' context margin the predictor needs (None: the plan's)
     #: band descriptions for an output whose MS bands have none but were named otherwise (a VRT
     #: stack of Landsat band files); None: the MS's own descriptions
     descriptions: list[str] | None = None
@@ -115,7 +116,8 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
                                    scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
     return fusion._replace(predictor=predictor, calibration=report,
-                           device_report=str(getattr(predictor, "device_report", fusion.device_report)))
+                           device_report=str(getattr(predictor, "device_report", fusion.device_report)),
+                           margin=getattr(predictor, "margin", None))
 
 
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,

@@ -199,6 +199,8 @@ def pansharpen(
             scene = scene_model(inputs, method, model, sensor, fb, model_bands)
             fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
                                       adapt_seconds, adapt_options, model_bands, other_method, calibrate)
+            if fusion.margin and fusion.margin != plan.margin:  # calibrated: the classical methods' context
+                plan = dataclasses.replace(plan, margin=fusion.margin)
         except BaseException:
             inputs.close()
             raise

@@ -163,10 +163,11 @@ class _Warned(_Log):
 def _assert_skipped(rep, fb: _Warned, *words: str) -> None:
     a = rep.adaptation
     assert a is not None and a["skipped"] is True and a["kept"] is False and a["steps"] == 0, a
-    assert len(fb.warnings) == 1 and fb.warnings[0].startswith("Adaptation skipped: "), fb.warnings
-    assert fb.warnings[0].endswith("The run fuses without it.")
+    mine = [w for w in fb.warnings if w.startswith("Adaptation")]  # a small scene also skips calibration
+    assert len(mine) == 1 and mine[0].startswith("Adaptation skipped: "), fb.warnings
+    assert mine[0].endswith("The run fuses without it.")
     for w in words:
-        assert w in fb.warnings[0], fb.warnings[0]
+        assert w in mine[0], mine[0]
     assert fb.bar == sorted(fb.bar) and fb.bar[-1] == 100.0
 
 

@@ -107,3 +107,19 @@ def test_classical_methods_are_never_calibrated(scene, tmp_path):
     b = pansharpen(pan, ms, tmp_path / "b.tif", method="gsa", calibrate=False)
     assert a.calibration is None and b.calibration is None
     assert np.array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
+
+
+def test_calibrated_tiles_get_the_classical_context_and_the_network_its_own(scene, zero_net, tmp_path):
+    """MTF-GLP-FS needs about 20 PAN px of context: the tiles are read with CLASSICAL_MARGIN, the
+    network is given its own margin cut out of them (so its output is unchanged)."""
+    from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
+
+    pan, ms = scene
+    kw = dict(model=zero_net, device="cpu", out_dtype="float32", tile=20, overlap=4)
+    cal = pansharpen(pan, ms, tmp_path / "cal.tif", **kw)
+    raw = pansharpen(pan, ms, tmp_path / "raw.tif", calibrate=False, **kw)
+    assert raw.margin == PSDNET_MARGIN and cal.margin == CLASSICAL_MARGIN == cal.calibration["margin"]
+    # the zero-detail network is the upsampled MS whatever the margin; the calibrated run adds
+    # w (FS - lms): where w is 0 for a band it equals the uncalibrated run
+    np.testing.assert_allclose(read(tmp_path / "raw.tif"), bicubic_reference(read(ms), 4, PSDNET_MARGIN),
+                               rtol=0, atol=2e-3)
