@@ -226,13 +226,16 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
     if found is not None:
         name, weights = found
         methods.append((f"PSDNet ({name}), default: calibrated",
-                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, calibrations=calibs)))
+                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, sensor=spec.sensor,
+                                                              calibrations=calibs)))
         methods.append((f"PSDNet ({name}), uncalibrated",
-                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, calibrate=False)))
+                        lambda p, m, o, w=weights: run_engine("psdnet", p, m, o, model=w, sensor=spec.sensor,
+                                                              calibrate=False)))
         fast_found = None if fast else bundled_model(f"{model}_fast")
         if fast_found is not None:
             methods.append((f"PSDNet ({fast_found[0]}), calibrated",
-                            lambda p, m, o, w=fast_found[1]: run_engine("psdnet", p, m, o, model=w)))
+                            lambda p, m, o, w=fast_found[1]: run_engine("psdnet", p, m, o, model=w,
+                                                                        sensor=spec.sensor)))
         if adapt_seconds > 0:
             # the adaptation sees only the run's own inputs: the degraded pair at reduced resolution
             what = ", ".join(f"{k} {v}" for k, v in (adapt_options or {}).items())
