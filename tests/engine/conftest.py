@@ -48,6 +48,25 @@ def zero_net():
     return PSDNet(4, 4, width=8).zero_residual_().eval()  # narrow: same graph, fast tests
 
 
+class Recorder:
+    """Engine feedback that keeps the log lines (warnings prefixed "W ")."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, msg: str) -> None:
+        self.lines.append(msg)
+
+    def warning(self, msg: str) -> None:
+        self.lines.append("W " + msg)
+
+    def progress(self, percent: float) -> None:
+        pass
+
+    def is_canceled(self) -> bool:
+        return False
+
+
 @pytest.fixture
 def noisy_net():
     """Real narrow PSDNet with random weights and amplified heads: a network that changes the image a lot."""
@@ -63,4 +82,4 @@ def noisy_net():
     return net
 
 
-__all__ = ["make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]
+__all__ = ["Recorder", "make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]

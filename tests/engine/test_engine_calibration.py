@@ -7,27 +7,10 @@ import pytest
 
 from psdnet_qgis.engine.run import pansharpen
 
-from .conftest import bicubic_reference, make_pair, read
+from .conftest import Recorder, bicubic_reference, make_pair, read
 
 torch = pytest.importorskip("torch")
 MARGIN = 8
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.lines.append("W " + msg)
-
-    def progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from osgeo import gdal
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import ORIGIN, read
+from tests.engine.conftest import ORIGIN, Recorder, read
 from tests.rasters import LANDSAT7, landsat_scene, write_geotiff
 
 PRODUCT = "LC08_L1TP_195025_20130707_20170503_01_T1"
@@ -24,23 +24,6 @@ PRODUCT = "LC08_L1TP_195025_20130707_20170503_01_T1"
 #: bands through the same classical method; what differs is float rounding through the two
 #: normalisations (measured: at most 0.002 DN).
 SAME = 0.05
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.lines.append("W " + msg)
-
-    def progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
 
 
 def write_landsat(folder: Path, shape: tuple[int, int] = (48, 48), seed: int = 4) -> dict[str, Path]:
