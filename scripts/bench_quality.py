@@ -273,7 +273,7 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
     for label, fn in methods:
         slug = "".join(ch if ch.isalnum() else "_" for ch in label.lower())
         row: dict[str, Any] = {"scene": spec.name, "model": model, "method": label,
-                               "seen": spec.name in MODEL_SCENES.get(model, {}).get("train", ())}
+                               "seen": seen_in_training(model, spec.name)}
         try:
             rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
             fn(sc["rr_pan"], sc["rr_ms"], rr_out)
@@ -329,6 +329,13 @@ def best_peer(sub: list[dict[str, Any]], key: str) -> tuple[str, float] | None:
     if not peers:
         return None
     return (max if BETTER_UP[key] else min)(peers, key=lambda mv: mv[1])
+
+
+def seen_in_training(model: str, scene: str) -> bool:
+    """Whether the bundled model of a row trained on the scene (an all-band row's base scene counts)."""
+    key = "vhr4" if model in ALL_BAND_ROWS else model
+    base = ALL_BAND_ROWS[model][0] if model in ALL_BAND_ROWS else scene
+    return base in MODEL_SCENES.get(key, {}).get("train", ())
 
 
 def summary(rows: list[dict[str, Any]]) -> list[str]:
@@ -429,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json is not None:
         old = json.loads(args.from_json.read_text(encoding="utf-8"))
         for r in old["rows"]:
-            r.setdefault("seen", r["scene"] in MODEL_SCENES.get(r["model"], {}).get("train", ()))
+            r["seen"] = seen_in_training(r["model"], r["scene"])
         print(markdown(old["rows"], old["notes"]))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
