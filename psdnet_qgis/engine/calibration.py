@@ -123,8 +123,9 @@ def sample_windows(inputs: RasterInputs) -> tuple[list[tuple[int, int]], int, in
             ny -= 1
         else:
             nx -= 1
-    rows = np.linspace(0, inputs.ms_height - hh, ny + 2)[1:-1] if ny > 1 else [(inputs.ms_height - hh) / 2]
-    cols = np.linspace(0, inputs.ms_width - ww, nx + 2)[1:-1] if nx > 1 else [(inputs.ms_width - ww) / 2]
+    # edge to edge: with as many windows as fit, they tile the scene; with fewer, they spread over it
+    rows = np.linspace(0, inputs.ms_height - hh, ny) if ny > 1 else [(inputs.ms_height - hh) / 2]
+    cols = np.linspace(0, inputs.ms_width - ww, nx) if nx > 1 else [(inputs.ms_width - ww) / 2]
     origins = [(int(round(a)), int(round(b))) for a in rows for b in cols]
     return origins, hh, ww, m
 

@@ -106,3 +106,20 @@ def test_calibrated_tiles_get_the_classical_context_and_the_network_its_own(scen
     # w (FS - lms): where w is 0 for a band it equals the uncalibrated run
     np.testing.assert_allclose(read(tmp_path / "raw.tif"), bicubic_reference(read(ms), 4, PSDNET_MARGIN),
                                rtol=0, atol=2e-3)
+
+
+def test_sample_windows_cover_a_large_scene_within_the_budget(tmp_path):
+    """Windows spread edge to edge over the scene; their pixels stay within BUDGET of the run."""
+    from psdnet_qgis.engine import calibration as ecal
+    from psdnet_qgis.engine.raster import open_inputs
+
+    pan, ms = make_pair(tmp_path, ms_shape=(600, 800), bands=4, ratio=4, seed=1)
+    inputs = open_inputs(str(pan), str(ms))
+    try:
+        origins, hh, ww, m = ecal.sample_windows(inputs)
+        rows, cols = sorted({o[0] for o in origins}), sorted({o[1] for o in origins})
+        assert rows[0] == 0 and rows[-1] == inputs.ms_height - hh
+        assert cols[0] == 0 and cols[-1] == inputs.ms_width - ww
+        assert len(origins) * (hh + 2 * m) * (ww + 2 * m) <= ecal.BUDGET * inputs.width * inputs.height
+    finally:
+        inputs.close()
