@@ -113,3 +113,19 @@ def test_adapting_on_reordered_bands_is_refused(tmp_path, vhr4):
     with pytest.raises(PSDNetInputError, match="gdal_translate -b 3 -b 2 -b 1 -b 4"):
         adapt_scene(str(pan), str(ms), str(tmp_path / "a.pt"), model=vhr4, seconds=5)
     assert not (tmp_path / "a.pt").exists()
+
+
+def test_small_correctly_described_eight_band_ms_is_fused(tmp_path: Path) -> None:
+    """Issue 21: a correctly ordered, described 8-band MS of 32 x 32 px was refused on its pixels."""
+    pytest.importorskip("torch")
+    names = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
+    pan, ms = worldview8_scene((32, 32), 4, seed=11)
+    p = write_geotiff(tmp_path / "p.tif", pan, ORIGIN, 0.5)
+    m = write_geotiff(tmp_path / "m.tif", ms, ORIGIN, 2.0)
+    ds = gdal.Open(str(m), gdal.GA_Update)
+    for b, d in enumerate(names, 1):
+        ds.GetRasterBand(b).SetDescription(d)
+    ds = None
+    rep = pansharpen(str(p), str(m), str(tmp_path / "o.tif"), model="psdnet_vhr4_fast", device="cpu")
+    assert rep.bands == 8 and rep.band_methods["psdnet_vhr4_fast"] == [2, 3, 5, 7]
+    assert np.isfinite(read(tmp_path / "o.tif")).all()

@@ -63,3 +63,25 @@ def test_modeler_classical_then_assess(psdnet_provider, pair, tmp_path):
     if child is not None:  # QGIS >= 3.38 keeps child results: the metrics are modeler numbers
         assert 0.0 < child["QNR"] <= 1.0
     assert res["assess:report"] == str(html)
+
+
+def test_ms_in_another_crs_is_warped_onto_the_pan(psdnet_provider, pair, tmp_path):
+    """Issue 21: an MS reprojected to EPSG:4326 over a UTM PAN runs (ratio from ground sizes) and
+    gives the native-CRS result up to the resampling of the reprojection."""
+    pan, ms = pair
+    ms4326 = tmp_path / "ms_4326.tif"
+    gdal.Warp(str(ms4326), str(ms), dstSRS="EPSG:4326", resampleAlg="cubic")
+    native, warped = tmp_path / "native.tif", tmp_path / "warped.tif"
+    for src, out in ((ms, native), (ms4326, warped)):
+        processing.run("psdnet:classical", {"PAN": str(pan), "MS": str(src), "METHOD": "mtf_glp_fs",
+                                            "FLOAT32": True, "OUTPUT": str(out)})
+    a, b = gdal.Open(str(native)), gdal.Open(str(warped))
+    assert b.GetGeoTransform()[1] == a.GetGeoTransform()[1]  # the PAN's pixel size and CRS
+    assert b.GetSpatialRef().IsSame(a.GetSpatialRef())
+    # compare the interior shared by both footprints (the 4326 footprint can lose an edge column)
+    ga, gb = a.GetGeoTransform(), b.GetGeoTransform()
+    dx, dy = round((gb[0] - ga[0]) / ga[1]), round((gb[3] - ga[3]) / ga[5])
+    x = a.ReadAsArray().astype(np.float64)[:, dy + 16:dy + b.RasterYSize - 16, dx + 16:dx + b.RasterXSize - 16]
+    y = b.ReadAsArray().astype(np.float64)[:, 16:-16, 16:-16]
+    rel = np.sqrt(np.mean((x - y) ** 2)) / np.mean(x)
+    assert rel < 0.05, rel
