@@ -67,7 +67,8 @@ class PansharpenReport:
         rgb: 0-based true-colour band indices from the model metadata (None: unknown).
         normalizer: the global normalisation statistics (``Normalizer.to_dict()``).
         adaptation: what scene adaptation did (``model.adapt.AdaptResult`` fields plus the
-            crop side and gains; None when ``adapt_seconds`` was 0).
+            crop side, gains and the whole-scene check's metrics; ``{"skipped": True, "reason":
+            ...}`` when it could not run; None when ``adapt_seconds`` was 0).
         band_methods: with more MS bands than the model's, the 1-based output bands each
             method made (``{"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}``); else None.
         calibration: the per-scene calibration (``core.calibration.Calibration.to_dict()``:
