@@ -7,6 +7,7 @@ block average over ratio x ratio pixels is the MS, so PAN and MS agree like a re
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -128,3 +129,20 @@ def landsat_scene(ms_shape: tuple[int, int], ratio: int = 2, seed: int = 0,
     pan = (0.2 * hr[1] + 0.4 * hr[2] + 0.4 * hr[3])[None]
     ms = hr.reshape(7, h, ratio, w, ratio).mean(axis=(2, 4))
     return pan, ms
+
+
+def write_worldview(folder: Path, bands: Sequence[int] = range(8), descriptions: Sequence[str] | None = None,
+                    name: str = "wv8", ms_shape: tuple[int, int] = (24, 28), seed: int = 5,
+                    origin: tuple[float, float] = (500000.0, 5700000.0)) -> tuple[Path, Path]:
+    """Write a ratio-4 pair from :func:`worldview8_scene`: PAN 0.5 m, the MS ``bands`` (0-based, in
+    that order) at 2 m, with ``descriptions`` as band descriptions when given."""
+    pan, ms = worldview8_scene(ms_shape, 4, seed=seed)
+    folder = Path(folder)
+    p = write_geotiff(folder / f"{name}_pan.tif", pan, origin, 0.5)
+    m = write_geotiff(folder / f"{name}_ms.tif", ms[list(bands)], origin, 2.0)
+    if descriptions:
+        ds = gdal.Open(str(m), gdal.GA_Update)
+        for b, d in enumerate(descriptions, 1):
+            ds.GetRasterBand(b).SetDescription(d)
+        ds = None
+    return p, m

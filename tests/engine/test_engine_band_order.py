@@ -10,8 +10,8 @@ from osgeo import gdal
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import ORIGIN, read
-from tests.rasters import worldview8_scene, write_geotiff
+from tests.engine.conftest import read
+from tests.rasters import write_worldview
 
 BGRN = [1, 2, 4, 6]  # blue, green, red, NIR1 of the WorldView 8-band order (0-based)
 RGBN = [4, 2, 1, 6]  # red, green, blue, NIR1: a Pleiades / SPOT export
@@ -37,15 +37,7 @@ class _Log:
 
 def write4(folder: Path, order: list[int], descriptions: list[str] | None, name: str) -> tuple[Path, Path]:
     """A 4-band pair from the 8-band synthetic WorldView scene (haze and vegetation like real ones)."""
-    pan, ms = worldview8_scene((24, 28), 4, seed=5)
-    p = write_geotiff(folder / f"{name}_pan.tif", pan, ORIGIN, 0.5)
-    m = write_geotiff(folder / f"{name}_ms.tif", ms[order], ORIGIN, 2.0)
-    if descriptions:
-        ds = gdal.Open(str(m), gdal.GA_Update)
-        for b, d in enumerate(descriptions, 1):
-            ds.GetRasterBand(b).SetDescription(d)
-        ds = None
-    return p, m
+    return write_worldview(folder, order, descriptions, name)
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +111,7 @@ def test_small_correctly_described_eight_band_ms_is_fused(tmp_path: Path) -> Non
     """Issue 21: a correctly ordered, described 8-band MS of 32 x 32 px was refused on its pixels."""
     pytest.importorskip("torch")
     names = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
-    pan, ms = worldview8_scene((32, 32), 4, seed=11)
-    p = write_geotiff(tmp_path / "p.tif", pan, ORIGIN, 0.5)
-    m = write_geotiff(tmp_path / "m.tif", ms, ORIGIN, 2.0)
-    ds = gdal.Open(str(m), gdal.GA_Update)
-    for b, d in enumerate(names, 1):
-        ds.GetRasterBand(b).SetDescription(d)
-    ds = None
+    p, m = write_worldview(tmp_path, descriptions=names, name="small", ms_shape=(32, 32), seed=11)
     rep = pansharpen(str(p), str(m), str(tmp_path / "o.tif"), model="psdnet_vhr4_fast", device="cpu")
     assert rep.bands == 8 and rep.band_methods["psdnet_vhr4_fast"] == [2, 3, 5, 7]
     assert np.isfinite(read(tmp_path / "o.tif")).all()

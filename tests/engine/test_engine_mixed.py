@@ -10,24 +10,14 @@ import pytest
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
 from tests.engine.conftest import ORIGIN, read
-from tests.rasters import worldview8_scene, write_geotiff
+from tests.rasters import worldview8_scene, write_geotiff, write_worldview
 
 NET_BANDS = [1, 2, 4, 6]  # blue, green, red, NIR1 of the WorldView 8-band order (0-based)
 OTHER = [0, 3, 5, 7]
 
 
 def write8(folder: Path, order=range(8), descriptions=None, name="wv8") -> tuple[Path, Path]:
-    pan, ms = worldview8_scene((24, 28), 4, seed=5)
-    p = write_geotiff(folder / f"{name}_pan.tif", pan, ORIGIN, 0.5)
-    m = write_geotiff(folder / f"{name}_ms.tif", ms[list(order)], ORIGIN, 2.0)
-    if descriptions:
-        from osgeo import gdal
-
-        ds = gdal.Open(str(m), gdal.GA_Update)
-        for b, d in enumerate(descriptions, 1):
-            ds.GetRasterBand(b).SetDescription(d)
-        ds = None
-    return p, m
+    return write_worldview(folder, order, descriptions, name)
 
 
 @pytest.fixture(scope="module")

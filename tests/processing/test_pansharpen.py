@@ -30,6 +30,17 @@ def params(pan, ms, out, weights, **extra) -> dict:
     return p
 
 
+class Lines(QgsProcessingFeedback):
+    """Processing feedback that keeps the info lines."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def pushInfo(self, info: str) -> None:
+        self.lines.append(info)
+
+
 def assert_on_pan_grid(out, pan, ms_bands: int) -> None:
     o, p = gdal.Open(str(out)), gdal.Open(str(pan))
     assert (o.RasterXSize, o.RasterYSize) == (p.RasterXSize, p.RasterYSize)
@@ -54,15 +65,7 @@ def test_zero_residual_model_gives_bicubic_ms(psdnet_provider, pair, zero_weight
 def test_calibrated_by_default_and_switch_off(psdnet_provider, pair, zero_weights, tmp_path):
     """The default run is calibrated (the log says so, the zero-detail network takes MTF-GLP-FS's detail);
     CALIBRATE=False gives the network's output as it comes."""
-    from qgis.core import QgsApplication, QgsProcessingFeedback
-
-    class Lines(QgsProcessingFeedback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lines: list[str] = []
-
-        def pushInfo(self, info: str) -> None:
-            self.lines.append(info)
+    from qgis.core import QgsApplication
 
     pan, ms = pair
     fb = Lines()
@@ -236,7 +239,6 @@ def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
     green, red (as a 3-band run of them), MTF-GLP-FS on coastal, NIR, SWIR (as MTF-GLP-FS on the
     MS), every band out in order and named; a 4-band B2-B5 GeoTIFF the same by its descriptions;
     calibrated, the SWIR bands are the upsampled MS."""
-    from qgis.core import QgsProcessingFeedback
 
     from psdnet_qgis.core.registry import list_models
     from psdnet_qgis.engine.run import pansharpen
@@ -245,14 +247,6 @@ def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
 
     if not any(m.name == "psdnet_landsat3" for m in list_models()):
         pytest.skip("bundled psdnet_landsat3 weights not present")
-
-    class Lines(QgsProcessingFeedback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lines: list[str] = []
-
-        def pushInfo(self, info: str) -> None:
-            self.lines.append(info)
 
     files = write_landsat(tmp_path)
     base = {"PAN": str(files["pan"]), "MS": str(files["ms7"]), "FLOAT32": True, "DEVICE": "cpu"}
