@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-scenes", default="", metavar="A,B",
                     help="training scenes instead of the model's (training/scenes.py SCENES names)")
     ap.add_argument("--val-scenes", default="", metavar="C",
-                    help="validation scenes instead of the model's (e.g. leave-one-scene-out)")
+                    help="validation scenes instead of the model's; 'none': no validation, the last epoch "
+                         "(its EMA when on) is exported (leave-one-scene-out)")
     ap.add_argument("--notes", default="", help="free text stored in the exported metadata")
     ap.add_argument("--evaluate", default=None, metavar="WEIGHTS",
                     help="only evaluate these weights on the validation scene(s) and exit")

@@ -430,6 +430,10 @@ def _finish(run: _Run, train_pairs: Sequence[WaldPair], val_pairs: Sequence[Wald
     best_path = run.out / "best_student.pt"
     if best_path.exists() and not cfg.init:
         student.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["student"])
+    elif not val_pairs and run.ema is not None and _refining(cfg, "student", st["epoch"]["student"]):
+        # no validation chose an epoch: the last one is exported, as its EMA when that was on
+        student.load_state_dict(run.ema.state_dict())
+        summary["exported_weights"] = "ema"
     if cfg.fullres_epochs > 0:
         if not full_pairs:
             raise PSDNetInputError("fullres_epochs > 0 needs full_pairs (load_fullres_pairs)")

@@ -241,7 +241,8 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
         model: "vhr4" or "landsat3".
         role: "train" or "val".
         names: comma-separated ``SCENES`` names replacing the model's list (leave-one-scene-out
-            experiments); they must have the model's band count and ratio.
+            experiments); they must have the model's band count and ratio. ``"none"``: no
+            scenes (training without validation).
     """
     if model not in MODEL_SCENES:
         raise PSDNetInputError(
@@ -249,6 +250,8 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
     if role not in ("train", "val"):
         raise PSDNetInputError(f"role: {role!r} is not 'train' or 'val'")
     chosen = [n.strip() for n in names.split(",") if n.strip()]
+    if chosen == ["none"]:
+        return []  # no validation (leave-one-scene-out: the last epoch is exported)
     if not chosen:
         return [SCENES[n] for n in MODEL_SCENES[model][role]]
     own = SCENES[MODEL_SCENES[model]["train"][0]]

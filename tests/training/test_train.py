@@ -117,3 +117,23 @@ def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path):
         ("teacher", 0.0, False), ("student", 0.0, False), ("student", 0.0, False),
         ("student", 0.5, True), ("student", 0.5, True)]
     assert lines[1]["sam_loss"] == 0 and lines[3]["sam_loss"] > 0
+
+
+def test_without_validation_the_last_epochs_ema_is_exported(tmp_path):
+    """--val-scenes none (leave-one-scene-out): no epoch is chosen; the EMA of the last one is exported."""
+    from psdnet_qgis.model.weights import load_model
+    from psdnet_qgis.training.scenes import scenes_for
+
+    assert scenes_for("vhr4", "val", "none") == []
+    export = tmp_path / "m.pt"
+    s = train(_cfg(tmp_path, epochs=2, teacher_epochs=0, lam=0.0, ema=0.9, sam_weight=0.5, lr=0.05,
+                   export=str(export)), [_pair(0, "a")], [], progress=False)
+    assert s["best_epoch"] is None and s["exported_weights"] == "ema"
+    assert not (tmp_path / "run" / "best_student.pt").exists()
+    ck = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
+    model, meta = load_model(export)
+    assert meta["validation_scenes"] == []
+    # the export stores half precision: the EMA's weights to that rounding, not the raw student's
+    got = model.state_dict()
+    assert all(torch.allclose(v.float(), ck["ema"][k].float(), rtol=1e-2, atol=1e-3) for k, v in got.items())
+    assert any(not torch.allclose(got[k].float(), v.float(), rtol=1e-2, atol=1e-3) for k, v in ck["student"].items())
