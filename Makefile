@@ -5,7 +5,7 @@
 #   make package              plugin zip for QGIS's "Install from ZIP"
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
 #   make bench / bench-speed  quality and speed tables
-#   make ablation             the vhr4 ablation table of resources/MODEL_CARD.md
+#   make ablation             the vhr4 ablation table of docs/TRAINING_LOG.md
 SHELL := /bin/bash
 PYTHON_SYS ?= /usr/bin/python3
 VENV ?= .venv
@@ -20,8 +20,8 @@ DATA ?= ../shared/data
 MODEL ?= landsat3
 # Optional wall-clock budget in minutes; empty = the epoch counts of TRAIN_FLAGS decide.
 MINUTES ?=
-# Training recipes: the exact runs that made the bundled models (resources/MODEL_CARD.md,
-# "Reproduce"). Epoch counts only, so the machine's speed or load does not change the schedule.
+# Training recipes: the exact runs that made the bundled models (docs/TRAINING_LOG.md,
+# "Reproduce / resume"). Epoch counts only, so the machine's speed or load does not change the schedule.
 # vhr4: 15 student epochs of L1 + distillation, then SAM loss and EMA from epoch 16 (--refine-from).
 TRAIN_FLAGS_vhr4 ?= --teacher-epochs 9 --epochs 30 --batch 4 --patch 64 --balance 0 --sam-weight 3 --ema 0.99 --refine-from 16
 TRAIN_FLAGS_landsat3 ?= --teacher-epochs 5 --epochs 12 --batch 4 --patch 64 --steps-per-epoch 100

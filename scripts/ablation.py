@@ -1,4 +1,4 @@
-"""Ablations of the vhr4 recipe (model card): short, fixed-length student runs that differ
+"""Ablations of the vhr4 recipe (docs/TRAINING_LOG.md): short, fixed-length student runs that differ
 in one setting each, sharing one teacher, validated on Rotterdam 2 (never trained on).
 
     python scripts/ablation.py [--data ../shared/data] [--out runs/abl] [--epochs 10] [--jobs 2]

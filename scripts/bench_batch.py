@@ -14,7 +14,7 @@ scenes per hour, output MPx/s, and the machine's load average before the case (t
 be shared).
 
 Usage: ``python scripts/bench_batch.py [--scenes 8] [--ms-size 512] [--method psdnet]
-[--cases cli,batch1x2,batch2x1]``. The measured table is in README.md, "Batch (many scenes, dask)".
+[--cases cli,batch1x2,batch2x1]``. The measured table is in docs/BATCH.md, "Throughput".
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
 
 Usage: ``python scripts/bench_speed.py [--sizes 1024,4096] [--modes engine,cli,qgis,paper,naive]``.
 
-The measured table, the command lines that made it and what it says are in README.md,
+The measured table, the command lines that made it and what it says are in docs/BENCHMARKS.md,
 "Speed and memory".
 """
 

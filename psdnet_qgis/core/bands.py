@@ -32,7 +32,7 @@ scene or few valid pixels give signs that change from one resample to the next: 
 On four bands the haze sign rests on six band pairs and real crops turn it (shadows and
 vegetation in a 64 px urban crop of Rotterdam), so there a NIR-apart or smoothness sign for the
 order overrules it. ``scripts/band_check_rates.py`` measures the verdicts on crops of every real
-scene with a known band order (README "Band order"): no right order refused at 32, 64 and
+scene with a known band order (docs/USER_GUIDE.md "Band order"): no right order refused at 32, 64 and
 128 px; neighbouring bands swapped (yellow for red, green for blue) mostly pass, which is why the
 user can always set the bands.
 

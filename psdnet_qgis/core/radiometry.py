@@ -7,7 +7,7 @@ show seams) and are stored in dict form beside model metadata or in run reports.
 
 "joint4": the same formula with one mean and one std shared by all MS bands (pooled over
 the bands), so the normalised MS keeps the bands' relative levels (spectral shape); the
-PAN keeps its own statistics. Used for the normalisation ablation (model card).
+PAN keeps its own statistics. Used for the normalisation ablation (docs/TRAINING_LOG.md).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ EXIT_FAILED = 1
 #: Retries of a scene whose task raised an unexpected error (not a PSDNetInputError, which
 #: is the input's fault and would fail again). A dead worker is handled by the scheduler.
 RETRIES = 2
-#: Peak memory of one worker running PSDNet on a large scene (README speed table: about
+#: Peak memory of one worker running PSDNet on a large scene (docs/BENCHMARKS.md speed table: about
 #: 1.2-1.3 GB at 10240 px, plus the interpreter, torch and GDAL's cache), for the default size.
 WORKER_MEMORY_BYTES = 2 << 30
 #: Seconds to wait for the first worker of an existing cluster.

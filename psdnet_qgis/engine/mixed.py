@@ -11,7 +11,7 @@ the classical method (fitted once on all bands, like ``psdnet:classical``) and r
 network's bands by the network's output. The output keeps every band in the input order.
 
 Measured on the Shanghai WV-3 8-band scene at reduced resolution (``make bench``, row
-``shanghai8``): see README "Quality".
+``shanghai8``): see docs/BENCHMARKS.md "Quality".
 """
 
 from __future__ import annotations

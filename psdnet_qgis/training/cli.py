@@ -8,7 +8,7 @@ Command line::
     python -m psdnet_qgis.training --model vhr4 --summary runs/vhr4
 
 ``make train MODEL=...`` runs the recipes that made the bundled weights
-(``resources/MODEL_CARD.md``, "Reproduce"). The schedule is described in
+(``docs/TRAINING_LOG.md``, "Reproduce / resume"). The schedule is described in
 ``training.loop``; on CPU, bf16 autocast + channels-last is used when available
 (``training.runtime``).
 """
