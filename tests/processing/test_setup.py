@@ -112,3 +112,24 @@ def test_provider_load_puts_the_managed_folder_first(psdnet_provider, deps_dir):
 
     assert psdnet_probe_module.VALUE == 7
     del sys.modules["psdnet_probe_module"]
+
+
+class CancelAtFirstLine(Collect):
+    """Presses Cancel as soon as the installer reports anything (pip is then stopped)."""
+
+    def pushInfo(self, info: str) -> None:
+        super().pushInfo(info)
+        self.cancel()
+
+
+def test_install_cancel_stops_pip_and_leaves_nothing(psdnet_provider, deps_dir, tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    fb = CancelAtFirstLine()
+    with pytest.raises(QgsProcessingException) as err:
+        processing.run("psdnet:install_pytorch", {"VARIANT": "cpu", "FIND_LINKS": str(wheels), "OFFLINE": True},
+                       feedback=fb)
+    text = "\n".join(fb.text) + str(err.value)
+    assert "Cancelled by the user" in text, text
+    assert not deps_dir.exists() and not (deps_dir.parent / "py3.partial").exists()
+    assert "cancelled by the user" in (deps_dir.parent / "install.log").read_text(encoding="utf-8")
