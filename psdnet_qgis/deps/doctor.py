@@ -168,13 +168,11 @@ def diagnostics_text(qgis_version: str | None = None, target: str | os.PathLike 
     """
     folder = Path(target) if target is not None else None
     lines = _section_plugin(qgis_version) + _guarded(lambda: _section_managed(folder), "Managed folder")
-    torch_state: list[object | None] = [None]
-
-    def torch_lines() -> list[str]:
-        text, torch_state[0] = _section_torch(folder)
-        return text
-
-    lines += _guarded(torch_lines, "torch")
-    lines += _guarded(lambda: _section_devices(torch_state[0]), "Devices")
+    try:
+        torch_lines, torch = _section_torch(folder)
+    except Exception as err:  # noqa: BLE001 - a diagnostics report must never fail
+        torch_lines, torch = [f"torch: could not be determined ({type(err).__name__}: {err})"], None
+    lines += torch_lines
+    lines += _guarded(lambda: _section_devices(torch), "Devices")
     lines += _guarded(_section_models, "Bundled models")
     return "\n".join(lines)

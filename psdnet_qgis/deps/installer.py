@@ -19,7 +19,9 @@ One code path for the Processing algorithm ``psdnet:install_pytorch`` (dialog, m
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import queue
@@ -30,13 +32,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import PSDNetCanceled, PSDNetInputError
 from . import gpu as gpu_mod
-from .paths import LOG_NAME, MARKER, activate, deactivate, python_tag
+from .paths import LOG_NAME, MARKER, activate, deactivate, is_inside, python_tag
 from .python import find_python, no_pip_advice, no_window, probe_pip
 
 VARIANTS = ("auto", "cpu", "cuda")
@@ -419,8 +421,20 @@ def install(options: InstallOptions, report: Reporter,
     (staging / MARKER).write_text(json.dumps(asdict(result), indent=1), encoding="utf-8")
     _swap(staging, target)
     activate(target)
+    if not result.needs_restart and not torch_resolves_to(target):
+        result = replace(result, needs_restart=True)
     report.progress(100.0)
     return result
+
+
+def torch_resolves_to(target: Path) -> bool:
+    """True when ``import torch`` in this process would now load the copy in ``target``."""
+    importlib.invalidate_caches()
+    try:
+        spec = importlib.util.find_spec("torch")
+    except (ImportError, ValueError):
+        return False
+    return spec is not None and is_inside(spec.origin, target)
 
 
 def uninstall(target: str | os.PathLike, report: Reporter) -> bool:

@@ -238,3 +238,14 @@ def test_uninstall(tmp_path):
     assert not installer.uninstall(target, rec)
     (target / "torch").mkdir(parents=True)
     assert installer.uninstall(target, rec) and not target.exists()
+
+
+def test_torch_resolves_to_the_activated_folder(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "py3"
+    assert not installer.torch_resolves_to(folder)  # here: the venv's torch
+    (folder / "torch").mkdir(parents=True)
+    (folder / "torch" / "__init__.py").write_text("", encoding="utf-8")
+    (folder / paths.MARKER).write_text("{}", encoding="utf-8")
+    paths.activate(folder)
+    assert installer.torch_resolves_to(folder)
