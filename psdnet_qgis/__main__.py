@@ -5,6 +5,11 @@ OUT.pt`` to save the adapted weights for ``--model OUT.pt``.
 
 Many scenes: ``python -m psdnet_qgis batch JOBS.csv --out-dir DIR`` (``engine.batch``, dask).
 
+Set-up: ``python -m psdnet_qgis doctor`` prints the diagnostics (the plugin's "About /
+diagnostics" text); ``python -m psdnet_qgis install-torch [--variant cpu]`` installs PyTorch
+into the managed folder of the default QGIS profile (``deps.installer``, as
+``psdnet:install_pytorch``). Both take ``--target DIR`` for another folder.
+
 Same engine as the QGIS algorithms (``engine.run.pansharpen``); bad input prints one line
 on stderr and exits with code 2 (no traceback); Ctrl-C removes the partial output and exits 130.
 """
@@ -92,6 +97,19 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("models", help="list the bundled models")
 
+    pd = sub.add_parser("doctor", help="print versions, PyTorch location, device, precision and bundled models")
+    pd.add_argument("--target", default=None,
+                    help="managed PyTorch folder (default: the default QGIS profile's, or $PSDNET_DEPS_DIR)")
+    pi = sub.add_parser("install-torch", help="install PyTorch into the managed folder (as psdnet:install_pytorch)")
+    pi.add_argument("--target", default=None, help="managed folder (default: as for doctor)")
+    pi.add_argument("--variant", default="auto", choices=["auto", "cpu", "cuda"],
+                    help="auto (CUDA when nvidia-smi lists a GPU, else CPU), cpu or cuda")
+    pi.add_argument("--find-links", default=None, help="a local folder of wheels (pip --find-links)")
+    pi.add_argument("--index-url", default=None, help="an index replacing PyTorch's wheel index")
+    pi.add_argument("--offline", action="store_true", help="local wheels only (pip --no-index)")
+    pi.add_argument("--spec", default="torch", help="requirement, e.g. torch==2.13.0+cpu")
+    pi.add_argument("--uninstall", action="store_true", help="remove the managed folder instead")
+
     from psdnet_qgis.engine import batch_cli  # stdlib only at import; dask only when a batch runs
 
     batch_cli.add_parser(sub)
@@ -109,6 +127,52 @@ def _models() -> int:
     for m in models:
         names = ",".join(getattr(m, "band_names", None) or [])
         print(f"{m.name:<28} {m.bands:>5} {m.ratio:>5}  {names}")
+    return 0
+
+
+def _managed_target(target: str | None):
+    from pathlib import Path
+
+    from psdnet_qgis.deps.paths import default_profile_dir, managed_dir
+
+    return Path(target).expanduser() if target else managed_dir(default_profile_dir())
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from psdnet_qgis.deps.doctor import diagnostics_text
+
+    print(diagnostics_text(target=_managed_target(args.target)))
+    return 0
+
+
+class _LineFeedback:
+    """pip's lines on stderr, progress as ``[ 60%]`` prefixes (QGIS's Python may lack tqdm)."""
+
+    def __init__(self) -> None:
+        self.percent = 0.0
+
+    def info(self, msg: str) -> None:
+        print(f"[{self.percent:3.0f}%] {msg}", file=sys.stderr, flush=True)
+
+    def progress(self, percent: float) -> None:
+        self.percent = percent
+
+    def is_canceled(self) -> bool:
+        return False  # Ctrl-C / SIGTERM raise KeyboardInterrupt, which stops pip too
+
+
+def _install_torch(args: argparse.Namespace) -> int:
+    from psdnet_qgis.deps import installer
+
+    target = _managed_target(args.target)
+    fb = _LineFeedback()
+    if args.uninstall:
+        installer.uninstall(target, fb)
+        return 0
+    result = installer.install(installer.InstallOptions(
+        target=target, variant=args.variant, find_links=args.find_links, index_url=args.index_url,
+        offline=args.offline, spec=args.spec), fb)
+    print(result.summary())
     return 0
 
 
@@ -161,15 +225,22 @@ def _terminate(signum: int, frame: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
+    from psdnet_qgis.deps.paths import activate
     from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
     args = _parser().parse_args(argv)
+    if args.command != "install-torch" and not getattr(args, "target", None):
+        activate(_managed_target(None))  # a PyTorch installed by the plugin's installer is found
     # SIGTERM (kill, timeout, a scheduler) unwinds like Ctrl-C, so the partial output is removed
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "models":
             return _models()
+        if args.command == "doctor":
+            return _doctor(args)
+        if args.command == "install-torch":
+            return _install_torch(args)
         if args.command == "batch":
             from psdnet_qgis.engine.batch_cli import run_cli
 

@@ -47,11 +47,14 @@ RULES: dict[str, Layer] = {
                      lazy={"torch", "model", "dask", "distributed", "tqdm", "PIL"}),
     # QGIS glue: no numpy or torch maths; the engine lazily, when an algorithm runs (torch only
     # to tell the user it is not importable)
-    "processing": _layer(QGIS, {"processing", "core", "errors"}, lazy={"engine", "model", "torch"}),
-    "plugin": _layer(QGIS, {"processing", "errors"}),
+    # PyTorch for QGIS's Python (managed folder, pip installer, diagnostics): stdlib + the model
+    # registry; torch and the model only inside the diagnostics that report on them
+    "deps": _layer(set(), {"deps", "core", "errors"}, lazy={"torch", "model"}),
+    "processing": _layer(QGIS, {"processing", "core", "deps", "errors"}, lazy={"engine", "model", "torch"}),
+    "plugin": _layer(QGIS, {"processing", "deps", "errors"}),
     "__init__": _layer(set(), set(), lazy={"plugin"}),
     # the command line: engine + core; the model and the engine lazily
-    "__main__": _layer(set(), {"core", "errors"}, lazy={"engine", "model", "tqdm", "torch"}),
+    "__main__": _layer(set(), {"core", "errors"}, lazy={"engine", "model", "tqdm", "torch", "deps"}),
 }
 
 

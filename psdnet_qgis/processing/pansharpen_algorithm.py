@@ -29,12 +29,21 @@ def torch_missing_message() -> str:
     """How to make torch importable by *this* QGIS's Python (the interpreter running us)."""
     return tr(
         "PyTorch is not importable by QGIS's Python (Python {}.{}, {}). "
-        "Install it for that interpreter, then restart QGIS: "
-        "Linux: 'python3 -m pip install --user torch' (CPU) or the CUDA build from pytorch.org; "
-        "Windows: open the OSGeo4W Shell and run 'python -m pip install torch'; "
-        "macOS: '/Applications/QGIS-LTR.app/Contents/MacOS/bin/python3 -m pip install torch'. "
-        "See the plugin README, section 'Making torch importable by QGIS'."
+        "Install it with the plugin's installer: menu Raster > PSDNet > Install PyTorch…, or the "
+        "Processing algorithm psdnet:install_pytorch (command line: "
+        "'qgis_process run psdnet:install_pytorch -- VARIANT=cpu'); then run this again. "
+        "The classical methods (psdnet:classical) work without PyTorch. To install it by hand, see "
+        "the plugin README, section 'Making torch importable by QGIS'."
     ).format(sys.version_info.major, sys.version_info.minor, sys.executable)
+
+
+def torch_broken_message(err: BaseException) -> str:
+    """torch is found but does not import: the installer repairs it (a restart may be needed)."""
+    return tr(
+        "PyTorch is installed but does not import ({}). Repair it: run psdnet:install_pytorch again "
+        "(menu Raster > PSDNet > Install PyTorch…; it replaces the plugin's PyTorch folder), then restart "
+        "QGIS. Diagnostics: psdnet:diagnostics (About / diagnostics)."
+    ).format(err)
 
 
 class PansharpenAlgorithm(FusionAlgorithmBase):
@@ -110,8 +119,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
         try:
             import torch  # noqa: F401  (find_spec passed; a broken install fails here)
         except (ImportError, OSError) as err:
-            raise QgsProcessingException(
-                self.tr("{} (import error: {})").format(torch_missing_message(), err)) from None
+            raise QgsProcessingException(torch_broken_message(err)) from None
         return {
             "method": "psdnet",
             "model": self._model_choice(parameters, context),

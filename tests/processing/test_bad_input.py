@@ -100,7 +100,7 @@ def test_torch_not_importable(psdnet_provider, tmp_path, zero_weights, monkeypat
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real(name, *a))
     expect_error({"PAN": str(pan), "MS": str(ms), "MODEL_FILE": str(zero_weights), "OUTPUT": str(tmp_path / "o.tif")},
-                 "PyTorch is not importable", "pip install")
+                 "PyTorch is not importable", "psdnet:install_pytorch", "Install PyTorch…")
 
 
 def test_all_nodata_input(psdnet_provider, tmp_path, zero_weights):

@@ -54,7 +54,8 @@ def test_every_enum_uses_static_strings(psdnet_provider):
     expected.update({("psdnet:adapt", "MODEL"): MODEL_IDS,
                      ("psdnet:adapt", "SENSOR"): expected[("psdnet:assess", "SENSOR")],
                      ("psdnet:adapt", "LOSSES"): ["both", "fullres", "wald"],
-                     ("psdnet:adapt", "PART"): ["head", "all"]})
+                     ("psdnet:adapt", "PART"): ["head", "all"],
+                     ("psdnet:install_pytorch", "VARIANT"): ["auto", "cpu", "cuda"]})
     found = {}
     for a in psdnet_provider.algorithms():
         for d in a.parameterDefinitions():

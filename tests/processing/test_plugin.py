@@ -24,7 +24,8 @@ def test_provider_contract(psdnet_provider):
     assert psdnet_provider.name() == "PSDNet"
     assert not psdnet_provider.icon().isNull()
     ids = sorted(a.id() for a in psdnet_provider.algorithms())
-    assert ids == ["psdnet:adapt", "psdnet:assess", "psdnet:classical", "psdnet:pansharpen"]
+    assert ids == ["psdnet:adapt", "psdnet:assess", "psdnet:classical", "psdnet:diagnostics",
+                   "psdnet:install_pytorch", "psdnet:pansharpen"]
     alg = QgsApplication.processingRegistry().algorithmById("psdnet:pansharpen")
     assert alg.displayName() == "Pansharpen (PSDNet)"
     assert "classical" in alg.shortHelpString()
@@ -41,11 +42,14 @@ def test_plugin_load_initgui_unload(qgis_iface, qgis_processing):
     plugin = qgis.utils.plugins["psdnet_qgis"]
     assert registry.providerById("psdnet") is not None
     assert plugin.action is not None and plugin.action.text().startswith("Pansharpen (PSDNet)")
-    qgis_iface.addPluginToRasterMenu.assert_called()
+    assert [a.text() for a in plugin.menu_actions] == ["Install PyTorch…", "About / diagnostics…"]
+    menus = [c.args for c in qgis_iface.addPluginToRasterMenu.call_args_list]
+    assert ("&PSDNet", plugin.menu_actions[0]) in menus and ("&PSDNet", plugin.menu_actions[1]) in menus
     qgis_iface.addRasterToolBarIcon.assert_called()
     assert qgis.utils.unloadPlugin("psdnet_qgis")
     assert registry.providerById("psdnet") is None
     qgis_iface.removePluginRasterMenu.assert_called()
+    assert qgis_iface.removePluginRasterMenu.call_count >= 3
     qgis_iface.removeRasterToolBarIcon.assert_called()
 
 
