@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
 logger = logging.getLogger("psdnet_qgis.model")
 
@@ -175,7 +175,7 @@ class TorchPredictor:
         overlap = max(4, min(8, side // 8))
         tile = (side + overlap + 1) // 2
         if min(h, w) < 2 * MIN_SPLIT_SIDE or tile >= side:
-            raise PSDNetInputError(
+            raise PSDNetResourceError(
                 f"Device: CUDA ran out of memory even on a {h} x {w} MS px piece of a tile; choose "
                 "a smaller tile size or the CPU device."
             )
@@ -226,7 +226,8 @@ class TorchPredictor:
             Fused image ``(B, C, H, W)`` float32 (``(C, H, W)`` for a single tile).
 
         Raises:
-            PSDNetInputError: wrong shapes, or CUDA out of memory even at batch 1.
+            PSDNetInputError: wrong shapes.
+            PSDNetResourceError: CUDA out of memory even on a small piece of a tile.
         """
         single = np.ndim(ms) == 3
         ms = np.ascontiguousarray(ms, dtype=np.float32)

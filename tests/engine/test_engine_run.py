@@ -12,7 +12,7 @@ from osgeo import gdal, osr
 
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
-from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetOutputError
 
 from .conftest import ORIGIN, bicubic_reference, make_pair, read, synthetic_scene, write_geotiff
 
@@ -312,7 +312,7 @@ def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, short_by):
     result, stderr = run_with_file_size_limit(
         10_000 if short_by is None else full - short_by, "engine",
         {"pan": str(pan), "ms": str(ms), "out": str(out), "method": "exp", "out_dtype": "float32"})
-    assert result["error"] == "PSDNetInputError", result
+    assert result["error"] == "PSDNetOutputError", result
     assert re.search(r"could not be written .*disk is probably full", result["message"]), result
     assert not out.exists() and not list(tmp_path.glob("o.tif*"))
     assert "Exception ignored" not in stderr
@@ -325,5 +325,6 @@ def test_a_truncated_output_is_a_write_error(tmp_path):
     pansharpen(pan, ms, out, method="exp", out_dtype="float32")
     output.check_complete(str(out))  # a complete file passes
     os.truncate(out, out.stat().st_size - 3000)
-    with pytest.raises(PSDNetInputError, match=r"could not be written \(block .* ends at byte .*disk is probably full"):
+    with pytest.raises(PSDNetOutputError,
+                       match=r"could not be written \(block .* ends at byte .*disk is probably full"):
         output.check_complete(str(out))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 from psdnet_qgis.model import cpu
 from psdnet_qgis.model.predictor import TorchPredictor
 from psdnet_qgis.model.psdnet import PSDNet
@@ -84,7 +84,7 @@ def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("CUDA out of memory.")
 
     monkeypatch.setattr(pred, "_forward", always_oom)
-    with pytest.raises(PSDNetInputError, match="even on a 8 x 8 MS px"):
+    with pytest.raises(PSDNetResourceError, match="even on a 8 x 8 MS px"):
         pred.predict(ms, np.ones((5, 1, 16, 16), np.float32))
 
 
