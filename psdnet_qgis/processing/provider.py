@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-def resources_dir() -> Path:
-    """``resources/`` inside the installed plugin folder, else the repository's top-level one."""
-    inside = PACKAGE_DIR / "resources"
-    return inside if inside.is_dir() else PACKAGE_DIR.parent / "resources"
-
-
-def icon() -> QIcon:
-    return QIcon(str(resources_dir() / "icon.svg"))
+from .icons import icon
 
 
 class PSDNetProvider(QgsProcessingProvider):
