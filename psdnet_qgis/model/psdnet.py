@@ -354,38 +354,6 @@ class PSDNet(nn.Module):
         return res1, e1, e2, e3
 
 
-def distillation_loss(
-    student_out: PSDNetOutput,
-    teacher_out: PSDNetOutput | None,
-    gt: torch.Tensor,
-    lam: float,
-) -> torch.Tensor:
-    """Student loss with knowledge distillation.
-
-    ``L = sum_s L1(out_s, gt) + lam * (MSE(f2_s, f2_t) + MSE(f3_s, f3_t))``; the
-    teacher features are detached. With ``teacher_out=None`` or ``lam == 0`` it
-    is the plain three-stage L1 loss.
-
-    Args:
-        student_out: student outputs.
-        teacher_out: frozen teacher outputs on the same batch (or None).
-        gt: reference ``(B, C, H, W)``.
-        lam: weight of the feature term.
-
-    Returns:
-        Scalar loss tensor.
-    """
-    loss = (
-        F.l1_loss(student_out.out1, gt) + F.l1_loss(student_out.out2, gt) + F.l1_loss(student_out.out3, gt)
-    )
-    if teacher_out is not None and lam:
-        loss = loss + lam * (
-            F.mse_loss(student_out.f2, teacher_out.f2.detach())
-            + F.mse_loss(student_out.f3, teacher_out.f3.detach())
-        )
-    return loss
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -21,10 +21,6 @@ from .feedback import ProcessingFeedback
 from .pansharpen_algorithm import torch_missing_message
 from .sensors import SENSOR, engine_sensor, sensor_choices
 
-#: LOSSES / PART values (= model.adapt.LOSSES / PARTS, not imported: torch only when running)
-LOSSES = ("both", "fullres", "wald")
-PARTS = ("head", "all")
-
 
 class AdaptAlgorithm(PSDNetAlgorithm):
     """Adapts a PSDNet model to a PAN + MS scene and writes the weights (.pt + .json)."""
