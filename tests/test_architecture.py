@@ -233,3 +233,16 @@ def test_the_cycle_search_finds_a_lazy_circle(tmp_path: Path, monkeypatch: pytes
     ], cycle
     (fake / "processing" / "base.py").write_text("from .icons import icon\n", encoding="utf-8")
     assert _find_cycle(_module_graph()) == []
+
+
+def test_test_modules_share_helpers_not_each_other() -> None:
+    """Helpers shared by tests live in tests/rasters.py, tests/cpu.py, ... or a conftest fixture:
+    a test module imported by another one runs its module-level code (and collects) twice."""
+    tests = ROOT / "tests"
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for line, name, _ in _imports(ast.parse(path.read_text(encoding="utf-8")), module):
+            if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
+                found.append(f"{path.relative_to(ROOT)}:{line}: imports {name}")
+    assert not found, "\n".join(found)

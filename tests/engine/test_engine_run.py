@@ -58,7 +58,6 @@ def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net,
 
 @pytest.mark.parametrize("tile,overlap", [(10, 2), (32, 4)])
 def test_exp_method_goes_through_same_path(pair, tmp_path, tile, overlap):
-    pytest.importorskip("psdnet_qgis.core.classical")
     pan, ms = pair
     out = tmp_path / "exp.tif"
     pansharpen(pan, ms, out, method="exp", tile=tile, overlap=overlap, out_dtype="float32")
@@ -278,7 +277,6 @@ def test_cancel_removes_partial_output(tmp_path):
 
 
 def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
-    pytest.importorskip("psdnet_qgis.core.classical")
     from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 
     calls = {"n": 0}
