@@ -1,6 +1,7 @@
 # psdnet-qgis — every target installs what it needs when it is missing (Debian 12 or 13, root or sudo).
 #   make demo                 fuse the embedded Landsat 8 demo scene (or PAN=... MS=... OUT=...)
 #   make test                 the whole test suite on real QGIS (3.40 / 3.44 LTR; CI runs this)
+#   make test-fast            the same without the tests marked slow (pytest -m "not slow")
 #   make lint                 ruff (pyproject.toml rules; CI runs this first)
 #   make package              plugin zip for QGIS's "Install from ZIP"
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
@@ -33,7 +34,7 @@ export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)
 
 STAMP := $(VENV)/.psdnet-deps
 
-.PHONY: deps system demo test lint package train ablation bench bench-speed clean
+.PHONY: deps system demo test test-fast lint package train ablation bench bench-speed clean
 
 system:
 	@bash scripts/install_system.sh
@@ -57,6 +58,10 @@ demo: deps | $(XDG_RUNTIME_DIR)
 
 test: deps | $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest
+
+# the edit-test loop: everything but the tests marked slow (pyproject.toml markers)
+test-fast: deps | $(XDG_RUNTIME_DIR)
+	$(PY) -m pytest -m "not slow"
 
 # ruff with the rules of pyproject.toml (CI runs it before the tests)
 lint: deps

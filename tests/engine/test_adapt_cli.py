@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.engine.conftest import make_pair
+
+pytestmark = pytest.mark.slow  # two CLI runs with adaptation each (15-20 s)
 
 
 def _random_weights(path: Path) -> Path:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,12 +59,11 @@ def test_classical_methods_do_not_need_torch(pair, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
+@pytest.mark.slow
 def test_eight_band_model_bands_and_sigterm_removes_output(cli, tmp_path):
     """--model-bands / --other-bands-method reach the engine; a SIGTERM mid-run leaves no output."""
     import signal
     import time
-
-    import pytest
 
     pytest.importorskip("torch")
     from tests.rasters import write_worldview
@@ -95,6 +95,7 @@ def test_eight_band_model_bands_and_sigterm_removes_output(cli, tmp_path):
     assert not big.exists()
 
 
+@pytest.mark.slow
 def test_calibration_is_the_default_and_no_calibrate_switches_it_off(cli, tmp_path):
     from tests.rasters import make_pair
 

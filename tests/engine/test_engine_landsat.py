@@ -56,6 +56,7 @@ def descriptions(path: Path) -> list[str]:
     return [ds.GetRasterBand(b).GetDescription() for b in range(1, ds.RasterCount + 1)]
 
 
+@pytest.mark.slow
 def test_four_bands_by_their_descriptions(runs):
     rep, out, lines, path = runs["ms4"]
     assert rep.model == "psdnet_landsat3" and rep.bands == 4
@@ -67,6 +68,7 @@ def test_four_bands_by_their_descriptions(runs):
     np.testing.assert_allclose(out[3], runs["fs4"][1][3], rtol=0, atol=SAME)  # MTF-GLP-FS on the NIR
 
 
+@pytest.mark.slow
 def test_seven_bands_of_a_vrt_of_band_files(runs):
     rep, out, lines, path = runs["ms7"]
     assert rep.model == "psdnet_landsat3" and rep.bands == 7 and rep.rgb == [3, 2, 1]
@@ -80,6 +82,7 @@ def test_seven_bands_of_a_vrt_of_band_files(runs):
     np.testing.assert_allclose(out[[0, 4, 5, 6]], runs["fs7"][1][[0, 4, 5, 6]], rtol=0, atol=SAME)
 
 
+@pytest.mark.slow
 def test_calibrated_swir_bands_keep_the_upsampled_ms(runs):
     rep, out, lines, _ = runs["ms7_cal"]
     assert any(m.startswith("swir1, swir2: no PAN detail (outside the PAN's spectral range)") for m in lines), lines

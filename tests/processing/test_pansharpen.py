@@ -234,6 +234,7 @@ def test_eight_band_ms_reversed_is_refused(psdnet_provider, zero_weights, tmp_pa
     assert gdal.Open(str(out)).RasterCount == 8
 
 
+@pytest.mark.slow
 def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
     """A VRT of Landsat 8 band files B1-B7 (named like a USGS product), Auto: psdnet_landsat3 on blue,
     green, red (as a 3-band run of them), MTF-GLP-FS on coastal, NIR, SWIR (as MTF-GLP-FS on the

@@ -14,7 +14,8 @@ from osgeo import gdal
 from tests.conftest import ROOT
 
 QGIS_PROCESS = shutil.which("qgis_process")
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not installed")
+# every test starts a QGIS of its own (3-19 s each)
+pytestmark = [pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not installed"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ def _full_pair(seed: int, name: str, r: int = 4) -> WaldPair:
     return WaldPair(name, n.norm_ms(ms), n.norm_pan(pan), gt, np.ones((96, 96), bool), n, r)
 
 
+@pytest.mark.slow
 def test_finetune_from_exported_weights(tmp_path, wald_pairs, train_config):
     from psdnet_qgis.model.weights import load_model
     from psdnet_qgis.training.loop import train

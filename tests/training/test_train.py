@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from psdnet_qgis.training.config import TrainConfig
 from psdnet_qgis.training.loop import lr_at, train
 
 
+@pytest.mark.slow
 def test_one_step_smoke_resume_and_export(tmp_path, wald_pairs, train_config):
     train_pairs, val_pairs = wald_pairs
     s1 = train(train_config(), train_pairs, val_pairs, progress=False)
@@ -84,6 +86,7 @@ def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path, wald_pairs, 
     assert model.stage1 == "whole" and meta["stage1"] == "whole" and meta["normalisation"] == "joint4"
 
 
+@pytest.mark.slow
 def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path, wald_pairs, train_config):
     """--refine-from 3: epochs 1-2 plain (raw weights validated), 3-4 SAM loss + EMA from epoch 3."""
     (pair_a, _), val_pairs = wald_pairs
