@@ -129,7 +129,8 @@ class TorchPredictor:
         self.threads = _cpu_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
-        self.model = model.to(self.device).float().eval().to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's stubs only list device/dtype
+        self.model = model.to(self.device).float().eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for p in self.model.parameters():
             p.requires_grad_(False)
         #: Module actually run (the fused bf16 copy on the CPU, see ``precision``).

@@ -165,7 +165,7 @@ class PSDNet(nn.Module):
     # ------------------------------------------------------------------ #
     def arch_kwargs(self) -> dict:
         """Constructor arguments that define the architecture (stored with weights)."""
-        kw = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
+        kw: dict[str, int | str] = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
         if self.stage1 != "multipatch":
             kw["stage1"] = self.stage1
         return kw
@@ -175,7 +175,8 @@ class PSDNet(nn.Module):
         """Zero the last conv of every head so each stage output equals ``lms`` exactly."""
         for head in (self.head1, self.head2, self.head3):
             head.last.weight.zero_()
-            head.last.bias.zero_()
+            if head.last.bias is not None:
+                head.last.bias.zero_()
         return self
 
     # ------------------------------------------------------------------ #
@@ -264,9 +265,9 @@ class PSDNet(nn.Module):
         """
         res1, e1, e2, e3 = self._stage2_encoder(ms, pan, lms, gt)
         # ---- Stage 2: decoder on the whole patch.
-        d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
+        d2 = self.dec2(self.up2(_resize(e3, (e2.shape[-2], e2.shape[-1]))) + self.skip2(e2))
         del e2, e3
-        f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
+        f2 = self.dec1(self.up1(_resize(d2, (e1.shape[-2], e1.shape[-1]))) + self.skip1(e1))
         del d2
         res2 = torch.tanh(self.head2(f2))
         out2 = lms + res2
