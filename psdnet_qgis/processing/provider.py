@@ -5,7 +5,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from .icons import icon
+from .icons import PACKAGE_DIR, icon, resources_dir  # noqa: F401 - PACKAGE_DIR, resources_dir: as before
 
 
 class PSDNetProvider(QgsProcessingProvider):
