@@ -1,7 +1,8 @@
 # psdnet-qgis — every target installs what it needs when it is missing (Debian 12 or 13, root or sudo).
 #   make demo                 fuse the embedded Landsat 8 demo scene (or PAN=... MS=... OUT=...)
 #   make test                 the whole test suite on real QGIS (3.40 / 3.44 LTR; CI runs this)
-#   make lint                 ruff (pyproject.toml rules; CI runs this first)
+#   make test-fast            the same without the tests marked slow (pytest -m "not slow")
+#   make lint                 ruff + mypy on core/ and model/ (pyproject.toml; CI runs this first)
 #   make package              plugin zip for QGIS's "Install from ZIP"
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
 #   make bench / bench-speed  quality and speed tables
@@ -33,13 +34,13 @@ export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)
 
 STAMP := $(VENV)/.psdnet-deps
 
-.PHONY: deps system demo test lint package train ablation bench bench-speed clean
+.PHONY: deps system demo test test-fast lint package train ablation bench bench-speed clean
 
 system:
 	@bash scripts/install_system.sh
 
 # Python packages of the venv besides torch (pinned in constraints.txt where it matters).
-PY_PKGS := tqdm pytest "pytest-qgis==5.0.2" "ruff==0.17.6" "dask==2026.8.0" "distributed==2026.8.0"
+PY_PKGS := tqdm pytest "pytest-qgis==5.0.2" "ruff==0.17.6" "mypy==2.4.1" "dask==2026.8.0" "distributed==2026.8.0"
 
 $(STAMP): scripts/install_system.sh scripts/install_python.sh constraints.txt Makefile
 	@PYTHON_SYS=$(PYTHON_SYS) bash scripts/install_system.sh
@@ -58,9 +59,15 @@ demo: deps | $(XDG_RUNTIME_DIR)
 test: deps | $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest
 
-# ruff with the rules of pyproject.toml (CI runs it before the tests)
+# the edit-test loop: everything but the tests marked slow (pyproject.toml markers)
+test-fast: deps | $(XDG_RUNTIME_DIR)
+	$(PY) -m pytest -m "not slow"
+
+# ruff with the rules of pyproject.toml, then mypy on core/ and model/ ([tool.mypy]; CI runs both
+# before the tests)
 lint: deps
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 package:
 	$(PYTHON_SYS) scripts/package.py --out dist

@@ -11,7 +11,8 @@ into the managed folder of the default QGIS profile (``deps.installer``, as
 ``psdnet:install_pytorch``). Both take ``--target DIR`` for another folder.
 
 Same engine as the QGIS algorithms (``engine.run.pansharpen``); bad input prints one line
-on stderr and exits with code 2 (no traceback); Ctrl-C removes the partial output and exits 130.
+on stderr and exits with code 2 (no traceback; any ``errors.PSDNetError``: input, output,
+resources); Ctrl-C removes the partial output and exits 130.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-EXIT_INPUT = 2
-EXIT_CANCELED = 130
+from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -226,7 +226,7 @@ def _terminate(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     from psdnet_qgis.deps.paths import activate
-    from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+    from psdnet_qgis.errors import PSDNetCanceled, PSDNetError, one_line
 
     args = _parser().parse_args(argv)
     if args.command != "install-torch" and not getattr(args, "target", None):
@@ -248,8 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "adapt":
             return _adapt(args)
         return _pansharpen(args)
-    except PSDNetInputError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+    except PSDNetError as err:
+        print("error: " + one_line(err), file=sys.stderr)
         return EXIT_INPUT
     except (PSDNetCanceled, KeyboardInterrupt):
         print("cancelled: the partial output was removed", file=sys.stderr)

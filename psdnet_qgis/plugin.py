@@ -5,7 +5,9 @@ from __future__ import annotations
 from qgis.core import QgsApplication
 
 from .processing.base import tr
-from .processing.provider import PSDNetProvider, activate_managed_torch, icon
+from .processing.icons import icon
+from .processing.managed import activate_managed_torch
+from .processing.provider import PSDNetProvider
 
 MENU = "&PSDNet"  # the menu title is the plugin's name: not translated
 INSTALL_ALG = "psdnet:install_pytorch"

@@ -71,7 +71,7 @@ def main() -> int:
     from psdnet_qgis.engine.feedback import TqdmFeedback
     from psdnet_qgis.engine.quicklook import write_quicklook
     from psdnet_qgis.engine.run import pansharpen
-    from psdnet_qgis.errors import PSDNetInputError
+    from psdnet_qgis.errors import EXIT_INPUT, PSDNetError
 
     gdal.UseExceptions()
     out_dir = args.out_dir
@@ -91,9 +91,9 @@ def main() -> int:
     try:
         report = pansharpen(str(pan), str(ms), str(fused), model=args.model, feedback=TqdmFeedback())
         pansharpen(str(pan), str(ms), str(lms), method="exp", feedback=TqdmFeedback())
-    except PSDNetInputError as err:
+    except PSDNetError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     ds = gdal.Open(str(fused))
     gt = ds.GetGeoTransform()
     bounds = (gt[0], gt[3] + gt[5] * ds.RasterYSize, gt[0] + gt[1] * ds.RasterXSize, gt[3])

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's virtual environment: made with the system Python that QGIS uses (whatever its
-# version) with system site packages, so QGIS, GDAL and rasterio come from the system; then
+# version) with system site packages, so QGIS and GDAL come from the system; then
 # torch and the PACKAGES given as arguments from the package index.
 #   VENV        folder of the environment (default .venv)
 #   PYTHON_SYS  the system Python (default /usr/bin/python3)
@@ -17,7 +17,7 @@ read -r -a pip_extra <<< "${PIP_EXTRA:-}"
 
 [ -x "$PY" ] || "$PYTHON_SYS" -m venv --system-site-packages "$VENV"
 
-# numpy stays the system's: the system GDAL, rasterio and QGIS were built against its major
+# numpy stays the system's: the system GDAL and QGIS were built against its major
 # version (1.x on Debian 12, 2.x on Debian 13), and a pip numpy would shadow it.
 "$PY" -c 'import numpy; print("numpy==" + numpy.__version__)' > "$VENV/constraints-system.txt"
 pip_install() { "$PY" -m pip install -q "${pip_extra[@]}" -c constraints.txt -c "$VENV/constraints-system.txt" "$@"; }
@@ -35,4 +35,4 @@ else
     pip_install torch
 fi
 [ $# -eq 0 ] || pip_install "$@"
-"$PY" -c "import torch, numpy, osgeo.gdal, rasterio, qgis.core; print('environment ok: Python', __import__('sys').version.split()[0], '| torch', torch.__version__, '| numpy', numpy.__version__, '| GDAL', osgeo.gdal.__version__, '| QGIS', qgis.core.Qgis.version())"
+"$PY" -c "import torch, numpy, osgeo.gdal, qgis.core; print('environment ok: Python', __import__('sys').version.split()[0], '| torch', torch.__version__, '| numpy', numpy.__version__, '| GDAL', osgeo.gdal.__version__, '| QGIS', qgis.core.Qgis.version())"

@@ -4,19 +4,20 @@
 #   Debian 13 (trixie):   QGIS 3.44 LTR from trixie-backports; trixie's own 3.40 when the
 #                         backports suite cannot be reached; python3-torch (the pinned torch
 #                         wheel is for Python 3.11, trixie's Python is 3.13).
-# Both: GDAL and rasterio for the system Python, numpy, venv. Elsewhere: a message saying what
-# is supported and what to install by hand (any system whose python3 imports QGIS >= 3.40,
-# GDAL and rasterio is accepted as it is).
+# Both: GDAL for the system Python, numpy, venv; python3-rasterio too (the design's package
+# list; no module of the project imports it, so it is installed with the rest but not
+# checked). Elsewhere: a message saying what is supported and what to install by hand (any
+# system whose python3 imports QGIS >= 3.40 and GDAL is accepted as it is).
 set -euo pipefail
 
 PYTHON_SYS=${PYTHON_SYS:-/usr/bin/python3}
 common_pkgs="python3-qgis python3-gdal python3-numpy python3-rasterio python3-venv python3-pip gdal-bin"
 
-# The system Python already has what the project needs: QGIS >= 3.40 bindings, GDAL, rasterio, venv.
+# The system Python already has what the project needs: QGIS >= 3.40 bindings, GDAL, numpy, venv.
 have_python_stack() {
     "$PYTHON_SYS" - <<'EOF' 2>/dev/null
 import ensurepip, venv  # noqa: F401 - Debian ships them in python3-venv
-import numpy, rasterio  # noqa: F401
+import numpy  # noqa: F401
 from osgeo import gdal  # noqa: F401
 from qgis.core import Qgis
 major, minor = (int(x) for x in Qgis.version().split(".")[:2])
@@ -39,11 +40,11 @@ case "$codename" in
     *)
         cat >&2 <<EOF
 error: this system ($(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}" || echo unknown)) is not one
-the set-up script supports, and its $PYTHON_SYS does not import QGIS >= 3.40, GDAL and rasterio.
+the set-up script supports, and its $PYTHON_SYS does not import QGIS >= 3.40 and GDAL.
 Supported: Debian 12 (bookworm, QGIS 3.40 from bookworm-backports) and Debian 13 (trixie,
 QGIS 3.44 LTR from trixie-backports). Elsewhere install QGIS >= 3.40 with its Python bindings
-(https://qgis.org/resources/installation-guide/), GDAL's and rasterio's Python packages for the
-same Python, then run make again (PYTHON_SYS=/path/to/that/python3 if it is not $PYTHON_SYS).
+(https://qgis.org/resources/installation-guide/) and GDAL's Python package for the same
+Python, then run make again (PYTHON_SYS=/path/to/that/python3 if it is not $PYTHON_SYS).
 EOF
         exit 1 ;;
 esac

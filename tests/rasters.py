@@ -15,6 +15,18 @@ from osgeo import gdal, osr
 
 gdal.UseExceptions()
 
+#: Upper-left corner (m, a UTM-like CRS) of the generated rasters.
+ORIGIN = (500000.0, 5700000.0)
+#: The WorldView 8-band positions (0-based) of the 4-band models' blue, green, red, NIR1.
+NET_BANDS = [1, 2, 4, 6]
+#: The USGS product name of the generated Landsat 8 band files (:func:`write_landsat`).
+PRODUCT = "LC08_L1TP_195025_20130707_20170503_01_T1"
+#: Float32 outputs of values up to 15000 (Landsat DN scale): the network's bands of a mixed run
+#: and of a 3-band run go through the same network on the same normalised pixels, and the other
+#: bands through the same classical method; what differs is float rounding through the two
+#: normalisations (measured: at most 0.002 DN).
+SAME = 0.05
+
 GDAL_TYPES = {"uint8": gdal.GDT_Byte, "uint16": gdal.GDT_UInt16, "int16": gdal.GDT_Int16,
               "float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64}
 
@@ -146,3 +158,20 @@ def write_worldview(folder: Path, bands: Sequence[int] = range(8), descriptions:
             ds.GetRasterBand(b).SetDescription(d)
         ds = None
     return p, m
+
+
+def write_landsat(folder: Path, shape: tuple[int, int] = (48, 48), seed: int = 4) -> dict[str, Path]:
+    """Band files B1-B7 + B8 (PAN) named like a USGS product, VRT stacks of B2-B4, B2-B5, B1-B7,
+    and a 4-band GeoTIFF of B2-B5 named ``ms4`` (no product name) with "SR_B2" .. descriptions."""
+    pan, ms = landsat_scene(shape, 2, seed=seed)
+    out = {"pan": write_geotiff(folder / f"{PRODUCT}_B8.TIF", pan, ORIGIN, 15.0)}
+    files = [write_geotiff(folder / f"{PRODUCT}_B{b}.TIF", ms[b - 1:b], ORIGIN, 30.0) for b in range(1, 8)]
+    for name, idx in (("ms3", [2, 3, 4]), ("ms4", [2, 3, 4, 5]), ("ms7", list(range(1, 8)))):
+        out[name] = folder / f"{name}.vrt"
+        gdal.BuildVRT(str(out[name]), [str(files[b - 1]) for b in idx], separate=True)
+    out["ms4_tif"] = write_geotiff(folder / "ms4.tif", ms[1:5], ORIGIN, 30.0)
+    ds = gdal.Open(str(out["ms4_tif"]), gdal.GA_Update)
+    for b in range(4):
+        ds.GetRasterBand(b + 1).SetDescription(f"SR_B{b + 2}")
+    ds = None
+    return out

@@ -1,4 +1,5 @@
-"""The layer rules of docs/ARCHITECTURE.md, held by reading every module's imports (AST).
+"""The layer rules of docs/ARCHITECTURE.md, held by reading every module's imports (AST);
+and no import cycles between the project's modules (imports inside functions included).
 
 Each module of ``psdnet_qgis`` belongs to a layer (its sub-package). A layer may import the
 standard library, the third-party packages listed for it, and the layers of the project it
@@ -10,6 +11,7 @@ A failure names file:line and the rule.
 from __future__ import annotations
 
 import ast
+import itertools
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -146,3 +148,104 @@ def test_import_psdnet_qgis_imports_nothing_heavy() -> None:
             f"print([m for m in {heavy!r} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+# ------------------------------------------------------------------------- import cycles
+def _module_name(path: Path) -> str:
+    """``psdnet_qgis.a.b`` of a file (a package's ``__init__.py``: the package's name)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_graph() -> dict[str, dict[str, str]]:
+    """Every module of the package -> {project module it imports: "file:line" of the import}.
+
+    Imports inside functions count too: a lazy import keeps an import cheap, but a circle of
+    modules that need each other is still one tangled unit (``processing.base`` imported the
+    provider, which imports every algorithm). ``from pkg import name`` is an edge to
+    ``pkg.name`` when that is a module, else to ``pkg``.
+    """
+    files = {_module_name(p): p for p in _sources()}
+    graph: dict[str, dict[str, str]] = {}
+    for module, path in files.items():
+        own = module + ".__init__" if path.name == "__init__.py" else module  # relative imports' base
+        edges: dict[str, str] = {}
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(own.split(".")[: -node.level] + ([base] if base else []))
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names]
+            else:
+                continue
+            for target in targets:
+                if target in files and target != module:
+                    edges.setdefault(target, f"{path.relative_to(ROOT)}:{node.lineno}")
+        graph[module] = edges
+    return graph
+
+
+def _find_cycle(graph: dict[str, dict[str, str]]) -> list[str]:
+    """One circle of imports as "a imports b (file:line)" steps; [] when the graph has none."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    path: list[str] = []
+
+    def visit(m: str) -> list[str]:
+        state[m] = 1
+        path.append(m)
+        for n in sorted(graph.get(m, {})):
+            if state.get(n) == 1:
+                loop = path[path.index(n):] + [n]
+                return [f"{a} imports {b} ({graph[a][b]})" for a, b in itertools.pairwise(loop)]
+            if n not in state and (found := visit(n)):
+                return found
+        path.pop()
+        state[m] = 2
+        return []
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return []
+
+
+def test_no_import_cycles() -> None:
+    cycle = _find_cycle(_module_graph())
+    assert not cycle, "import cycle (move what both sides need into a module of its own):\n" + "\n".join(cycle)
+
+
+def test_the_cycle_search_finds_a_lazy_circle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = tmp_path / "psdnet_qgis"
+    (fake / "processing").mkdir(parents=True)
+    (fake / "__init__.py").write_text("", encoding="utf-8")
+    (fake / "processing" / "__init__.py").write_text("", encoding="utf-8")
+    (fake / "processing" / "provider.py").write_text("def load():\n    from . import base\n", encoding="utf-8")
+    (fake / "processing" / "base.py").write_text("from .icons import icon\nfrom .provider import x\n",
+                                                 encoding="utf-8")
+    (fake / "processing" / "icons.py").write_text("import os\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    cycle = _find_cycle(_module_graph())
+    assert cycle == [
+        f"psdnet_qgis.processing.base imports psdnet_qgis.processing.provider "
+        f"({Path('psdnet_qgis/processing/base.py')}:2)",
+        f"psdnet_qgis.processing.provider imports psdnet_qgis.processing.base "
+        f"({Path('psdnet_qgis/processing/provider.py')}:2)",
+    ], cycle
+    (fake / "processing" / "base.py").write_text("from .icons import icon\n", encoding="utf-8")
+    assert _find_cycle(_module_graph()) == []
+
+
+def test_test_modules_share_helpers_not_each_other() -> None:
+    """Helpers shared by tests live in tests/rasters.py, tests/cpu.py, ... or a conftest fixture:
+    a test module imported by another one runs its module-level code (and collects) twice."""
+    tests = ROOT / "tests"
+    found = []
+    for path in sorted(tests.rglob("test_*.py")):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for line, name, _ in _imports(ast.parse(path.read_text(encoding="utf-8")), module):
+            if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_"):
+                found.append(f"{path.relative_to(ROOT)}:{line}: imports {name}")
+    assert not found, "\n".join(found)

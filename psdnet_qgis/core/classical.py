@@ -28,6 +28,9 @@ so ``classical.<name>`` reaches all of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..errors import PSDNetInputError
@@ -79,7 +82,7 @@ def exp(ms: np.ndarray, pan: np.ndarray | int | None = None, ratio: int | None =
     if ratio is None:
         if pan is None or np.ndim(pan) != 0:
             raise PSDNetInputError("exp: ratio missing; call exp(ms, ratio) or exp(ms, pan, ratio).")
-        ratio, pan = int(pan), None  # type: ignore[arg-type]
+        ratio, pan = int(pan), None
     if pan is not None:
         m, _, ratio = check_inputs(ms, pan, ratio, "exp")  # type: ignore[arg-type]
     else:
@@ -90,11 +93,13 @@ def exp(ms: np.ndarray, pan: np.ndarray | int | None = None, ratio: int | None =
 
 
 #: Method name -> function, as used by the engine and the benchmark.
-METHODS = {"exp": exp, "brovey": brovey, "gsa": gsa, "mtf_glp_hpm": mtf_glp_hpm,
-           "mtf_glp_fs": mtf_glp_fs, "bdsd_pc": bdsd_pc}
+METHODS: dict[str, Callable[..., np.ndarray]] = {
+    "exp": exp, "brovey": brovey, "gsa": gsa, "mtf_glp_hpm": mtf_glp_hpm, "mtf_glp_fs": mtf_glp_fs,
+    "bdsd_pc": bdsd_pc}
 #: Methods whose statistics are fitted once per raster: name -> (stats, apply).
-FITTED = {"gsa": (gsa_stats, gsa_apply), "mtf_glp_hpm": (mtf_glp_hpm_stats, mtf_glp_hpm_apply),
-          "mtf_glp_fs": (mtf_glp_fs_stats, mtf_glp_fs_apply), "bdsd_pc": (bdsd_pc_stats, bdsd_pc_apply)}
+FITTED: dict[str, tuple[Callable[..., Any], Callable[..., np.ndarray]]] = {
+    "gsa": (gsa_stats, gsa_apply), "mtf_glp_hpm": (mtf_glp_hpm_stats, mtf_glp_hpm_apply),
+    "mtf_glp_fs": (mtf_glp_fs_stats, mtf_glp_fs_apply), "bdsd_pc": (bdsd_pc_stats, bdsd_pc_apply)}
 #: One line per method: when it is the better choice (help texts of the algorithms and CLI).
 HELP = {
     "exp": "EXP: bicubic upsampling, no PAN detail; the floor every method must beat.",

@@ -29,7 +29,7 @@ so each comes in three call forms, documented here once:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, cast, overload
 
 import numpy as np
 
@@ -105,12 +105,13 @@ def check_windows(ms: Windows, pan: Windows, ratio: int, valid: Windows | None, 
                   ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray | None], int]:
     """Validate one image or a list of windows; masks go to (h, w) bool or None (all valid)."""
     single = isinstance(ms, np.ndarray) or (not isinstance(ms, (list, tuple)))
-    ms_l = [ms] if single else list(ms)
-    pan_l = [pan] if single else list(pan)  # type: ignore[list-item]
+    ms_l: list[np.ndarray] = [cast(np.ndarray, ms)] if single else list(cast(Sequence[np.ndarray], ms))
+    pan_l: list[np.ndarray] = [cast(np.ndarray, pan)] if single else list(cast(Sequence[np.ndarray], pan))
+    val_l: list[np.ndarray | None]
     if valid is None:
-        val_l: list = [None] * len(ms_l)
+        val_l = [None] * len(ms_l)
     else:
-        val_l = [valid] if single else list(valid)  # type: ignore[list-item]
+        val_l = [cast(np.ndarray, valid)] if single else list(cast(Sequence[np.ndarray], valid))
     if not ms_l or len(pan_l) != len(ms_l) or len(val_l) != len(ms_l):
         raise PSDNetInputError(
             f"{method}: got {len(ms_l)} MS, {len(pan_l)} PAN and {len(val_l)} mask windows; pass "
@@ -139,6 +140,14 @@ def gather(arrays: Sequence[np.ndarray], masks: Sequence[np.ndarray | None]) -> 
         flat = a.reshape(a.shape[:-2] + (-1,))
         parts.append(flat if v is None else flat[..., v.reshape(-1)])
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=-1)
+
+
+@overload
+def pan_mask(v: np.ndarray, ratio: int) -> np.ndarray: ...
+
+
+@overload
+def pan_mask(v: None, ratio: int) -> None: ...
 
 
 def pan_mask(v: np.ndarray | None, ratio: int) -> np.ndarray | None:

@@ -290,8 +290,8 @@ def q2n(fused: np.ndarray, ref: np.ndarray, block: int = BLOCK, shift: int = BLO
 
     # Gather blocks: (N, B, P). With shift == block this is a reshape; otherwise strided views.
     win = np.lib.stride_tricks.sliding_window_view
-    rb = win(r, (block, block), axis=(1, 2))[:, ::shift, ::shift][:, :steps_y, :steps_x]
-    fb = win(f, (block, block), axis=(1, 2))[:, ::shift, ::shift][:, :steps_y, :steps_x]
+    rb = win(r, (block, block), axis=(1, 2))[:, ::shift, ::shift][:, :steps_y, :steps_x]  # type: ignore[call-overload]
+    fb = win(f, (block, block), axis=(1, 2))[:, ::shift, ::shift][:, :steps_y, :steps_x]  # type: ignore[call-overload]
     rb = rb.reshape(n, -1, block * block)
     fb = fb.reshape(n, -1, block * block)
     vals = np.concatenate([_q2n_blocks(rb[:, s:s + 256], fb[:, s:s + 256])
@@ -511,7 +511,7 @@ def full_resolution_metrics(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, 
 
 
 # ------------------------------------------------------------------------------ pooling
-def pooled_mean(values: Sequence[tuple[Any, int]]) -> np.ndarray | None:
+def pooled_mean(values: Sequence[tuple[Any, int]]) -> Any:
     """Sample-count-weighted mean of per-block statistics (scalars or arrays), float64.
 
     Block statistics are pooled this way *before* the non-linear last step of a metric
@@ -522,7 +522,8 @@ def pooled_mean(values: Sequence[tuple[Any, int]]) -> np.ndarray | None:
         values: (statistic, number of samples it averages) per block.
 
     Returns:
-        The pooled statistic, or None when ``values`` is empty.
+        The pooled statistic (a float64 scalar or array, as the statistics), or None when
+        ``values`` is empty.
     """
     if not values:
         return None

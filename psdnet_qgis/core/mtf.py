@@ -28,7 +28,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -191,8 +191,8 @@ def mtf_kernel(gnyq: float, ratio: int, size: int = DEFAULT_TAPS) -> np.ndarray:
 
 def _gains(gnyq: Sequence[float] | float, n: int) -> list[float]:
     if np.ndim(gnyq) == 0:
-        return [float(gnyq)] * n
-    g = [float(v) for v in gnyq]
+        return [float(cast(float, gnyq))] * n
+    g = [float(v) for v in cast(Sequence[float], gnyq)]
     if len(g) != n:
         raise PSDNetInputError(f"MTF gains: got {len(g)} gains for an image of {n} bands; pass one per band.")
     return g
@@ -230,6 +230,7 @@ def _filter_axis(x: np.ndarray, h: np.ndarray, axis: int, starts: np.ndarray) ->
             out = term
         else:
             out += term
+    assert out is not None  # h has at least one tap
     return out
 
 

@@ -44,14 +44,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from psdnet_qgis.engine.batch_jobs import Job
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import EXIT_FAILED, PSDNetError, PSDNetInputError, one_line
 
 logger = logging.getLogger("psdnet_qgis.engine.batch")
 
-#: Exit status when at least one scene failed (a bad jobs file or cluster: engine.batch_cli.EXIT_INPUT).
-EXIT_FAILED = 1
-#: Retries of a scene whose task raised an unexpected error (not a PSDNetInputError, which
-#: is the input's fault and would fail again). A dead worker is handled by the scheduler.
+#: Retries of a scene whose task raised an unexpected error (not a PSDNetError, which names a
+#: problem of the scene's input, output or machine and would fail again). ``EXIT_FAILED``
+#: (errors.py) is the exit status when at least one scene failed. A dead worker is handled by the scheduler.
 RETRIES = 2
 #: Peak memory of one worker running PSDNet on a large scene (docs/BENCHMARKS.md speed table: about
 #: 1.2-1.3 GB at 10240 px, plus the interpreter, torch and GDAL's cache), for the default size.
@@ -264,10 +263,10 @@ def run_job(job: Job, threads: int | None = None) -> dict:
         partial = partial_path(job.out)
         report = _report_dict(pansharpen(job.pan, job.ms, partial, **options))
         _finish(partial, job.out)
-    except PSDNetInputError as err:
+    except PSDNetError as err:
         if partial:
             remove_output(partial)
-        result.update(status="failed", message=" ".join(str(err).split()),
+        result.update(status="failed", message=one_line(err),
                       seconds=round(time.perf_counter() - t0, 3))
         return result
     except BaseException:

@@ -15,12 +15,7 @@ from typing import Any
 
 from psdnet_qgis.engine.batch import RETRIES, run_batch
 from psdnet_qgis.engine.batch_jobs import read_jobs
-from psdnet_qgis.errors import PSDNetInputError
-
-#: Exit status of a bad jobs file, flag or cluster (like bad input to the single-scene command).
-EXIT_INPUT = 2
-#: Exit status after Ctrl-C or SIGTERM.
-EXIT_CANCELED = 130
+from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT, PSDNetError, PSDNetInputError, one_line
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -53,7 +48,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """The ``batch`` subcommand; returns the exit status (0, :data:`engine.batch.EXIT_FAILED`, 2 or 130)."""
+    """The ``batch`` subcommand; returns the exit status (errors.py: 0, ``EXIT_FAILED``, ``EXIT_INPUT``
+    for a bad jobs file, flag or cluster, ``EXIT_CANCELED``)."""
     from tqdm import tqdm
 
     def say(msg: str) -> None:
@@ -82,8 +78,8 @@ def run_cli(args: argparse.Namespace) -> int:
         summary = run_batch(jobs, scheduler=args.scheduler, workers=args.workers,
                             threads_per_worker=args.threads_per_worker, retries=args.retries,
                             progress=not args.quiet, log=say)
-    except PSDNetInputError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
+    except PSDNetError as err:
+        print("error: " + one_line(err), file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
         print("cancelled: complete outputs are kept, a rerun does the rest", file=sys.stderr)

@@ -27,7 +27,7 @@ from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
 from psdnet_qgis.engine.raster import RasterInputs
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
 
 class Predictor(Protocol):
@@ -225,11 +225,22 @@ def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return s_ms, s_pan, s_mv, s_pv
 
 
+def torch_missing(exc: ImportError) -> PSDNetResourceError:
+    """The error of a PSDNet run where torch cannot be imported (missing or a broken install)."""
+    return PSDNetResourceError(
+        f"Method psdnet: torch cannot be imported ({exc}); install PyTorch for this Python "
+        "(README, 'Making torch importable by QGIS') or choose a classical method."
+    )
+
+
 def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, precision: str,
                     fb: Feedback) -> Predictor:
     """The PSDNet predictor on the resolved device, in the resolved precision (imports torch)."""
-    from psdnet_qgis.model.precision import auto_precision
-    from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
+    try:
+        from psdnet_qgis.model.precision import auto_precision
+        from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
+    except ImportError as exc:
+        raise torch_missing(exc) from None
 
     dev = resolve_device(device)
     if batch_size is None and dev.type == "cpu":
@@ -266,7 +277,10 @@ def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
             target = getattr(info, "path", None) or info.name
         else:
             target = os.fspath(model)
-        from psdnet_qgis.model.weights import load_model
+        try:
+            from psdnet_qgis.model.weights import load_model
+        except ImportError as exc:
+            raise torch_missing(exc) from None
 
         mod, meta = load_model(target)
         meta = dict(meta) if isinstance(meta, dict) else dict(vars(meta))

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal
 
 from psdnet_qgis.engine.gdalerr import first_line
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetOutputError
 
 if TYPE_CHECKING:
     from psdnet_qgis.engine.raster import RasterInputs
@@ -242,14 +242,14 @@ def output_nodata(inputs: RasterInputs, dtype: int) -> float | None:
     return float(rng[0]) if rng is not None else float("nan")
 
 
-def write_error(out: str, exc: BaseException) -> PSDNetInputError:
+def write_error(out: str, exc: BaseException) -> PSDNetOutputError:
     """The error of a failed output write, which is nearly always a lack of space.
 
     The input was read and the output created, so a full disk, a quota or a file size limit
     is left (GDAL's messages vary: "No space left", "File too large", "Failed to read
     directory" when the TIFF directory could not be written).
     """
-    return PSDNetInputError(
+    return PSDNetOutputError(
         f"Output '{out}' could not be written ({first_line(exc)}): the disk is probably full; free disk "
         "space or choose another output folder. The partial file was removed."
     )

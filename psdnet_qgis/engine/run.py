@@ -185,7 +185,10 @@ def pansharpen(
         The :class:`PansharpenReport` of the run (``to_dict()`` for JSON).
 
     Raises:
-        PSDNetInputError: bad input/output/model (before any work), or a write failure.
+        PSDNetInputError: bad input/output/model (before any work).
+        PSDNetOutputError: the output cannot be created or written (full disk); removed.
+        PSDNetResourceError: CUDA out of memory even on a small piece of a tile, or torch
+            missing for PSDNet.
         PSDNetCanceled: ``feedback.is_canceled()`` became true; nothing is left on disk.
     """
     fb: Feedback = as_feedback(feedback)

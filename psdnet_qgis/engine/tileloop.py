@@ -22,7 +22,7 @@ from psdnet_qgis.engine.fusion import Fusion, Predictor
 from psdnet_qgis.engine.gdalerr import clear_frames_below, closing_errors, first_line
 from psdnet_qgis.engine.memory import keep_freed_memory
 from psdnet_qgis.engine.raster import RasterInputs
-from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError, PSDNetOutputError
 
 
 def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | None, tiles: Sequence[Tile],
@@ -35,7 +35,7 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
         try:
             ds = output.create_output(out, inputs, dtype, nodata, fusion.descriptions)
         except RuntimeError as exc:
-            raise PSDNetInputError(
+            raise PSDNetOutputError(
                 f"Output '{out}' cannot be created ({first_line(exc)}); check the "
                 "folder permissions and free disk space."
             ) from None

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -38,6 +38,7 @@ from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 from psdnet_qgis.model.losses import Degrade, spatial_loss, spatial_threshold, spectral_loss
 from psdnet_qgis.model.predictor import _cpu_threads
+from psdnet_qgis.model.psdnet import PSDNet
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ def _prepare(model: torch.nn.Module, tb: Batch, ratio: int, gains_ms: Sequence[f
         total = torch.zeros(())
         if use_full:
             fused = _forward(net, tb.ms, tb.pan, None if cache is None else cache[0])
+            assert rho_max is not None  # computed when use_full
             total = total + spectral_loss(fused, tb.ms, dm, margin) \
                 + config.spatial_weight * spatial_loss(fused, tb.pan, rho_max, WINDOW)
         if wald is not None:
@@ -227,9 +229,10 @@ def _prepare(model: torch.nn.Module, tb: Batch, ratio: int, gains_ms: Sequence[f
 
 
 def _trainable_copy(model: torch.nn.Module, part: str, dev: torch.device
-                    ) -> tuple[torch.nn.Module, list[torch.nn.Parameter]]:
-    """A float32 copy of ``model`` on ``dev``, fp16-rounded, with only ``part``'s parameters trainable."""
-    net = copy.deepcopy(model).float().to(dev).eval()
+                    ) -> tuple[PSDNet, list[torch.nn.Parameter]]:
+    """A float32 copy of ``model`` (a PSDNet) on ``dev``, fp16-rounded, with only ``part``'s
+    parameters trainable."""
+    net = cast(PSDNet, copy.deepcopy(model).float().to(dev).eval())
     with torch.no_grad():
         for p in net.parameters():
             p.requires_grad_(False)
@@ -291,7 +294,7 @@ def guard_decision(before: dict[str, float], after: dict[str, float]) -> tuple[b
     return True, "held-out HQNR and consistency improved"
 
 
-def _cache(net: torch.nn.Module, tb: Batch, wald: tuple[torch.Tensor, torch.Tensor] | None
+def _cache(net: PSDNet, tb: Batch, wald: tuple[torch.Tensor, torch.Tensor] | None
            ) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, tuple[torch.Tensor, torch.Tensor] | None]:
     """(lms, f3) of the full-resolution crops and of their Wald inputs: the frozen part of
     the network, computed once."""
@@ -306,7 +309,7 @@ def _lms(ms: torch.Tensor, ratio: int) -> torch.Tensor:
     return F.interpolate(ms, scale_factor=ratio, mode="bicubic", align_corners=False)
 
 
-def _forward(net: torch.nn.Module, ms: torch.Tensor, pan: torch.Tensor,
+def _forward(net: PSDNet, ms: torch.Tensor, pan: torch.Tensor,
              cached: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
     """Fused output: from the cached features (head only) or the whole network."""
     if cached is not None:

@@ -27,20 +27,10 @@ the plain model and CUDA runs do not use it. ``bf16`` weights need a CPU with na
 (AVX512-BF16 / AMX; :func:`psdnet_qgis.model.precision.auto_precision` checks) and change the
 outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
 
-On the project's 2-core AVX512-BF16/AMX CPU (bundled psdnet_vhr4, one 144 x 144 MS px tile,
-1 thread) the fused bf16 copy takes 1.75 CPU s against 2.62 s with bf16 autocast; plain bf16
-weights are no faster than autocast. In fp32 the fused copy gains only 7 % (2.40 against
-2.58 s on a 96 px tile), so fp32 runs keep the plain network. Measured again for the
-AVX2 path (bundled vhr4, 64 x 64 MS px tile, 1 thread, CPU seconds, 2-core Zen 4 shared
-with a training run): plain channels-last 1.45-1.48 s against 1.60-1.84 s fused (channel
-padding 1, 8 or 16) unrestricted, and 1.47-1.57 s against 1.52-1.78 s with oneDNN
-restricted to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``; oneDNN then
-runs ``brg_conv_fwd:avx2``): the plain network already runs its convolutions channels-last
-through the same oneDNN kernels, and the fused post-ops do not pay for the extra calls.
-So fp32 keeps the plain channels-last network on every CPU class. Most of the remaining time is
-the convolutions themselves (~60 %, oneDNN AMX kernels) and the channel max of the spatial
-attention (~10 %: a reduction over the contiguous channels of each pixel, which no torch
-kernel does fast).
+Only the bf16 CPU path uses the copy: there the fused ops beat bf16 autocast clearly,
+while in fp32 they gained little or lost to the plain channels-last network (whose
+convolutions already run through the same oneDNN kernels), so fp32 keeps the plain network
+on every CPU class. The timings behind this choice: resources/MODEL_CARD.md.
 """
 
 from __future__ import annotations

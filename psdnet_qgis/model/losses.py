@@ -34,6 +34,8 @@ class Degrade(nn.Module):
         ratio: PAN/MS ratio.
     """
 
+    h: torch.Tensor  # (C, taps) float32 buffer
+
     def __init__(self, gains: Sequence[float], ratio: int) -> None:
         super().__init__()
         self.ratio = int(ratio)

@@ -15,13 +15,11 @@ def auto_precision(device: Any) -> str:
     """"bf16" on CPUs with native bf16 (:func:`psdnet_qgis.model.cpu.native_bf16`) or on CUDA with bf16, else "fp32".
 
     On the CPU, "bf16" runs the fused bf16 copy of the network (``model/fastcpu.py``: weights
-    converted once, oneDNN convolutions with fused PReLU/add, channels padded to 32): on the
-    2-core AVX512-BF16/AMX CPU, one 144 MS px tile on 1 thread takes 1.75 CPU s against
-    2.62 s with bf16 autocast and about 3x the fused time in fp32. Its output differs from
-    fp32 by at most 0.023 and on average 0.002 band std (bundled vhr4 model, 136 MS px
-    random-normal tile), well under 1 DN on 11-bit data. ``lms`` (bicubic) and the outputs
-    stay fp32, so a zero-residual model is still exact. Pass ``precision="fp32"`` for
-    reference runs.
+    converted once, oneDNN convolutions with fused PReLU/add, padded channels), faster than
+    bf16 autocast and fp32 where the CPU has native bf16; its output differs from fp32 by the
+    bf16 rounding only, well under 1 DN on 11-bit data (measurements: resources/MODEL_CARD.md).
+    ``lms`` (bicubic) and the outputs stay fp32, so a zero-residual model is still exact.
+    Pass ``precision="fp32"`` for reference runs.
 
     Args:
         device: a ``torch.device`` (or its name).

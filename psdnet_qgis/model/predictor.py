@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
 logger = logging.getLogger("psdnet_qgis.model")
 
@@ -129,7 +129,8 @@ class TorchPredictor:
         self.threads = _cpu_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)
-        self.model = model.to(self.device).float().eval().to(memory_format=torch.channels_last)
+        # Module.to takes memory_format at run time; torch's stubs only list device/dtype
+        self.model = model.to(self.device).float().eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for p in self.model.parameters():
             p.requires_grad_(False)
         #: Module actually run (the fused bf16 copy on the CPU, see ``precision``).
@@ -175,7 +176,7 @@ class TorchPredictor:
         overlap = max(4, min(8, side // 8))
         tile = (side + overlap + 1) // 2
         if min(h, w) < 2 * MIN_SPLIT_SIDE or tile >= side:
-            raise PSDNetInputError(
+            raise PSDNetResourceError(
                 f"Device: CUDA ran out of memory even on a {h} x {w} MS px piece of a tile; choose "
                 "a smaller tile size or the CPU device."
             )
@@ -226,7 +227,8 @@ class TorchPredictor:
             Fused image ``(B, C, H, W)`` float32 (``(C, H, W)`` for a single tile).
 
         Raises:
-            PSDNetInputError: wrong shapes, or CUDA out of memory even at batch 1.
+            PSDNetInputError: wrong shapes.
+            PSDNetResourceError: CUDA out of memory even on a small piece of a tile.
         """
         single = np.ndim(ms) == 3
         ms = np.ascontiguousarray(ms, dtype=np.float32)

@@ -165,7 +165,7 @@ class PSDNet(nn.Module):
     # ------------------------------------------------------------------ #
     def arch_kwargs(self) -> dict:
         """Constructor arguments that define the architecture (stored with weights)."""
-        kw = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
+        kw: dict[str, int | str] = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
         if self.stage1 != "multipatch":
             kw["stage1"] = self.stage1
         return kw
@@ -175,7 +175,8 @@ class PSDNet(nn.Module):
         """Zero the last conv of every head so each stage output equals ``lms`` exactly."""
         for head in (self.head1, self.head2, self.head3):
             head.last.weight.zero_()
-            head.last.bias.zero_()
+            if head.last.bias is not None:
+                head.last.bias.zero_()
         return self
 
     # ------------------------------------------------------------------ #
@@ -264,9 +265,9 @@ class PSDNet(nn.Module):
         """
         res1, e1, e2, e3 = self._stage2_encoder(ms, pan, lms, gt)
         # ---- Stage 2: decoder on the whole patch.
-        d2 = self.dec2(self.up2(_resize(e3, tuple(e2.shape[-2:]))) + self.skip2(e2))
+        d2 = self.dec2(self.up2(_resize(e3, (e2.shape[-2], e2.shape[-1]))) + self.skip2(e2))
         del e2, e3
-        f2 = self.dec1(self.up1(_resize(d2, tuple(e1.shape[-2:]))) + self.skip1(e1))
+        f2 = self.dec1(self.up1(_resize(d2, (e1.shape[-2], e1.shape[-1]))) + self.skip1(e1))
         del d2
         res2 = torch.tanh(self.head2(f2))
         out2 = lms + res2
@@ -352,38 +353,6 @@ class PSDNet(nn.Module):
         e2 = merge_pieces(e2, 2, ov_pan // 2)
         e3 = merge_pieces(e3, 2, ov_pan // 4)
         return res1, e1, e2, e3
-
-
-def distillation_loss(
-    student_out: PSDNetOutput,
-    teacher_out: PSDNetOutput | None,
-    gt: torch.Tensor,
-    lam: float,
-) -> torch.Tensor:
-    """Student loss with knowledge distillation.
-
-    ``L = sum_s L1(out_s, gt) + lam * (MSE(f2_s, f2_t) + MSE(f3_s, f3_t))``; the
-    teacher features are detached. With ``teacher_out=None`` or ``lam == 0`` it
-    is the plain three-stage L1 loss.
-
-    Args:
-        student_out: student outputs.
-        teacher_out: frozen teacher outputs on the same batch (or None).
-        gt: reference ``(B, C, H, W)``.
-        lam: weight of the feature term.
-
-    Returns:
-        Scalar loss tensor.
-    """
-    loss = (
-        F.l1_loss(student_out.out1, gt) + F.l1_loss(student_out.out2, gt) + F.l1_loss(student_out.out3, gt)
-    )
-    if teacher_out is not None and lam:
-        loss = loss + lam * (
-            F.mse_loss(student_out.f2, teacher_out.f2.detach())
-            + F.mse_loss(student_out.f3, teacher_out.f3.detach())
-        )
-    return loss
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -14,16 +14,12 @@ from qgis.core import (
 )
 
 from ..core import mtf
-from ..errors import PSDNetCanceled, PSDNetInputError
+from ..errors import PSDNetCanceled, PSDNetError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, pan_ms_problem
 from .feedback import ProcessingFeedback
 from .pansharpen_algorithm import torch_missing_message
 from .sensors import SENSOR, engine_sensor, sensor_choices
-
-#: LOSSES / PART values (= model.adapt.LOSSES / PARTS, not imported: torch only when running)
-LOSSES = ("both", "fullres", "wald")
-PARTS = ("head", "all")
 
 
 class AdaptAlgorithm(PSDNetAlgorithm):
@@ -108,7 +104,7 @@ class AdaptAlgorithm(PSDNetAlgorithm):
                 adapt_options={"losses": self.choiceId(parameters, self.LOSSES, context),
                                "part": self.choiceId(parameters, self.PART, context),
                                "max_steps": self.parameterAsInt(parameters, self.MAX_STEPS, context) or None})
-        except PSDNetInputError as err:
+        except PSDNetError as err:
             raise QgsProcessingException(str(err)) from None
         except PSDNetCanceled:
             raise QgsProcessingException(self.tr("Cancelled by the user; no weights were written.")) from None

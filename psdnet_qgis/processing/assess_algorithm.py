@@ -23,7 +23,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from ..core import mtf
-from ..errors import PSDNetCanceled, PSDNetInputError
+from ..errors import PSDNetCanceled, PSDNetError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, layer_problem, pan_band_problem
 from .feedback import ProcessingFeedback
@@ -190,7 +190,7 @@ class AssessAlgorithm(PSDNetAlgorithm):
                 sensor=sensor, max_pixels=max_pixels, feedback=ProcessingFeedback(feedback),
                 pan_band=self._pan_band(parameters, context) or 1, quicklook_png=png_path,
             )
-        except PSDNetInputError as err:
+        except PSDNetError as err:
             raise QgsProcessingException(str(err)) from None
         except PSDNetCanceled:
             raise QgsProcessingException(self.tr("Cancelled by the user; no report was written.")) from None

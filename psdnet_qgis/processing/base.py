@@ -31,7 +31,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.registry import list_models
-from .provider import icon
+from .icons import icon
 
 #: translation context of every string of the plugin; QT_TRANSLATE_NOOP markers spell it as a
 #: literal, since translation extractors read the context from the source text

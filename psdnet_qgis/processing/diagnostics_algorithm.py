@@ -5,7 +5,7 @@ from __future__ import annotations
 from qgis.core import Qgis, QgsProcessingOutputString
 
 from ..deps.doctor import diagnostics_text
-from .provider import managed_target
+from .managed import managed_target
 from .setup_base import SetupAlgorithm
 
 

@@ -24,7 +24,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QT_TRANSLATE_NOOP
 
 from ..core import mtf
-from ..errors import PSDNetCanceled, PSDNetInputError
+from ..errors import PSDNetCanceled, PSDNetError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, pan_ms_problem
 from .feedback import ProcessingFeedback
@@ -155,7 +155,7 @@ class FusionAlgorithmBase(PSDNetAlgorithm):
                 sensor=engine_sensor(self.choiceId(parameters, SENSOR, context)),
                 **kwargs,
             )
-        except PSDNetInputError as err:
+        except PSDNetError as err:
             raise QgsProcessingException(str(err)) from None
         except PSDNetCanceled:
             raise QgsProcessingException(self.tr("Cancelled by the user; no output was written.")) from None

@@ -23,7 +23,7 @@ from qgis.core import (
 from ..deps import installer
 from ..errors import PSDNetCanceled
 from .feedback import ProcessingFeedback
-from .provider import managed_target
+from .managed import managed_target
 from .setup_base import SetupAlgorithm
 
 

@@ -2,34 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from qgis.core import QgsApplication, QgsProcessingProvider
+from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
-from ..deps.paths import activate, managed_dir
-
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
-
-def resources_dir() -> Path:
-    """``resources/`` inside the installed plugin folder, else the repository's top-level one."""
-    inside = PACKAGE_DIR / "resources"
-    return inside if inside.is_dir() else PACKAGE_DIR.parent / "resources"
-
-
-def icon() -> QIcon:
-    return QIcon(str(resources_dir() / "icon.svg"))
-
-
-def managed_target() -> Path:
-    """The managed PyTorch folder of the running QGIS profile (``deps.paths.managed_dir``)."""
-    return managed_dir(QgsApplication.qgisSettingsDirPath())
-
-
-def activate_managed_torch() -> bool:
-    """Put the profile's managed PyTorch first on ``sys.path`` when installed (imports nothing)."""
-    return activate(managed_target())
+from .icons import PACKAGE_DIR, icon, resources_dir  # noqa: F401 - PACKAGE_DIR, resources_dir: as before
+from .managed import activate_managed_torch, managed_target  # noqa: F401 - used by plugin.py and the tests
 
 
 class PSDNetProvider(QgsProcessingProvider):

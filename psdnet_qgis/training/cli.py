@@ -20,70 +20,78 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import fields
+from typing import Any
 
 from psdnet_qgis.training.config import MODELS, REPO_ROOT, TrainConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The options; every one named like a :class:`TrainConfig` field sets that field."""
+    """The options; every one named like a :class:`TrainConfig` field sets that field, and its
+    default is that field's default (written once, in :class:`TrainConfig`)."""
     ap = argparse.ArgumentParser(prog="python -m psdnet_qgis.training", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    base = TrainConfig()
+
+    def setting(flag: str, **kw: Any) -> None:
+        """``--a-b`` sets the field ``a_b`` (AttributeError for a name TrainConfig lacks)."""
+        ap.add_argument(flag, default=getattr(base, flag[2:].replace("-", "_")), **kw)
+
     ap.add_argument("--model", choices=sorted(MODELS), required=True)
     ap.add_argument("--data", default=None, help="shared data folder (default ../shared/data)")
     ap.add_argument("--out", default=None, help="run folder (default runs/<model>)")
-    ap.add_argument("--minutes", type=float, default=None, help="total time budget (teacher + student)")
-    ap.add_argument("--epochs", type=int, default=200, help="max student epochs")
-    ap.add_argument("--teacher-epochs", type=int, default=9)
-    ap.add_argument("--teacher-frac", type=float, default=0.15, help="share of --minutes for the teacher")
-    ap.add_argument("--steps-per-epoch", type=int, default=50)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--patch", type=int, default=64, help="gt patch side in pixels (MS px at full res)")
-    ap.add_argument("--balance", type=float, default=0.5,
-                    help="scene sampling weight = valid area ** balance (0 = equal per scene)")
-    ap.add_argument("--width", type=int, default=28)
-    ap.add_argument("--lr", type=float, default=5e-4)
-    ap.add_argument("--lam", type=float, default=None, help="distillation weight (default: calibrated)")
-    ap.add_argument("--distill-ratio", type=float, default=0.2)
-    ap.add_argument("--sam-weight", type=float, default=0.0,
-                    help="weight of a spectral-angle loss on out3 (radiometric scale)")
-    ap.add_argument("--ema", type=float, default=0.0,
-                    help="EMA decay of the student weights validated/exported (0 = off, e.g. 0.99)")
-    ap.add_argument("--refine-from", type=int, default=0, metavar="EPOCH",
-                    help="two-phase student: SAM loss and EMA only from this student epoch on "
-                         "(the EMA starts there; no SAM loss for the teacher); 0 = from the start")
-    ap.add_argument("--norm", choices=("zscore4", "joint4"), default="zscore4",
-                    help="input normalisation (core.radiometry): per-band or pooled MS statistics")
-    ap.add_argument("--stage1", choices=("multipatch", "whole"), default="multipatch",
-                    help="student stage 1 on four sub-patches (paper) or the whole patch (ablation)")
-    ap.add_argument("--teacher-from", default=None, metavar="CKPT",
-                    help="take the frozen teacher from another run's last.pt (ablations)")
-    ap.add_argument("--fullres-epochs", type=int, default=0,
-                    help="epochs of full-resolution no-reference fine-tuning after the student")
-    ap.add_argument("--fullres-patch", type=int, default=128, help="full-resolution patch side (PAN px)")
-    ap.add_argument("--fullres-batch", type=int, default=2)
-    ap.add_argument("--fullres-spectral", type=float, default=1.0, help="weight of the spectral term")
-    ap.add_argument("--fullres-spatial", type=float, default=0.2, help="weight of the spatial term")
-    ap.add_argument("--fullres-lr", type=float, default=1e-4)
-    ap.add_argument("--init", default=None, metavar="WEIGHTS",
-                    help="start from exported weights and only run the fine-tuning stage")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    ap.add_argument("--device", default="auto")
+    setting("--minutes", type=float, help="total time budget (teacher + student)")
+    setting("--epochs", type=int, help="max student epochs")
+    setting("--teacher-epochs", type=int)
+    setting("--teacher-frac", type=float, help="share of --minutes for the teacher")
+    setting("--steps-per-epoch", type=int)
+    setting("--batch", type=int)
+    setting("--patch", type=int, help="gt patch side in pixels (MS px at full res)")
+    setting("--balance", type=float,
+            help="scene sampling weight = valid area ** balance (0 = equal per scene)")
+    setting("--width", type=int)
+    setting("--lr", type=float)
+    setting("--lam", type=float, help="distillation weight (default: calibrated)")
+    setting("--distill-ratio", type=float)
+    setting("--sam-weight", type=float,
+            help="weight of a spectral-angle loss on out3 (radiometric scale)")
+    setting("--ema", type=float,
+            help="EMA decay of the student weights validated/exported (0 = off, e.g. 0.99)")
+    setting("--refine-from", type=int, metavar="EPOCH",
+            help="two-phase student: SAM loss and EMA only from this student epoch on "
+                 "(the EMA starts there; no SAM loss for the teacher); 0 = from the start")
+    setting("--norm", choices=("zscore4", "joint4"),
+            help="input normalisation (core.radiometry): per-band or pooled MS statistics")
+    setting("--stage1", choices=("multipatch", "whole"),
+            help="student stage 1 on four sub-patches (paper) or the whole patch (ablation)")
+    setting("--teacher-from", metavar="CKPT",
+            help="take the frozen teacher from another run's last.pt (ablations)")
+    setting("--fullres-epochs", type=int,
+            help="epochs of full-resolution no-reference fine-tuning after the student")
+    setting("--fullres-patch", type=int, help="full-resolution patch side (PAN px)")
+    setting("--fullres-batch", type=int)
+    setting("--fullres-spectral", type=float, help="weight of the spectral term")
+    setting("--fullres-spatial", type=float, help="weight of the spatial term")
+    setting("--fullres-lr", type=float)
+    setting("--init", metavar="WEIGHTS",
+            help="start from exported weights and only run the fine-tuning stage")
+    setting("--seed", type=int)
+    setting("--threads", type=int)
+    setting("--precision", choices=("auto", "fp32", "bf16"))
+    setting("--device")
     ap.add_argument("--export", default=None,
                     help="weights path (default resources/models/psdnet_<model>.pt; 'none' to skip)")
-    ap.add_argument("--resume", action="store_true")
-    ap.add_argument("--sensor-variety", type=float, default=0.0, metavar="P",
-                    help="probability that a training patch is redrawn as another sensor would make it "
-                         "(random MTF gains, PAN band mixing, radiometry; training/augment.py); 0 = off")
-    ap.add_argument("--variety-parts", default="mtf,pan,radiometry",
-                    help="parts of --sensor-variety: mtf (always), pan (band mixing), radiometry (gain/offset)")
-    ap.add_argument("--train-scenes", default="", metavar="A,B",
-                    help="training scenes instead of the model's (training/scenes.py SCENES names)")
-    ap.add_argument("--val-scenes", default="", metavar="C",
-                    help="validation scenes instead of the model's; 'none': no validation, the last epoch "
-                         "(its EMA when on) is exported (leave-one-scene-out)")
-    ap.add_argument("--notes", default="", help="free text stored in the exported metadata")
+    setting("--resume", action="store_true")
+    setting("--sensor-variety", type=float, metavar="P",
+            help="probability that a training patch is redrawn as another sensor would make it "
+                 "(random MTF gains, PAN band mixing, radiometry; training/augment.py); 0 = off")
+    setting("--variety-parts",
+            help="parts of --sensor-variety: mtf (always), pan (band mixing), radiometry (gain/offset)")
+    setting("--train-scenes", metavar="A,B",
+            help="training scenes instead of the model's (training/scenes.py SCENES names)")
+    setting("--val-scenes", metavar="C",
+            help="validation scenes instead of the model's; 'none': no validation, the last epoch "
+                 "(its EMA when on) is exported (leave-one-scene-out)")
+    setting("--notes", help="free text stored in the exported metadata")
     ap.add_argument("--evaluate", default=None, metavar="WEIGHTS",
                     help="only evaluate these weights on the validation scene(s) and exit")
     ap.add_argument("--no-progress", action="store_true")

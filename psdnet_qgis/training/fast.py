@@ -35,7 +35,7 @@ from psdnet_qgis.training.data import PatchSampler, WaldPair
 from psdnet_qgis.training.evaluate import evaluate
 from psdnet_qgis.training.export import export_meta, export_student
 from psdnet_qgis.training.loop import append_log, cosine_lr
-from psdnet_qgis.training.losses import stages_l1
+from psdnet_qgis.training.losses import feature_distillation, stages_l1
 from psdnet_qgis.training.runtime import resolve_device, save_atomic, seed_all, to_device
 
 LOG = logging.getLogger("psdnet_qgis.training")
@@ -116,7 +116,7 @@ def train_fast(cfg: TrainConfig, train_pairs: Sequence[WaldPair], val_pairs: Seq
             o = student(ms, pan)
             l1 = stages_l1(o, gt)
             lo = F.l1_loss(o.out3, ot.out3)
-            lf = F.mse_loss(o.f2, ot.f2[:, kept]) + F.mse_loss(o.f3, ot.f3[:, kept])
+            lf = feature_distillation(o, ot, kept)
             loss = l1 + lo + lam * lf
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -3,7 +3,8 @@
 * :func:`stages_l1` -- ``sum_s L1(out_s, gt)`` over the three PSDNet stages: the teacher's
   loss, the reconstruction part of the student's, and the Wald term of fine-tuning.
 * :func:`feature_distillation` -- ``MSE(f2_s, f2_t) + MSE(f3_s, f3_t)``, the feature term
-  that ``lambda`` weighs (``training.loop.calibrate_lambda``).
+  that ``lambda`` weighs (``training.loop.calibrate_lambda``); ``training.fast`` compares a
+  slimmed student with the teacher channels it kept. The one implementation of both terms.
 * :func:`spectral_angle_loss` -- SAM on the radiometric scale (``--sam-weight``).
 * Full-resolution fine-tuning (beyond the paper; ``--fullres-epochs``). Wald pairs train the
   network at a quarter (or half) of the real scale and throw the real full-resolution PAN
@@ -31,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from psdnet_qgis.model.losses import Degrade, fullres_losses
-from psdnet_qgis.model.psdnet import PSDNetOutput, distillation_loss
+from psdnet_qgis.model.psdnet import PSDNetOutput
 
 __all__ = ["stages_l1", "feature_distillation", "spectral_angle_loss", "Degrade", "fullres_losses"]
 
@@ -43,13 +44,23 @@ def stages_l1(out: PSDNetOutput, gt: torch.Tensor) -> torch.Tensor:
         out: network outputs (B, C, H, W) of the three stages.
         gt: reference (B, C, H, W).
     """
-    # distillation_loss without a teacher is exactly this sum (one implementation).
-    return distillation_loss(out, None, gt, 0.0)
+    return F.l1_loss(out.out1, gt) + F.l1_loss(out.out2, gt) + F.l1_loss(out.out3, gt)
 
 
-def feature_distillation(student: PSDNetOutput, teacher: PSDNetOutput) -> torch.Tensor:
-    """``MSE(f2_s, f2_t) + MSE(f3_s, f3_t)``: student features against the frozen teacher's."""
-    return F.mse_loss(student.f2, teacher.f2) + F.mse_loss(student.f3, teacher.f3)
+def feature_distillation(student: PSDNetOutput, teacher: PSDNetOutput,
+                         kept: torch.Tensor | None = None) -> torch.Tensor:
+    """``MSE(f2_s, f2_t) + MSE(f3_s, f3_t)``: student features against the frozen teacher's.
+
+    Args:
+        student: the student's outputs (features ``f2``, ``f3``).
+        teacher: the teacher's outputs on the same batch (detached here).
+        kept: for a slimmed student (``training.fast``), the indices of the teacher channels
+            its features correspond to (``model.slim.keep_indices``); None = all.
+    """
+    f2, f3 = teacher.f2.detach(), teacher.f3.detach()
+    if kept is not None:
+        f2, f3 = f2[:, kept], f3[:, kept]
+    return F.mse_loss(student.f2, f2) + F.mse_loss(student.f3, f3)
 
 
 def spectral_angle_loss(out: torch.Tensor, gt: torch.Tensor, mean: torch.Tensor,

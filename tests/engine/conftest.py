@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.rasters import make_pair, synthetic_scene, write_geotiff
+from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
 
-ORIGIN = (500000.0, 5700000.0)
+ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("PSDNET_THREADS", "1")  # 2 shared cores: keep each test single-threaded
 
 
@@ -83,3 +85,16 @@ def noisy_net():
 
 
 __all__ = ["Recorder", "make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PSDNET_THREADS="1", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "psdnet_qgis", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def cli():
+    """``cli(*args)``: ``python -m psdnet_qgis ARGS`` in a child process (one thread) ->
+    ``subprocess.CompletedProcess`` (text stdout / stderr)."""
+    return _run_cli

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.engine.conftest import make_pair
-from tests.engine.test_engine_cli import cli
+
+pytestmark = pytest.mark.slow  # two CLI runs with adaptation each (15-20 s)
 
 
 def _random_weights(path: Path) -> Path:
@@ -20,7 +23,7 @@ def _random_weights(path: Path) -> Path:
     return path
 
 
-def test_adapt_then_reuse_through_the_cli(tmp_path: Path) -> None:
+def test_adapt_then_reuse_through_the_cli(cli, tmp_path: Path) -> None:
     # 20 steps improve every whole-scene check metric here (engine.adaptation.scene_check)
     pan, ms = make_pair(tmp_path, ms_shape=(40, 48), bands=4, ratio=4, seed=0)
     weights = _random_weights(tmp_path / "rand4.pt")
@@ -35,7 +38,7 @@ def test_adapt_then_reuse_through_the_cli(tmp_path: Path) -> None:
     assert json.loads(p.stdout)["adaptation"] is None
 
 
-def test_pansharpen_adapt_seconds_reports_adaptation(tmp_path: Path) -> None:
+def test_pansharpen_adapt_seconds_reports_adaptation(cli, tmp_path: Path) -> None:
     pan, ms = make_pair(tmp_path, ms_shape=(64, 64), bands=4, ratio=4, seed=3)
     weights = _random_weights(tmp_path / "rand4.pt")
     p = cli("pansharpen", str(pan), str(ms), str(tmp_path / "o.tif"), "--model", str(weights),

@@ -47,6 +47,7 @@ class _Log:
         return self.cancel_after is not None and self.polls > self.cancel_after
 
 
+@pytest.mark.slow
 def test_adaptation_lowers_the_loss_and_keeps_the_pan_grid(scene, net, tmp_path: Path) -> None:
     pan, ms = scene
     fb = _Log()
@@ -61,6 +62,7 @@ def test_adaptation_lowers_the_loss_and_keeps_the_pan_grid(scene, net, tmp_path:
     assert fb.bar == sorted(fb.bar) and fb.bar[-1] == 100.0  # one bar, never going back
 
 
+@pytest.mark.slow
 def test_guard_keeps_the_original_when_adaptation_fails(scene, net, tmp_path: Path) -> None:
     pan, ms = scene
     plain = pansharpen(str(pan), str(ms), str(tmp_path / "plain.tif"), model=net)
@@ -80,6 +82,7 @@ def test_cancel_during_adaptation_leaves_no_output(scene, net, tmp_path: Path) -
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_budget_is_honoured_within_one_step(scene, net, tmp_path: Path) -> None:
     pan, ms = scene
     budget = 2.0
@@ -93,6 +96,7 @@ def test_budget_is_honoured_within_one_step(scene, net, tmp_path: Path) -> None:
     assert a["seconds"] <= max(budget, a["prepare_seconds"]) + 2 * a["max_step_seconds"] + 0.5, a
 
 
+@pytest.mark.slow
 def test_adapted_weights_load_and_reproduce_the_adapted_run(scene, net, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from psdnet_qgis.engine import adaptation

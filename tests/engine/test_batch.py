@@ -197,6 +197,7 @@ def test_package_and_cli_never_import_dask():
 
 # ---------------------------------------------------------------- real dask clusters
 
+@pytest.mark.slow
 def test_local_cluster_equals_single_scene_cli(tmp_path, tiny_weights, capsys):
     """Default path (a LocalCluster made by the command), 2 single-thread workers, 3 scenes."""
     scenes = _scenes(tmp_path, 3)
@@ -281,6 +282,7 @@ def _start(cmd: list[str], env: dict[str, str], procs: list[subprocess.Popen], l
     return p
 
 
+@pytest.mark.slow
 def test_killed_worker_has_its_scene_retried_elsewhere(tmp_path, tiny_weights):
     """A scheduler and two worker processes on 127.0.0.1; SIGKILL the worker writing a scene."""
     from distributed import Client

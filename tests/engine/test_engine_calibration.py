@@ -92,6 +92,7 @@ def test_classical_methods_are_never_calibrated(scene, tmp_path):
     assert np.array_equal(read(tmp_path / "a.tif"), read(tmp_path / "b.tif"))
 
 
+@pytest.mark.slow
 def test_calibrated_tiles_get_the_classical_context_and_the_network_its_own(scene, zero_net, tmp_path):
     """MTF-GLP-FS needs about 20 PAN px of context: the tiles are read with CLASSICAL_MARGIN, the
     network is given its own margin cut out of them (so its output is unchanged)."""
@@ -108,6 +109,7 @@ def test_calibrated_tiles_get_the_classical_context_and_the_network_its_own(scen
                                rtol=0, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_sample_windows_cover_a_large_scene_within_the_budget(tmp_path):
     """Windows spread edge to edge over the scene; their pixels stay within BUDGET of the run."""
     from psdnet_qgis.engine import calibration as ecal

@@ -107,7 +107,8 @@ def test_run_uses_and_logs_the_sensor_gains(scene, tmp_path, monkeypatch, method
 
 def _real_wald(tmp_path: Path, n: int = 96) -> tuple[Path, Path, np.ndarray, str]:
     """Rotterdam WV-2 (shared data), cropped to n x n valid MS px, Wald-degraded, on disk."""
-    scenes = pytest.importorskip("psdnet_qgis.training.scenes")
+    from psdnet_qgis.training import scenes
+
     spec = scenes.SCENES["rotterdam2_wv2"]
     try:
         sc = scenes.load_scene(spec)
@@ -140,9 +141,7 @@ def test_real_scene_within_5_percent_of_the_reference(tmp_path, method) -> None:
     assert abs(own - theirs) <= 0.05 * theirs, (own, theirs)
 
 
-def test_cli_sensor(scene, tmp_path) -> None:
-    from .test_engine_cli import cli
-
+def test_cli_sensor(cli, scene, tmp_path) -> None:
     pan, ms = scene
     p = cli("pansharpen", str(pan), str(ms), str(tmp_path / "o.tif"), "--method", "mtf_glp_fs",
             "--sensor", "wv2", "--float32")

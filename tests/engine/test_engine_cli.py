@@ -8,18 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", PSDNET_THREADS="1", PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "psdnet_qgis", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_bad_input_is_one_line_exit_2(tmp_path):
+def test_bad_input_is_one_line_exit_2(cli, tmp_path):
     p = cli("pansharpen", str(tmp_path / "nope.tif"), str(tmp_path / "ms.tif"), str(tmp_path / "o.tif"))
     assert p.returncode == 2
     lines = p.stderr.strip().splitlines()
@@ -27,7 +22,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in p.stderr
 
 
-def test_pansharpen_exp_writes_output_with_progress(pair, tmp_path):
+def test_pansharpen_exp_writes_output_with_progress(cli, pair, tmp_path):
     pan, ms = pair
     out = tmp_path / "o.tif"
     p = cli("pansharpen", str(pan), str(ms), str(out), "--method", "exp", "--tile", "12", "--overlap", "2",
@@ -39,7 +34,7 @@ def test_pansharpen_exp_writes_output_with_progress(pair, tmp_path):
     assert gdal.Open(str(out)).RasterCount == 4
 
 
-def test_models_lists_bundled_models():
+def test_models_lists_bundled_models(cli):
     p = cli("models")
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip()
@@ -64,17 +59,16 @@ def test_classical_methods_do_not_need_torch(pair, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-def test_eight_band_model_bands_and_sigterm_removes_output(tmp_path):
+@pytest.mark.slow
+def test_eight_band_model_bands_and_sigterm_removes_output(cli, tmp_path):
     """--model-bands / --other-bands-method reach the engine; a SIGTERM mid-run leaves no output."""
     import signal
     import time
 
-    import pytest
-
     pytest.importorskip("torch")
-    from tests.engine.test_engine_mixed import write8
+    from tests.rasters import write_worldview
 
-    pan, ms = write8(tmp_path)
+    pan, ms = write_worldview(tmp_path)
     out = tmp_path / "o8.tif"
     p = cli("pansharpen", str(pan), str(ms), str(out), "--model-bands", "2,3,5,7",
             "--other-bands-method", "gsa", "--json")
@@ -101,7 +95,8 @@ def test_eight_band_model_bands_and_sigterm_removes_output(tmp_path):
     assert not big.exists()
 
 
-def test_calibration_is_the_default_and_no_calibrate_switches_it_off(tmp_path):
+@pytest.mark.slow
+def test_calibration_is_the_default_and_no_calibrate_switches_it_off(cli, tmp_path):
     from tests.rasters import make_pair
 
     pan, ms = make_pair(tmp_path, ms_shape=(48, 48), seed=4)

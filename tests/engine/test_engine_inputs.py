@@ -150,12 +150,14 @@ def test_ratio_not_integer_and_swapped(tmp_path, no_work):
 
 
 def test_no_bundled_model_for_band_count(tmp_path, no_work):
-    pytest.importorskip("psdnet_qgis.core.registry")
     pan, ms = make_pair(tmp_path, ms_shape=(12, 12), bands=3, seed=6)
-    with pytest.raises(PSDNetInputError, match="3") as ei:
+    with pytest.raises(PSDNetInputError, match="no bundled model for 3 MS bands at ratio 4") as ei:
         pansharpen(pan, ms, tmp_path / "o.tif", method="psdnet", model="auto")
     assert not (tmp_path / "o.tif").exists()
     assert "band" in str(ei.value).lower()
+    msg = str(ei.value)
+    assert f"MS input '{ms}'" in msg  # the input
+    assert "--model-bands" in msg and "classical method" in msg  # and the fixes
 
 
 def test_bad_options(pair, tmp_path, no_work):

@@ -15,32 +15,8 @@ from osgeo import gdal
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import ORIGIN, Recorder, read
-from tests.rasters import LANDSAT7, landsat_scene, write_geotiff
-
-PRODUCT = "LC08_L1TP_195025_20130707_20170503_01_T1"
-#: Float32 outputs of values up to 15000 (Landsat DN scale): the network's bands of a mixed run
-#: and of a 3-band run go through the same network on the same normalised pixels, and the other
-#: bands through the same classical method; what differs is float rounding through the two
-#: normalisations (measured: at most 0.002 DN).
-SAME = 0.05
-
-
-def write_landsat(folder: Path, shape: tuple[int, int] = (48, 48), seed: int = 4) -> dict[str, Path]:
-    """Band files B1-B7 + B8 (PAN) named like a USGS product, VRT stacks of B2-B4, B2-B5, B1-B7,
-    and a 4-band GeoTIFF of B2-B5 named ``ms4`` (no product name) with "SR_B2" .. descriptions."""
-    pan, ms = landsat_scene(shape, 2, seed=seed)
-    out = {"pan": write_geotiff(folder / f"{PRODUCT}_B8.TIF", pan, ORIGIN, 15.0)}
-    files = [write_geotiff(folder / f"{PRODUCT}_B{b}.TIF", ms[b - 1:b], ORIGIN, 30.0) for b in range(1, 8)]
-    for name, idx in (("ms3", [2, 3, 4]), ("ms4", [2, 3, 4, 5]), ("ms7", list(range(1, 8)))):
-        out[name] = folder / f"{name}.vrt"
-        gdal.BuildVRT(str(out[name]), [str(files[b - 1]) for b in idx], separate=True)
-    out["ms4_tif"] = write_geotiff(folder / "ms4.tif", ms[1:5], ORIGIN, 30.0)
-    ds = gdal.Open(str(out["ms4_tif"]), gdal.GA_Update)
-    for b in range(4):
-        ds.GetRasterBand(b + 1).SetDescription(f"SR_B{b + 2}")
-    ds = None
-    return out
+from tests.engine.conftest import Recorder, read
+from tests.rasters import LANDSAT7, SAME, write_landsat
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +56,7 @@ def descriptions(path: Path) -> list[str]:
     return [ds.GetRasterBand(b).GetDescription() for b in range(1, ds.RasterCount + 1)]
 
 
+@pytest.mark.slow
 def test_four_bands_by_their_descriptions(runs):
     rep, out, lines, path = runs["ms4"]
     assert rep.model == "psdnet_landsat3" and rep.bands == 4
@@ -91,6 +68,7 @@ def test_four_bands_by_their_descriptions(runs):
     np.testing.assert_allclose(out[3], runs["fs4"][1][3], rtol=0, atol=SAME)  # MTF-GLP-FS on the NIR
 
 
+@pytest.mark.slow
 def test_seven_bands_of_a_vrt_of_band_files(runs):
     rep, out, lines, path = runs["ms7"]
     assert rep.model == "psdnet_landsat3" and rep.bands == 7 and rep.rgb == [3, 2, 1]
@@ -104,6 +82,7 @@ def test_seven_bands_of_a_vrt_of_band_files(runs):
     np.testing.assert_allclose(out[[0, 4, 5, 6]], runs["fs7"][1][[0, 4, 5, 6]], rtol=0, atol=SAME)
 
 
+@pytest.mark.slow
 def test_calibrated_swir_bands_keep_the_upsampled_ms(runs):
     rep, out, lines, _ = runs["ms7_cal"]
     assert any(m.startswith("swir1, swir2: no PAN detail (outside the PAN's spectral range)") for m in lines), lines

@@ -10,9 +10,8 @@ import pytest
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
 from tests.engine.conftest import ORIGIN, read
-from tests.rasters import worldview8_scene, write_geotiff, write_worldview
+from tests.rasters import NET_BANDS, worldview8_scene, write_geotiff, write_worldview
 
-NET_BANDS = [1, 2, 4, 6]  # blue, green, red, NIR1 of the WorldView 8-band order (0-based)
 OTHER = [0, 3, 5, 7]
 
 

@@ -12,7 +12,7 @@ from osgeo import gdal, osr
 
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
-from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetOutputError
 
 from .conftest import ORIGIN, bicubic_reference, make_pair, read, synthetic_scene, write_geotiff
 
@@ -58,7 +58,6 @@ def test_zero_residual_psdnet_reproduces_bicubic_whatever_tiling(pair, zero_net,
 
 @pytest.mark.parametrize("tile,overlap", [(10, 2), (32, 4)])
 def test_exp_method_goes_through_same_path(pair, tmp_path, tile, overlap):
-    pytest.importorskip("psdnet_qgis.core.classical")
     pan, ms = pair
     out = tmp_path / "exp.tif"
     pansharpen(pan, ms, out, method="exp", tile=tile, overlap=overlap, out_dtype="float32")
@@ -278,7 +277,6 @@ def test_cancel_removes_partial_output(tmp_path):
 
 
 def test_error_mid_run_removes_partial_output(pair, tmp_path, monkeypatch):
-    pytest.importorskip("psdnet_qgis.core.classical")
     from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 
     calls = {"n": 0}
@@ -312,7 +310,7 @@ def test_full_disk_is_a_clear_error_and_cleans_up(tmp_path, short_by):
     result, stderr = run_with_file_size_limit(
         10_000 if short_by is None else full - short_by, "engine",
         {"pan": str(pan), "ms": str(ms), "out": str(out), "method": "exp", "out_dtype": "float32"})
-    assert result["error"] == "PSDNetInputError", result
+    assert result["error"] == "PSDNetOutputError", result
     assert re.search(r"could not be written .*disk is probably full", result["message"]), result
     assert not out.exists() and not list(tmp_path.glob("o.tif*"))
     assert "Exception ignored" not in stderr
@@ -325,5 +323,6 @@ def test_a_truncated_output_is_a_write_error(tmp_path):
     pansharpen(pan, ms, out, method="exp", out_dtype="float32")
     output.check_complete(str(out))  # a complete file passes
     os.truncate(out, out.stat().st_size - 3000)
-    with pytest.raises(PSDNetInputError, match=r"could not be written \(block .* ends at byte .*disk is probably full"):
+    with pytest.raises(PSDNetOutputError,
+                       match=r"could not be written \(block .* ends at byte .*disk is probably full"):
         output.check_complete(str(out))

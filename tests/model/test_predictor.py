@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from psdnet_qgis.errors import PSDNetInputError
+from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 from psdnet_qgis.model import cpu
 from psdnet_qgis.model.predictor import TorchPredictor
 from psdnet_qgis.model.psdnet import PSDNet
@@ -84,7 +84,7 @@ def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
         raise RuntimeError("CUDA out of memory.")
 
     monkeypatch.setattr(pred, "_forward", always_oom)
-    with pytest.raises(PSDNetInputError, match="even on a 8 x 8 MS px"):
+    with pytest.raises(PSDNetResourceError, match="even on a 8 x 8 MS px"):
         pred.predict(ms, np.ones((5, 1, 16, 16), np.float32))
 
 
@@ -137,3 +137,20 @@ def test_bf16_refused_where_the_cpu_cannot_run_it(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(cpu, "bf16_runnable", lambda: False)
     with pytest.raises(PSDNetInputError, match="bf16 is not available.*choose fp32"):
         TorchPredictor(PSDNet(2, 4, width=8), {}, device="cpu", precision="bf16")
+
+
+@pytest.mark.gpu
+def test_cuda_predict_close_to_cpu() -> None:
+    """The CUDA path (fp32, so TF32 convolutions at most) gives the CPU's result on the same tiles."""
+    import copy
+
+    torch.manual_seed(7)
+    net = PSDNet(4, 4, width=8).eval()
+    rng = np.random.default_rng(7)
+    ms, pan = rng.random((3, 4, 16, 20), dtype=np.float32), rng.random((3, 1, 64, 80), dtype=np.float32)
+    ref = TorchPredictor(copy.deepcopy(net), {}, device="cpu", batch_size=2).predict(ms, pan)
+    pred = TorchPredictor(net, {}, device="cuda", batch_size=2, precision="fp32")
+    assert pred.device.type == "cuda"
+    out = pred.predict(ms, pan)
+    assert out.shape == ref.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, ref, atol=1e-2)

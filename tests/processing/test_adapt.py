@@ -40,6 +40,7 @@ def random_weights(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_adapt_writes_weights_that_pansharpen_loads(psdnet_provider, random_weights, tmp_path):
     from psdnet_qgis.model.weights import load_model, sha256_file
 
@@ -61,6 +62,7 @@ def test_adapt_writes_weights_that_pansharpen_loads(psdnet_provider, random_weig
     assert gdal.Open(str(fused)).RasterXSize == gdal.Open(str(pan)).RasterXSize
 
 
+@pytest.mark.slow
 def test_pansharpen_adapt_seconds(psdnet_provider, scene, zero_weights, tmp_path):
     from qgis.core import QgsProcessingFeedback
 

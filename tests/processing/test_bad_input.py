@@ -112,6 +112,7 @@ def test_all_nodata_input(psdnet_provider, tmp_path, zero_weights):
                  "nodata", out=out)
 
 
+@pytest.mark.slow
 def test_disk_full_while_writing(tmp_path, zero_weights):
     """A real write failure (a file size limit, as a full disk) mid-run, through processing.run.
 

@@ -66,6 +66,16 @@ def test_every_enum_uses_static_strings(psdnet_provider):
     assert "psdnet_vhr4" in MODEL_IDS
 
 
+def test_adapt_choices_are_the_models_settings(psdnet_provider):
+    """psdnet:adapt's LOSSES / PART ids are model.adapt's (written twice: torch only when running)."""
+    from psdnet_qgis.model.adapt import LOSSES, PARTS
+
+    adapt = next(a for a in psdnet_provider.algorithms() if a.id() == "psdnet:adapt")
+    options = {d.name(): d.options() for d in adapt.parameterDefinitions() if d.name() in ("LOSSES", "PART")}
+    assert sorted(options["LOSSES"]) == sorted(LOSSES)
+    assert sorted(options["PART"]) == sorted(PARTS)
+
+
 def test_help_lists_the_ids_and_their_meaning(psdnet_provider):
     text = alg("psdnet:classical").shortHelpString()
     assert "<b>mtf_glp_hpm</b>: MTF-GLP-HPM" in text

@@ -205,10 +205,10 @@ def test_result_loaded_on_map_as_true_colour(psdnet_provider, pair, zero_weights
 def test_eight_band_ms_fused_whole(psdnet_provider, zero_weights, tmp_path):
     """An 8-band WorldView-like MS with a 4-band model: all 8 bands out, in order, with descriptions;
     the model's bands are the zero-residual network's (bicubic), the others MTF-GLP-FS."""
-    from tests.engine.test_engine_mixed import NET_BANDS, write8
+    from tests.rasters import NET_BANDS, write_worldview
 
     names = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
-    pan, ms = write8(tmp_path, descriptions=names)
+    pan, ms = write_worldview(tmp_path, descriptions=names)
     out = tmp_path / "wv8.tif"
     processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights, CALIBRATE=False))
     ds = gdal.Open(str(out))
@@ -221,9 +221,9 @@ def test_eight_band_ms_fused_whole(psdnet_provider, zero_weights, tmp_path):
 
 
 def test_eight_band_ms_reversed_is_refused(psdnet_provider, zero_weights, tmp_path):
-    from tests.engine.test_engine_mixed import write8
+    from tests.rasters import write_worldview
 
-    pan, ms = write8(tmp_path, order=range(7, -1, -1))
+    pan, ms = write_worldview(tmp_path, bands=range(7, -1, -1))
     out = tmp_path / "rev.tif"
     with pytest.raises(QgsProcessingException, match="Model bands"):
         processing.run("psdnet:pansharpen", params(pan, ms, out, zero_weights))
@@ -234,6 +234,7 @@ def test_eight_band_ms_reversed_is_refused(psdnet_provider, zero_weights, tmp_pa
     assert gdal.Open(str(out)).RasterCount == 8
 
 
+@pytest.mark.slow
 def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
     """A VRT of Landsat 8 band files B1-B7 (named like a USGS product), Auto: psdnet_landsat3 on blue,
     green, red (as a 3-band run of them), MTF-GLP-FS on coastal, NIR, SWIR (as MTF-GLP-FS on the
@@ -242,8 +243,7 @@ def test_landsat_seven_band_vrt_fused_whole(psdnet_provider, tmp_path):
 
     from psdnet_qgis.core.registry import list_models
     from psdnet_qgis.engine.run import pansharpen
-    from tests.engine.test_engine_landsat import SAME, write_landsat
-    from tests.rasters import LANDSAT7
+    from tests.rasters import LANDSAT7, SAME, write_landsat
 
     if not any(m.name == "psdnet_landsat3" for m in list_models()):
         pytest.skip("bundled psdnet_landsat3 weights not present")

@@ -14,7 +14,8 @@ from osgeo import gdal
 from tests.conftest import ROOT
 
 QGIS_PROCESS = shutil.which("qgis_process")
-pytestmark = pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not installed")
+# every test starts a QGIS of its own (3-19 s each)
+pytestmark = [pytest.mark.skipif(QGIS_PROCESS is None, reason="qgis_process not installed"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -122,9 +123,9 @@ def test_qgis_process_unknown_model_lists_the_ids(qgis_env, tmp_path):
 
 
 def test_qgis_process_eight_band_ms(qgis_env, tmp_path, zero_weights):
-    from tests.engine.test_engine_mixed import write8
+    from tests.rasters import write_worldview
 
-    pan, ms = write8(tmp_path)
+    pan, ms = write_worldview(tmp_path)
     out = tmp_path / "wv8.tif"
     res = subprocess.run([QGIS_PROCESS, "run", "psdnet:pansharpen", "--", f"PAN={pan}", f"MS={ms}",
                           f"MODEL_FILE={zero_weights}", "MODEL_BANDS=2,3,5,7", "OTHER_METHOD=mtf_glp_hpm",
@@ -138,8 +139,7 @@ def test_qgis_process_landsat_seven_band_vrt(qgis_env, tmp_path):
     """A VRT of Landsat 8 band files B1-B7: Auto's psdnet_landsat3 on blue, green, red, MTF-GLP-FS on
     the others, calibrated without PAN detail on SWIR; one small run (qgis_process is slow)."""
     from psdnet_qgis.core.registry import list_models
-    from tests.engine.test_engine_landsat import write_landsat
-    from tests.rasters import LANDSAT7
+    from tests.rasters import LANDSAT7, write_landsat
 
     if "psdnet_landsat3" not in [m.name for m in list_models()]:
         pytest.skip("psdnet_landsat3 is not bundled")

@@ -50,17 +50,17 @@ def _full_pair(seed: int, name: str, r: int = 4) -> WaldPair:
     return WaldPair(name, n.norm_ms(ms), n.norm_pan(pan), gt, np.ones((96, 96), bool), n, r)
 
 
-def test_finetune_from_exported_weights(tmp_path):
+@pytest.mark.slow
+def test_finetune_from_exported_weights(tmp_path, wald_pairs, train_config):
     from psdnet_qgis.model.weights import load_model
     from psdnet_qgis.training.loop import train
-    from tests.training.test_train import _cfg, _pair
 
-    train_pairs, val_pairs = [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")]
+    train_pairs, val_pairs = wald_pairs
     first = tmp_path / "m" / "psdnet_vhr4.pt"
-    train(_cfg(tmp_path, export=str(first)), train_pairs, val_pairs, progress=False)
+    train(train_config(export=str(first)), train_pairs, val_pairs, progress=False)
     tuned = tmp_path / "m2" / "psdnet_vhr4.pt"
-    s = train(_cfg(tmp_path, out=str(tmp_path / "ft"), init=str(first), fullres_epochs=1, fullres_patch=64,
-                   fullres_batch=1, export=str(tuned)),
+    s = train(train_config(out=str(tmp_path / "ft"), init=str(first), fullres_epochs=1, fullres_patch=64,
+                           fullres_batch=1, export=str(tuned)),
               train_pairs, val_pairs, progress=False, full_pairs=[_full_pair(3, "fa")], val_full=[])
     assert s["fullres"]["epochs"] == 1
     lines = [json.loads(x) for x in (tmp_path / "ft" / "log.jsonl").read_text().splitlines()]

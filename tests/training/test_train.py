@@ -6,36 +6,17 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from psdnet_qgis.training.config import TrainConfig
-from psdnet_qgis.training.data import make_wald_pair
 from psdnet_qgis.training.loop import lr_at, train
 
 
-def _pair(seed: int, name: str):
-    rng = np.random.default_rng(seed)
-    h = w = 40
-    r = 4
-    base = rng.random((h // 2, w // 2)).astype(np.float32)
-    ms = np.stack([np.kron(base, np.ones((2, 2), np.float32)) * (1 + b) + b for b in range(4)])
-    noise = rng.random((1, h * r, w * r)).astype(np.float32) * 0.1
-    pan = np.kron(ms.mean(0), np.ones((r, r), np.float32))[None] + noise
-    return make_wald_pair(ms * 100, pan * 100, r, 0.3, 0.15, name=name)
-
-
-def _cfg(tmp_path, **kw) -> TrainConfig:
-    d = dict(model="vhr4", out=str(tmp_path / "run"), epochs=1, teacher_epochs=1,
-             steps_per_epoch=1, batch=2, patch=32, width=4, threads=1, precision="fp32",
-             device="cpu", export=None)
-    d.update(kw)
-    return TrainConfig(**d)
-
-
-def test_one_step_smoke_resume_and_export(tmp_path):
-    train_pairs = [_pair(0, "a"), _pair(1, "b")]
-    val_pairs = [_pair(2, "v")]
-    s1 = train(_cfg(tmp_path), train_pairs, val_pairs, progress=False)
+@pytest.mark.slow
+def test_one_step_smoke_resume_and_export(tmp_path, wald_pairs, train_config):
+    train_pairs, val_pairs = wald_pairs
+    s1 = train(train_config(), train_pairs, val_pairs, progress=False)
     assert s1["steps"] == {"teacher": 1, "student": 1}
     assert s1["lambda"] > 0
     run = tmp_path / "run"
@@ -47,7 +28,7 @@ def test_one_step_smoke_resume_and_export(tmp_path):
 
     # Resume with a larger epoch count continues the same run (no teacher re-training).
     export = tmp_path / "m" / "psdnet_vhr4.pt"
-    s2 = train(_cfg(tmp_path, epochs=2, resume=True, export=str(export), sam_weight=0.5, ema=0.9),
+    s2 = train(train_config(epochs=2, resume=True, export=str(export), sam_weight=0.5, ema=0.9),
                train_pairs, val_pairs, progress=False)
     assert s2["steps"] == {"teacher": 1, "student": 2}
     assert s2["lambda"] == s1["lambda"]
@@ -91,14 +72,12 @@ def test_spectral_angle_loss_is_angle_on_radiometric_scale():
     assert float(spectral_angle_loss(other, gt, mean, std)) > 0.01
 
 
-def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path):
-    from psdnet_qgis.training.data import make_wald_pair  # noqa: F401 - same helper as above
-
-    train_pairs, val_pairs = [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")]
-    train(_cfg(tmp_path, epochs=0), train_pairs, val_pairs, progress=False)
+def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path, wald_pairs, train_config):
+    train_pairs, val_pairs = wald_pairs
+    train(train_config(epochs=0), train_pairs, val_pairs, progress=False)
     teacher = tmp_path / "run" / "last.pt"
     export = tmp_path / "m" / "psdnet_vhr4.pt"
-    s = train(_cfg(tmp_path, out=str(tmp_path / "whole"), stage1="whole", norm="joint4",
+    s = train(train_config(out=str(tmp_path / "whole"), stage1="whole", norm="joint4",
                    teacher_from=str(teacher), export=str(export)), train_pairs, val_pairs, progress=False)
     assert s["steps"] == {"teacher": 1, "student": 1}
     from psdnet_qgis.model.weights import load_model
@@ -107,10 +86,11 @@ def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path):
     assert model.stage1 == "whole" and meta["stage1"] == "whole" and meta["normalisation"] == "joint4"
 
 
-def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path):
+@pytest.mark.slow
+def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path, wald_pairs, train_config):
     """--refine-from 3: epochs 1-2 plain (raw weights validated), 3-4 SAM loss + EMA from epoch 3."""
-    pairs = [_pair(0, "a")]
-    train(_cfg(tmp_path, epochs=4, sam_weight=0.5, ema=0.9, refine_from=3), pairs, [_pair(2, "v")],
+    (pair_a, _), val_pairs = wald_pairs
+    train(train_config(epochs=4, sam_weight=0.5, ema=0.9, refine_from=3), [pair_a], val_pairs,
           progress=False)
     lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [(x["phase"], x["sam_weight"], x["ema"]) for x in lines] == [
@@ -119,15 +99,16 @@ def test_refine_from_turns_sam_loss_and_ema_on_mid_run(tmp_path):
     assert lines[1]["sam_loss"] == 0 and lines[3]["sam_loss"] > 0
 
 
-def test_without_validation_the_last_epochs_ema_is_exported(tmp_path):
+@pytest.mark.slow
+def test_without_validation_the_last_epochs_ema_is_exported(tmp_path, wald_pairs, train_config):
     """--val-scenes none (leave-one-scene-out): no epoch is chosen; the EMA of the last one is exported."""
     from psdnet_qgis.model.weights import load_model
     from psdnet_qgis.training.scenes import scenes_for
 
     assert scenes_for("vhr4", "val", "none") == []
     export = tmp_path / "m.pt"
-    s = train(_cfg(tmp_path, epochs=2, teacher_epochs=0, lam=0.0, ema=0.9, sam_weight=0.5, lr=0.05,
-                   export=str(export)), [_pair(0, "a")], [], progress=False)
+    s = train(train_config(epochs=2, teacher_epochs=0, lam=0.0, ema=0.9, sam_weight=0.5, lr=0.05,
+                           export=str(export)), wald_pairs[0][:1], [], progress=False)
     assert s["best_epoch"] is None and s["exported_weights"] == "ema"
     assert not (tmp_path / "run" / "best_student.pt").exists()
     ck = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
