@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap.add_argument("--model", choices=sorted(MODELS), required=True)
     ap.add_argument("--data", default=None, help="shared data folder (default ../shared/data)")
+    ap.add_argument("--pairs", default=None, metavar="DIR",
+                    help="train on the Wald pairs of scripts/export_pairs.py instead of reading --data "
+                         "(no GDAL needed; training/pairs_io.py)")
     ap.add_argument("--out", default=None, help="run folder (default runs/<model>)")
     setting("--minutes", type=float, help="total time budget (teacher + student)")
     setting("--epochs", type=int, help="max student epochs")
@@ -129,7 +132,12 @@ def _train(a: argparse.Namespace) -> int:
     from psdnet_qgis.training.fast import FAST_SUFFIX, base_model, train_fast
     from psdnet_qgis.training.loop import train
 
-    train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm, a.train_scenes, a.val_scenes)
+    if a.pairs:
+        from psdnet_qgis.training.pairs_io import load_pairs_dir
+
+        train_pairs, val_pairs = load_pairs_dir(a.pairs, base_model(a.model), a.norm, a.train_scenes, a.val_scenes)
+    else:
+        train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm, a.train_scenes, a.val_scenes)
     full_pairs = val_full = None
     if a.fullres_epochs > 0:
         full_pairs = load_fullres_pairs(a.model, a.data, a.norm)
