@@ -7,6 +7,7 @@
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
 #   make bench / bench-speed  quality and speed tables
 #   make ablation             the vhr4 ablation table of docs/TRAINING_LOG.md
+#   make gpu-kit              build/gpu for a lent GPU (exported pairs + a CPU dry run; docs/DEVELOPER.md)
 SHELL := /bin/bash
 PYTHON_SYS ?= /usr/bin/python3
 VENV ?= .venv
@@ -34,7 +35,7 @@ export XDG_RUNTIME_DIR ?= /tmp/psdnet-runtime-$(shell id -u)
 
 STAMP := $(VENV)/.psdnet-deps
 
-.PHONY: deps system demo test test-fast lint package train ablation bench bench-speed clean
+.PHONY: deps system demo test test-fast lint package train ablation bench bench-speed gpu-kit clean
 
 system:
 	@bash scripts/install_system.sh
@@ -87,6 +88,19 @@ bench-speed: deps
 	$(PY) scripts/bench_speed.py --models psdnet_vhr4,psdnet_vhr4_fast --sizes 1024,4096 --fast-sizes 10240 $(BENCH_SPEED_FLAGS)
 	$(PY) scripts/bench_speed.py --modes engine --sizes 2048 $(BENCH_SPEED_FLAGS) \
 		--models psdnet_vhr4_fast,psdnet_vhr4_fast:nocal,psdnet_vhr4,psdnet_vhr4:nocal
+
+# A lent GPU (docs/DEVELOPER.md, "A lent GPU"): the Wald pairs of the six VHR scenes (training/scenes.py
+# VHR_LOSO, float32: about 8 MiB) in build/gpu/pairs, then a tiny CPU dry run of scripts/gpu_session.sh
+# with GDAL and QGIS made unimportable; fails when one of its parts failed.
+gpu-kit: deps
+	$(PY) scripts/export_pairs.py --model vhr4 --dtype float32 --val-scenes none --out build/gpu/pairs \
+		--data $(DATA) --train-scenes "$$($(PY) -c 'from psdnet_qgis.training.scenes import VHR_LOSO; print(",".join(VHR_LOSO))')"
+	rm -rf build/gpu-dryrun
+	OUT=build/gpu-dryrun/out GPU_QUICK=1 DEVICE=cpu NO_GDAL=1 PYTHON=$(PY) PSDNET_THREADS=1 OMP_NUM_THREADS=1 \
+		bash scripts/gpu_session.sh
+	$(PY) -c 'import json, sys; p = json.load(open("build/gpu-dryrun/out/summary.json"))["parts"]; \
+		bad = {k: v for k, v in p.items() if v["rc"] != "0"}; print("dry run:", bad or "all parts ok"); sys.exit(bool(bad))'
+	du -sh build/gpu
 
 clean:
 	rm -rf build dist runs/bench

@@ -270,8 +270,9 @@ def memory_batch(pred: Any, inp: _Inputs, tile: Any, device: str, cap: int = 64)
 
 
 def bench(device: str, sizes: list[float], precisions: list[str], batches: list[str],
-          models: list[str], limit_s: float, seed: int) -> dict[str, Any]:
-    """MP/s per model, output size, precision and batch (module docstring)."""
+          models: list[str], limit_s: float, seed: int, out: str | None = None) -> dict[str, Any]:
+    """MP/s per model, output size, precision and batch (module docstring); the result is
+    rewritten to ``out`` after every case, so a part stopped by its time limit keeps what it did."""
     import torch
 
     from psdnet_qgis.core.tiling import plan_tiles, resolve_tiling
@@ -304,6 +305,7 @@ def bench(device: str, sizes: list[float], precisions: list[str], batches: list[
                         c["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
                         torch.cuda.reset_peak_memory_stats()
                     res["cases"].append(c)
+                    _write(out, res)
                     print(f"{name:17s} {c['size_mp']:6.1f} MP {prec:5s} batch {b:3d}: "
                           f"{c['mp_per_s']:8.2f} MP/s (predict {c['predict_mp_per_s']:8.2f}, host "
                           f"{100 * c['host_share']:.0f} %){' partial' if c['partial'] else ''}", flush=True)
@@ -331,9 +333,58 @@ def markdown(kind: str, res: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def session_summary(work: Path, run: Path) -> tuple[dict[str, Any], str]:
+    """``scripts/gpu_session.sh``'s parts (status, env, agree, bench) and the training run, merged."""
+    res: dict[str, Any] = {"parts": {}}
+    status = work / "status.tsv"
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            name, rc, secs = line.split("\t")
+            res["parts"][name] = {"rc": rc, "seconds": int(secs),
+                                  "note": {"0": "ok", "124": "stopped by its time limit",
+                                           "137": "killed after its time limit"}.get(rc, "failed")}
+    smi = work / "nvidia-smi.txt"
+    if smi.is_file():
+        res["nvidia_smi"] = smi.read_text().strip()
+    for part in ("env", "agree", "bench"):
+        f = work / f"{part}.json"
+        if f.is_file():
+            res[part] = json.loads(f.read_text())
+    train: dict[str, Any] = {}
+    if (run / "log.jsonl").is_file():
+        recs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+        train["epochs_logged"] = len(recs)
+        train["last"] = recs[-1] if recs else None
+        train["samples_per_s"] = [round(r.get("samples_per_s", 0.0), 1) for r in recs[-5:]]
+    if (run / "summary.json").is_file():
+        train["run_summary"] = json.loads((run / "summary.json").read_text())
+    if (run / "last.pt").is_file():
+        import torch
+
+        ck = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        st = ck.get("state", {})
+        train["checkpoint"] = {"phase": st.get("phase"), "epoch": st.get("epoch"), "steps": st.get("steps"),
+                               "elapsed_s": st.get("elapsed"), "mib": (run / "last.pt").stat().st_size / 2**20,
+                               "config": {k: ck["config"].get(k) for k in ("width", "epochs", "batch", "patch")}}
+    res["train"] = train
+    md = ["# GPU session", ""]
+    md += [f"- {k}: rc {v['rc']} ({v['note']}), {v['seconds']} s" for k, v in res["parts"].items()]
+    if "env" in res:
+        md += ["", "## Environment", markdown("env", res["env"])]
+    if "agree" in res:
+        md += ["", f"## CPU vs {res['agree']['device']} (ok: {res['agree']['ok']})", markdown("agree", res["agree"])]
+    if "bench" in res:
+        md += ["", f"## Tiled predictor speed ({res['bench'].get('device_name', res['bench']['device'])})",
+               markdown("bench", res["bench"])]
+    if train:
+        md += ["", "## Training", "```", json.dumps(train.get("checkpoint"), default=str),
+               json.dumps(train.get("last"), default=str)[:2000], "```"]
+    return res, "\n".join(md) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("part", choices=("env", "agree", "bench"))
+    ap.add_argument("part", choices=("env", "agree", "bench", "summary"))
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--out", default=None, help="JSON file")
     ap.add_argument("--pairs", default=None, help="exported pairs folder (agree: a real-looking input)")
@@ -344,7 +395,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--case-seconds", type=float, default=20.0, help="bench: stop a case after this long")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--work", type=Path, default=None, help="summary: the session's work folder")
+    ap.add_argument("--run", type=Path, default=None, help="summary: the training run folder")
+    ap.add_argument("--md", default=None, help="summary: markdown file")
     a = ap.parse_args(argv)
+    if a.part == "summary":
+        res, md = session_summary(a.work, a.run)
+        _write(a.out, res)
+        if a.md:
+            Path(a.md).write_text(md, encoding="utf-8")
+        print(md)
+        return 0
     if a.part == "env":
         res = env_info()
     elif a.part == "agree":
@@ -356,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.device.startswith("cuda") and not torch.cuda.is_bf16_supported():
             precs = [p for p in precs if p != "bf16"]
         res = bench(a.device, [float(s) for s in a.sizes.split(",")], precs, a.batches.split(","),
-                    a.models.split(","), a.case_seconds, a.seed)
+                    a.models.split(","), a.case_seconds, a.seed, a.out)
     _write(a.out, res)
     print(markdown(a.part, res), flush=True)
     return 0 if res.get("ok", True) else 1

@@ -22,6 +22,7 @@ if __name__ == "__main__":
         raise SystemExit(__doc__)
     if args[0] == "-m":
         sys.argv = args[1:]
+        sys.path.insert(0, "")  # as `python -m`: the working directory first
         runpy.run_module(args[1], run_name="__main__", alter_sys=True)
     else:
         sys.argv = args
