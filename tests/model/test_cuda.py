@@ -1,5 +1,7 @@
-"""The predictor and the network on a real CUDA device (skipped without one; ``scripts/gpu_session.sh``
-runs them on a lent GPU). The other CUDA tests of tests/model simulate the device."""
+"""The predictor and the network on a real CUDA device (``gpu``: skipped without one;
+``scripts/gpu_session.sh`` runs them on a lent GPU): strict fp32 against the CPU, autocast,
+batching, the out-of-memory split on the device, a training step. test_predictor.py has the
+simulated CUDA tests and one fp32 CUDA-vs-CPU check."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import torch
 from psdnet_qgis.model.predictor import TorchPredictor
 from psdnet_qgis.model.psdnet import PSDNet
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+pytestmark = pytest.mark.gpu
 
 
 def _net(seed: int = 0) -> PSDNet:

@@ -91,6 +91,7 @@ def test_float16_overflow_is_stored_as_float32(tmp_path):
     assert load_pairs_dir(tmp_path)[0][0].gt[0, 0, 0] == np.float32(1e6)
 
 
+@pytest.mark.slow
 def test_cli_trains_from_pairs_without_gdal(tmp_path):
     save_pairs(tmp_path / "pairs", [_pair(0, "a"), _pair(1, "b")], [_pair(2, "v")], model="vhr4")
     run = tmp_path / "run"
