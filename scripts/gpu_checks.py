@@ -215,8 +215,9 @@ def _sync(device: str) -> None:
 
 
 def bench_case(pred: Any, inp: _Inputs, tiles: list[Any], batch: int, limit_s: float,
-               device: str) -> dict[str, Any]:
-    """Run the tiles through ``pred`` in batches of ``batch`` with the engine's blending."""
+               device: str, sink: list[np.ndarray] | None = None) -> dict[str, Any]:
+    """Run the tiles through ``pred`` in batches of ``batch`` with the engine's blending
+    (the blended output is appended to ``sink`` when given)."""
     from psdnet_qgis.core.tiling import tile_weights
 
     r, mp = inp.ratio, inp.margin * inp.ratio
@@ -245,6 +246,8 @@ def bench_case(pred: Any, inp: _Inputs, tiles: list[Any], batch: int, limit_s: f
         if time.perf_counter() - t0 > limit_s:
             break
     wall = time.perf_counter() - t0
+    if sink is not None:
+        sink.append(out)
     mp_done = sum(t.height * t.width for t in tiles[:done]) * r * r / 1e6
     return {"batch": batch, "batch_used": pred.batch_size, "tiles": done, "of_tiles": len(tiles),
             "partial": done < len(tiles), "seconds": wall, "predict_s": t_pred,
