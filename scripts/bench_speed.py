@@ -5,8 +5,9 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
 (``ru_maxrss`` of the whole process: Python, torch, GDAL, buffers) is per case:
 
 * ``engine``: ``engine.run.pansharpen`` (the real path: windowed reads, tiles, blending,
-  row-strip compressed writes) with PSDNet (the bundled model when there is one for 4 bands
-  at ratio 4, else random weights: same cost);
+  block-accumulated compressed writes) with PSDNet (the bundled model when there is one for 4
+  bands at ratio 4, else random weights: same cost), or with a classical method given as a
+  model name (``--models exp``: the tile loop's own memory without a network's activations);
 * ``naive``: whole image in memory, one forward pass (only where it fits: ``--naive-max``);
 * ``paper``: the reference recipe, 66 x 66 MS / 264 x 264 PAN tiles, eager fp32 NCHW,
   batch 1, ``no_grad``, no overlap, no other tricks (timed on a subset of tiles and
@@ -158,12 +159,15 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     out_mpx = size * size / 1e6
     res: dict = {"mode": mode, "size": size}
     if mode in ("engine", "engine-cuda"):
-        from psdnet_qgis.engine.run import pansharpen
+        from psdnet_qgis.engine.run import METHODS, pansharpen
 
         model, _, flag = (args.model or "").partition(":")
-        net, name = _model(model or None)
+        if model in METHODS and model != "psdnet":  # a classical method: the tile loop's own memory
+            net, name, method = None, model, model
+        else:
+            (net, name), method = _model(model or None), "psdnet"
         c0, t0 = _cpu(), time.perf_counter()  # exclude model loading
-        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net,
+        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net, method=method,
                          device="cuda" if mode == "engine-cuda" else "cpu",
                          tile=args.tile, overlap=args.overlap, batch_size=args.batch, calibrate=flag != UNCAL)
         res.update(model=name + (f":{UNCAL}" if flag == UNCAL else ""), tiles=rep.tiles, tile=rep.tile,
@@ -267,6 +271,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="bundled models of the engine rows, comma separated (default: Auto's model); "
                          "e.g. psdnet_vhr4,psdnet_vhr4_fast: the ratios of each to the first are printed; "
                          "NAME:nocal runs NAME without the per-scene calibration (its cost is printed)")
+    ap.add_argument("--memory", action="store_true",
+                    help="memory table only: peak RSS of every engine model at each size and its growth "
+                         "from the smallest size (target: within 20 %%)")
     ap.add_argument("--fast-sizes", default="",
                     help="sizes run for the models after the first only (e.g. 10240: 100 MPx for the fast model)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
@@ -281,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     fast_sizes = [int(s) for s in args.fast_sizes.split(",") if s]
-    modes = [m for m in args.modes.split(",") if m]
+    modes = ["engine"] if args.memory else [m for m in args.modes.split(",") if m]
     models = [m for m in args.models.split(",") if m] or [None]
     try:
         import torch
@@ -323,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['seconds']:.1f} | {r['out_mpx'] / r['seconds']:.3f} | "
               f"{r['cpu_s'] / r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} |")
     _model_ratios(rows, models)
+    _memory_table(rows)
     eng = {r["size"]: r for r in rows if r["mode"] == "engine" and r.get("model") == (models[0] or r.get("model"))}
     paper = [r for r in rows if r["mode"] == "paper"]
     if eng and paper:
@@ -336,6 +344,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Peak RSS {min(eng)} -> {max(eng)} px: {lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB "
               f"({hi['peak_rss_mb'] / lo['peak_rss_mb'] - 1:+.0%}; target within 20 %, < 1500 MB)")
     return 0
+
+
+def _memory_table(rows: list[dict]) -> None:
+    """Peak RSS of every engine model at each size, and its growth from that model's smallest size."""
+    per: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["mode"] == "engine":
+            per.setdefault(str(r.get("model")), {})[r["size"]] = r
+    per = {m: v for m, v in per.items() if len(v) > 1}
+    if not per:
+        return
+    print("\n| model | PAN px a side | output MPx | peak RSS MB | growth from smallest | CPU s / MPx |")
+    print("|---|---|---|---|---|---|")
+    for m, by_size in per.items():
+        lo = by_size[min(by_size)]["peak_rss_mb"]
+        for size in sorted(by_size):
+            r = by_size[size]
+            print(f"| {m} | {size} | {r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} | "
+                  f"{r['peak_rss_mb'] / lo - 1:+.0%} | {r['cpu_s'] / r['out_mpx']:.2f} |")
+    print("(target: the fast model's peak RSS within 20 % from 1 to 100 MPx; the full model under 1 GB)")
 
 
 def _model_ratios(rows: list[dict], models: list[str | None]) -> None:

@@ -228,13 +228,17 @@ def read_sample(inputs: RasterInputs) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, precision: str,
                     fb: Feedback) -> Predictor:
     """The PSDNet predictor on the resolved device, in the resolved precision (imports torch)."""
-    from psdnet_qgis.model.precision import auto_precision
+    from psdnet_qgis.model.precision import precision_choice
     from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
 
     dev = resolve_device(device)
     if batch_size is None and dev.type == "cpu":
         batch_size = 1  # batch 1 is the fastest per pixel on the CPU, and the smallest
-    prec = auto_precision(dev) if precision in (None, "", "auto") else precision
+    prec = precision
+    if precision in (None, "", "auto"):
+        width = getattr(net, "width", None)
+        prec, why = precision_choice(dev, meta.get("name"), int(width) if isinstance(width, int) else None)
+        fb.info(f"Precision auto: {why}.")
     return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
 
 
