@@ -109,6 +109,9 @@ def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor,
     for g, group in enumerate(groups):
         until = groups[g + 1][0].row * r if g + 1 < len(groups) else H  # first row of the next tile row
         band.start(group[0].row * r, max(t.height for t in group) * r, until)
+        # a tile row has at most 3 kinds of tile (left edge, inner, right edge): keeping the
+        # weights of every kind of the plan (up to 9 tiles' worth) grew with the tile count
+        weights_cache.clear()
         for start in range(0, len(group), batch_size):
             if fb.is_canceled():
                 raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
