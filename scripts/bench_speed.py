@@ -44,6 +44,8 @@ RATIO, BANDS = 4, 4
 PAPER_MS = 66
 #: ``--models psdnet_vhr4:nocal``: the engine run without the per-scene calibration.
 UNCAL = "nocal"
+#: ``--models exp``: a classical method through the engine (no network: the tile loop's own memory).
+CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc")
 
 
 def _cpu() -> float:
@@ -380,7 +382,9 @@ def _model_ratios(rows: list[dict], models: list[str | None]) -> None:
                 c, u = per[m][size], uncal[size]
                 print(f"CPU time, {m} calibrated / uncalibrated, {size} px: "
                       f"{c['cpu_s'] / u['cpu_s']:.3f} (target <= 1.15)")
-    models = [m for m in models if not str(m).endswith(UNCAL)]
+    models = [m for m in models if not str(m).endswith(UNCAL) and m not in CLASSICAL]
+    if not models:
+        return
     base = per[models[0]]
     for m in models[1:]:
         for size in sorted(per[m]):
