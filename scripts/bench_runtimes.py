@@ -137,7 +137,8 @@ def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
                 res["note"] = f"emulated by oneDNN ({cpu.bf16_missing_reason()})"
 
         def run() -> np.ndarray:
-            with torch.backends.mkldnn.flags(enabled=mkldnn_on), torch.inference_mode(), torch.autocast(
+            torch.backends.mkldnn.enabled = mkldnn_on  # (mkldnn.flags() fails in torch 2.13 CPU builds)
+            with torch.inference_mode(), torch.autocast(
                     "cpu", dtype=torch.bfloat16, enabled=runtime == "eager-bf16"):
                 return run_mod(ms_t, pan_t).float().numpy()
     elif runtime in ("ort", "ort-int8"):
