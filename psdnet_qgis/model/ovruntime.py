@@ -37,10 +37,9 @@ logger = logging.getLogger("psdnet_qgis.model")
 ENV_RUNTIME = "PSDNET_RUNTIME"
 #: Environment variable of the folder of converted models (default: the user cache folder).
 ENV_CACHE = "PSDNET_OV_CACHE"
-#: CPU classes (``model.cpu.cpu_class()``) on which OpenVINO fp32 was measured >= 1.5x faster
-#: than torch for whole engine runs, with outputs within :data:`MAX_ABS_DIFF`: none so far
-#: (AVX2: 1.29x on the engine's tiles, slower end to end at 1 MPx; AVX-512 classes not measured).
-MEASURED_FASTER: tuple[str, ...] = ()
+#: (CPU class, bundled model) pairs on which OpenVINO fp32 was measured >= 1.5x faster than
+#: torch for whole engine runs (``engine.run.pansharpen``), outputs within :data:`MAX_ABS_DIFF`.
+MEASURED_FASTER: tuple[tuple[str, str], ...] = ()
 #: The bound held by the tests: largest absolute difference to torch fp32, normalised units
 #: (0.25 = one band standard deviation; measured 3.6e-7 on a 1024 px tile).
 MAX_ABS_DIFF = 1e-4
@@ -54,8 +53,8 @@ def available() -> bool:
         return False
 
 
-def wanted(cpu_class: str) -> tuple[bool, str]:
-    """Whether the predictor should try OpenVINO on this CPU class, and why (a log line)."""
+def wanted(cpu_class: str, model: str | None = None) -> tuple[bool, str]:
+    """Whether the predictor should try OpenVINO for this model on this CPU class, and why (a log line)."""
     choice = os.environ.get(ENV_RUNTIME, "auto").strip().lower() or "auto"
     if choice not in ("auto", "torch", "openvino"):
         logger.warning("%s=%r is not auto, torch or openvino: using auto", ENV_RUNTIME, choice)
@@ -66,9 +65,10 @@ def wanted(cpu_class: str) -> tuple[bool, str]:
         return False, "the openvino package is not installed"
     if choice == "openvino":
         return True, f"{ENV_RUNTIME}=openvino"
-    if cpu_class not in MEASURED_FASTER:
-        return False, f"OpenVINO not measured >= 1.5x faster than torch on {cpu_class} ({ENV_RUNTIME}=openvino opts in)"
-    return True, f"OpenVINO measured >= 1.5x faster than torch fp32 on {cpu_class}"
+    if (cpu_class, model) not in MEASURED_FASTER:
+        return False, (f"OpenVINO not measured >= 1.5x faster than torch for {model or 'this model'} on "
+                       f"{cpu_class} ({ENV_RUNTIME}=openvino opts in)")
+    return True, f"OpenVINO measured >= 1.5x faster than torch fp32 for {model} on {cpu_class}"
 
 
 def cache_dir() -> Path:

@@ -167,7 +167,7 @@ class TorchPredictor:
         """Run the fp32 CPU path through OpenVINO where ``model.ovruntime.wanted`` says so."""
         from psdnet_qgis.model import cpu, ovruntime
 
-        use, self.runtime_reason = ovruntime.wanted(cpu.cpu_class())
+        use, self.runtime_reason = ovruntime.wanted(cpu.cpu_class(), self.meta.get("name"))
         if not use:
             return
         try:

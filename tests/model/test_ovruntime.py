@@ -34,9 +34,12 @@ def test_not_wanted_without_the_package_or_when_turned_off(monkeypatch) -> None:
     monkeypatch.setattr(ovruntime, "available", lambda: True)
     monkeypatch.setenv(ovruntime.ENV_RUNTIME, "torch")
     assert ovruntime.wanted("AVX2 (no AVX-512)") == (False, f"{ovruntime.ENV_RUNTIME}=torch")
-    monkeypatch.setenv(ovruntime.ENV_RUNTIME, "auto")  # measured below the bar: torch by default
-    use, why = ovruntime.wanted("AVX2 (no AVX-512)")
+    monkeypatch.setenv(ovruntime.ENV_RUNTIME, "auto")  # only measured (CPU class, model) pairs
+    monkeypatch.setattr(ovruntime, "MEASURED_FASTER", (("AVX2 (no AVX-512)", "psdnet_vhr4"),))
+    assert ovruntime.wanted("AVX2 (no AVX-512)", "psdnet_vhr4")[0]
+    use, why = ovruntime.wanted("AVX2 (no AVX-512)", "psdnet_vhr4_fast")
     assert not use and "opts in" in why
+    assert not ovruntime.wanted("AVX-512 + AMX", "psdnet_vhr4")[0]
 
 
 def test_predictor_falls_back_to_torch_when_openvino_fails(monkeypatch, fast_net) -> None:
@@ -51,7 +54,7 @@ def test_predictor_falls_back_to_torch_when_openvino_fails(monkeypatch, fast_net
         def __call__(self, ms, pan):
             raise RuntimeError("simulated conversion failure")
 
-    monkeypatch.setattr(ovruntime, "wanted", lambda cls: (True, "test"))
+    monkeypatch.setattr(ovruntime, "wanted", lambda cls, model=None: (True, "test"))
     monkeypatch.setattr(ovruntime, "OpenVINORunner", Broken)
     monkeypatch.setenv("PSDNET_THREADS", "1")
     pred = TorchPredictor(net, meta, device="cpu", precision="fp32")
