@@ -7,6 +7,8 @@ engine's own tiles (144 MS / 576 PAN px with margins) torch is faster per pixel 
 OpenVINO gains 1.29x on the network; the network is about half of a run, and each new tile
 shape costs a conversion (about 20 CPU s for the fast model, cached on disk) plus a compilation
 (about 2.6 s): a whole 1 MPx run took 9.1 CPU s with a warm cache against 7.4-8.7 with torch.
+The full ``psdnet_vhr4``: 1.68x on the 1024 px tile, 1.04x end to end at 1 MPx and 1.11x at
+4.2 MPx (152 against 169 CPU s, warm cache).
 That is below the project's bar (>= 1.5x on a CPU class), so the engine does not pick OpenVINO
 by itself (:data:`MEASURED_FASTER` is empty); ``PSDNET_RUNTIME=openvino`` opts in (the log says
 ``fp32 openvino``), ``PSDNET_RUNTIME=torch`` or an absent package keeps torch.
