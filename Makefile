@@ -84,10 +84,27 @@ BENCH_SCENES ?= pleiades_gizeh,osman_vhr,rotterdam1_wv2,rotterdam3_wv2,shanghai_
 bench: deps | $(XDG_RUNTIME_DIR)
 	$(PY) scripts/bench_quality.py --data $(DATA) --out runs/bench --scenes $(BENCH_SCENES) $(BENCH_FLAGS)
 
+# make bench-speed: in a few minutes, the CPU class, engine speed and peak RSS of both vhr4 models
+# (classical "exp" rows: the tile loop's own memory), calibration cost and the runtime table
+# (torch eager, ONNX Runtime, OpenVINO; docs/RUNTIMES.md). BENCH_LONG=1: the issue-23 sizes
+# (1, 16, 100 MPx; the 100 MPx fast-model run takes about 12 minutes of one core, the 16 MPx
+# full-model one 14) and the 1024 px runtime tile with torch.compile too.
+# onnxruntime / openvino are not project dependencies: they go to BENCH_RT_PATH (pip --target).
+BENCH_LONG ?=
+, := ,
+BENCH_RT_PATH ?= build/bench-runtimes
+BENCH_SIZES := $(if $(BENCH_LONG),1024$(,)4096,1024)
+BENCH_FAST_SIZES := $(if $(BENCH_LONG),10240,2048)
+BENCH_RT_FLAGS ?= $(if $(BENCH_LONG),--pan 1024 --runtimes eager-fp32$(,)compile$(,)ort$(,)openvino,--pan 576 --repeat 1 --runtimes eager-fp32$(,)ort$(,)openvino)
 bench-speed: deps
-	$(PY) scripts/bench_speed.py --models psdnet_vhr4,psdnet_vhr4_fast --sizes 1024,4096 --fast-sizes 10240 $(BENCH_SPEED_FLAGS)
-	$(PY) scripts/bench_speed.py --modes engine --sizes 2048 $(BENCH_SPEED_FLAGS) \
-		--models psdnet_vhr4_fast,psdnet_vhr4_fast:nocal,psdnet_vhr4,psdnet_vhr4:nocal
+	@$(PY) -c "import onnxruntime, openvino" 2>/dev/null || PYTHONPATH=$(BENCH_RT_PATH) $(PY) -c "import onnxruntime, openvino" 2>/dev/null || \
+		$(PY) -m pip install -q --target $(BENCH_RT_PATH) "numpy==$$($(PY) -c 'import numpy; print(numpy.__version__)')" \
+			onnxruntime openvino onnx onnxscript || echo "onnxruntime/openvino not installed: their rows say so"
+	$(PY) scripts/bench_speed.py --modes engine --threads 1 --models psdnet_vhr4,psdnet_vhr4_fast,exp \
+		--sizes $(BENCH_SIZES) --fast-sizes $(BENCH_FAST_SIZES) $(BENCH_SPEED_FLAGS)
+	$(PY) scripts/bench_speed.py --modes engine --sizes 2048 --threads 1 $(BENCH_SPEED_FLAGS) \
+		--models psdnet_vhr4_fast,psdnet_vhr4_fast:nocal
+	$(PY) scripts/bench_runtimes.py --threads 1 --extra-path $(abspath $(BENCH_RT_PATH)) $(BENCH_RT_FLAGS)
 
 # A lent GPU (docs/DEVELOPER.md, "A lent GPU"): the Wald pairs of the six VHR scenes (training/scenes.py
 # VHR_LOSO, float32: about 8 MiB) in build/gpu/pairs, then a tiny CPU dry run of scripts/gpu_session.sh

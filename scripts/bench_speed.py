@@ -5,8 +5,9 @@ under ``runs/bench_speed/``. Every measurement runs in its own subprocess so tha
 (``ru_maxrss`` of the whole process: Python, torch, GDAL, buffers) is per case:
 
 * ``engine``: ``engine.run.pansharpen`` (the real path: windowed reads, tiles, blending,
-  row-strip compressed writes) with PSDNet (the bundled model when there is one for 4 bands
-  at ratio 4, else random weights: same cost);
+  block-accumulated compressed writes) with PSDNet (the bundled model when there is one for 4
+  bands at ratio 4, else random weights: same cost), or with a classical method given as a
+  model name (``--models exp``: the tile loop's own memory without a network's activations);
 * ``naive``: whole image in memory, one forward pass (only where it fits: ``--naive-max``);
 * ``paper``: the reference recipe, 66 x 66 MS / 264 x 264 PAN tiles, eager fp32 NCHW,
   batch 1, ``no_grad``, no overlap, no other tricks (timed on a subset of tiles and
@@ -43,6 +44,8 @@ RATIO, BANDS = 4, 4
 PAPER_MS = 66
 #: ``--models psdnet_vhr4:nocal``: the engine run without the per-scene calibration.
 UNCAL = "nocal"
+#: ``--models exp``: a classical method through the engine (no network: the tile loop's own memory).
+CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc")
 
 
 def _cpu() -> float:
@@ -158,12 +161,15 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     out_mpx = size * size / 1e6
     res: dict = {"mode": mode, "size": size}
     if mode in ("engine", "engine-cuda"):
-        from psdnet_qgis.engine.run import pansharpen
+        from psdnet_qgis.engine.run import METHODS, pansharpen
 
         model, _, flag = (args.model or "").partition(":")
-        net, name = _model(model or None)
+        if model in METHODS and model != "psdnet":  # a classical method: the tile loop's own memory
+            net, name, method = None, model, model
+        else:
+            (net, name), method = _model(model or None), "psdnet"
         c0, t0 = _cpu(), time.perf_counter()  # exclude model loading
-        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net,
+        rep = pansharpen(pan_p, ms_p, folder / f"out_{mode}_{name}_{size}.tif", model=net, method=method,
                          device="cuda" if mode == "engine-cuda" else "cpu",
                          tile=args.tile, overlap=args.overlap, batch_size=args.batch, calibrate=flag != UNCAL)
         res.update(model=name + (f":{UNCAL}" if flag == UNCAL else ""), tiles=rep.tiles, tile=rep.tile,
@@ -267,6 +273,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="bundled models of the engine rows, comma separated (default: Auto's model); "
                          "e.g. psdnet_vhr4,psdnet_vhr4_fast: the ratios of each to the first are printed; "
                          "NAME:nocal runs NAME without the per-scene calibration (its cost is printed)")
+    ap.add_argument("--memory", action="store_true",
+                    help="memory table only: peak RSS of every engine model at each size and its growth "
+                         "from the smallest size (target: within 20 %%)")
     ap.add_argument("--fast-sizes", default="",
                     help="sizes run for the models after the first only (e.g. 10240: 100 MPx for the fast model)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench_speed"))
@@ -281,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sizes = [int(s) for s in args.sizes.split(",") if s]
     fast_sizes = [int(s) for s in args.fast_sizes.split(",") if s]
-    modes = [m for m in args.modes.split(",") if m]
+    modes = ["engine"] if args.memory else [m for m in args.modes.split(",") if m]
     models = [m for m in args.models.split(",") if m] or [None]
     try:
         import torch
@@ -323,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['seconds']:.1f} | {r['out_mpx'] / r['seconds']:.3f} | "
               f"{r['cpu_s'] / r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} |")
     _model_ratios(rows, models)
+    _memory_table(rows)
     eng = {r["size"]: r for r in rows if r["mode"] == "engine" and r.get("model") == (models[0] or r.get("model"))}
     paper = [r for r in rows if r["mode"] == "paper"]
     if eng and paper:
@@ -336,6 +346,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Peak RSS {min(eng)} -> {max(eng)} px: {lo['peak_rss_mb']:.0f} -> {hi['peak_rss_mb']:.0f} MB "
               f"({hi['peak_rss_mb'] / lo['peak_rss_mb'] - 1:+.0%}; target within 20 %, < 1500 MB)")
     return 0
+
+
+def _memory_table(rows: list[dict]) -> None:
+    """Peak RSS of every engine model at each size, and its growth from that model's smallest size."""
+    per: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["mode"] == "engine":
+            per.setdefault(str(r.get("model")), {})[r["size"]] = r
+    per = {m: v for m, v in per.items() if len(v) > 1}
+    if not per:
+        return
+    print("\n| model | PAN px a side | output MPx | peak RSS MB | growth from smallest | CPU s / MPx |")
+    print("|---|---|---|---|---|---|")
+    for m, by_size in per.items():
+        lo = by_size[min(by_size)]["peak_rss_mb"]
+        for size in sorted(by_size):
+            r = by_size[size]
+            print(f"| {m} | {size} | {r['out_mpx']:.1f} | {r['peak_rss_mb']:.0f} | "
+                  f"{r['peak_rss_mb'] / lo - 1:+.0%} | {r['cpu_s'] / r['out_mpx']:.2f} |")
+    print("(target: the fast model's peak RSS within 20 % from 1 to 100 MPx; the full model under 1 GB)")
 
 
 def _model_ratios(rows: list[dict], models: list[str | None]) -> None:
@@ -352,7 +382,9 @@ def _model_ratios(rows: list[dict], models: list[str | None]) -> None:
                 c, u = per[m][size], uncal[size]
                 print(f"CPU time, {m} calibrated / uncalibrated, {size} px: "
                       f"{c['cpu_s'] / u['cpu_s']:.3f} (target <= 1.15)")
-    models = [m for m in models if not str(m).endswith(UNCAL)]
+    models = [m for m in models if not str(m).endswith(UNCAL) and m not in CLASSICAL]
+    if not models:
+        return
     base = per[models[0]]
     for m in models[1:]:
         for size in sorted(per[m]):

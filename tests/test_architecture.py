@@ -42,7 +42,8 @@ def _layer(third: set[str], project: set[str], lazy: set[str] = frozenset()) -> 
 RULES: dict[str, Layer] = {
     "errors": _layer(set(), set()),
     "core": _layer({"numpy"}, {"core", "errors"}),
-    "model": _layer({"torch", "numpy"}, {"model", "core", "errors"}),
+    # openvino: the optional CPU runtime (model/ovruntime.py), only inside the functions that run it
+    "model": _layer({"torch", "numpy"}, {"model", "core", "errors"}, lazy={"openvino"}),
     "training": _layer({"torch", "numpy", "osgeo", "tqdm"}, {"training", "model", "engine", "core", "errors"}),
     # GDAL + numpy; torch, the model and dask only inside the functions that need them
     "engine": _layer({"numpy", "osgeo"}, {"engine", "core", "errors"},

@@ -237,7 +237,7 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
                     fb: Feedback) -> Predictor:
     """The PSDNet predictor on the resolved device, in the resolved precision (imports torch)."""
     try:
-        from psdnet_qgis.model.precision import auto_precision
+        from psdnet_qgis.model.precision import precision_choice
         from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
     except ImportError as exc:
         raise torch_missing(exc) from None
@@ -245,7 +245,11 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
     dev = resolve_device(device)
     if batch_size is None and dev.type == "cpu":
         batch_size = 1  # batch 1 is the fastest per pixel on the CPU, and the smallest
-    prec = auto_precision(dev) if precision in (None, "", "auto") else precision
+    prec = precision
+    if precision in (None, "", "auto"):
+        width = getattr(net, "width", None)
+        prec, why = precision_choice(dev, meta.get("name"), int(width) if isinstance(width, int) else None)
+        fb.info(f"Precision auto: {why}.")
     return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
 
 

@@ -1,8 +1,8 @@
 """The engine's output GeoTIFF: path checks, creation, block-row writing, cleanup (GDAL + numpy).
 
 The output is a tiled, DEFLATE-compressed GeoTIFF on the PAN grid of the inputs
-(:class:`~psdnet_qgis.engine.raster.RasterInputs`), written once, block row by block row
-(:class:`StripWriter`); a failed or cancelled run removes it with its side-cars
+(:class:`~psdnet_qgis.engine.raster.RasterInputs`), every block written once, as soon as it
+is complete (:class:`BlockWriter`); a failed or cancelled run removes it with its side-cars
 (:func:`remove_output`).
 """
 
@@ -23,7 +23,7 @@ from psdnet_qgis.errors import PSDNetInputError, PSDNetOutputError
 if TYPE_CHECKING:
     from psdnet_qgis.engine.raster import RasterInputs
 
-#: Output GeoTIFF block size (PAN px); strips are written in multiples of it.
+#: Output GeoTIFF block size (PAN px); the writer writes whole blocks only.
 OUT_BLOCK = 256
 #: Output types a caller may ask for (``out_dtype``), by name.
 _OUT_TYPES = {"float32": gdal.GDT_Float32, "float64": gdal.GDT_Float64, "uint16": gdal.GDT_UInt16,
@@ -136,16 +136,18 @@ def numpy_dtype(dtype: int) -> np.dtype:
     return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(dtype))
 
 
-class StripWriter:
-    """Writes finished output rows one whole block row at a time.
+class BlockWriter:
+    """Writes finished rectangles of the output as whole GeoTIFF blocks, each block exactly once.
 
-    Rows arrive as strips of the tile stride, in physical float32 values. Each is converted
-    (clip/round/nodata) block row by block row into one staging buffer of :data:`OUT_BLOCK`
-    rows in the output type, which is written when full. Writing only whole block rows
-    (except the last) means every compressed block is written exactly once, so the file does
-    not grow with rewritten blocks and the GDAL cache stays small; converting into the one
-    buffer means the writer holds ``C x OUT_BLOCK x W`` output values, whatever the strip
-    height (no converted copy of a whole strip).
+    The tile loop hands over rectangles whose values are final (every tile that covers them is
+    done), in physical float32 values. Each is converted (clip/round/nodata) and copied into the
+    :data:`OUT_BLOCK` x :data:`OUT_BLOCK` blocks it touches; a block is written to the dataset as
+    soon as all its pixels have arrived, and its staging buffer dropped. So the writer holds only
+    the blocks that straddle a boundary of the finished region (the block row cut by the next
+    tile row's first PAN row, the block column cut by the next tile's first column): at most
+    ``C x (OUT_BLOCK - 1) x W`` values in the output type, never a converted copy of a strip.
+    Every compressed block is written once and whole, so the file does not grow with rewritten
+    blocks. Rectangles must not overlap (each output pixel is handed over once).
     """
 
     def __init__(self, ds: gdal.Dataset, dtype: int, nodata: float | None) -> None:
@@ -155,9 +157,10 @@ class StripWriter:
         self.np_dtype = numpy_dtype(dtype)
         self.range = dtype_range(dtype)
         self.limits = self._limits()  # the clip range of every add()
-        self.row = 0  # next output row to write
-        self._buf: np.ndarray | None = None  # (C, OUT_BLOCK, W) in the output type
-        self._filled = 0  # rows of _buf holding converted values
+        self.width, self.height = ds.RasterXSize, ds.RasterYSize
+        #: (block row, block col) -> [staging buffer (C, bh, bw) in the output type, pixels filled]
+        self._pending: dict[tuple[int, int], list[Any]] = {}
+        self.blocks_written = 0
 
     def _limits(self) -> tuple[float, float] | None:
         """The clip range of an integer output, kept off the nodata value so that valid pixels
@@ -172,43 +175,65 @@ class StripWriter:
                 hi = self.nodata - 1
         return lo, hi
 
-    def add(self, phys: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Convert and queue finished rows; writes every complete block row.
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held in staging buffers of incomplete blocks."""
+        return sum(e[0].nbytes for e in self._pending.values())
+
+    def add(self, phys: np.ndarray, row0: int, col0: int, valid: np.ndarray | None = None) -> None:
+        """Convert a finished rectangle and write every block it completes.
 
         Args:
-            phys: (C, n, W) blended physical values; modified in place (the engine passes rows
-                of its accumulator that it discards next).
-            valid: (n, W) validity, None when all valid.
+            phys: (C, n, m) blended physical values of output px [row0, row0+n) x
+                [col0, col0+m); modified in place (the engine passes a view of its
+                accumulator that it discards next).
+            row0, col0: top-left output pixel of the rectangle.
+            valid: (n, m) validity, None when all valid.
         """
+        n, m = phys.shape[1:]
+        if n == 0 or m == 0:
+            return
         limits = self.limits
-        n = phys.shape[1]
-        if self._buf is None:
-            self._buf = np.empty((phys.shape[0], OUT_BLOCK, phys.shape[2]), dtype=self.np_dtype)
-        i = 0
-        while i < n:
-            k = min(n - i, OUT_BLOCK - self._filled)
-            chunk = phys[:, i:i + k]
-            if limits is not None:
-                np.rint(chunk, out=chunk)
-                np.clip(chunk, *limits, out=chunk)
-            if valid is not None and self.nodata is not None:
-                chunk[:, ~valid[i:i + k]] = self.nodata
-            self._buf[:, self._filled:self._filled + k] = chunk
-            self._filled += k
-            i += k
-            if self._filled == OUT_BLOCK:
-                self._write(self._buf)
-                self._filled = 0
+        if limits is not None:
+            np.rint(phys, out=phys)
+            np.clip(phys, *limits, out=phys)
+        if valid is not None and self.nodata is not None:
+            phys[:, ~valid] = self.nodata
+        bs = OUT_BLOCK
+        for k in range(row0 // bs, (row0 + n - 1) // bs + 1):
+            y0, y1 = max(row0, k * bs), min(row0 + n, (k + 1) * bs)
+            bh = min(bs, self.height - k * bs)
+            for j in range(col0 // bs, (col0 + m - 1) // bs + 1):
+                x0, x1 = max(col0, j * bs), min(col0 + m, (j + 1) * bs)
+                bw = min(bs, self.width - j * bs)
+                part = phys[:, y0 - row0:y1 - row0, x0 - col0:x1 - col0]
+                if (y1 - y0, x1 - x0) == (bh, bw):  # a whole block: no staging
+                    self._write(part.astype(self.np_dtype), k, j)
+                    continue
+                entry = self._pending.get((k, j))
+                if entry is None:
+                    entry = self._pending[(k, j)] = [np.empty((phys.shape[0], bh, bw), self.np_dtype), 0]
+                entry[0][:, y0 - k * bs:y1 - k * bs, x0 - j * bs:x1 - j * bs] = part
+                entry[1] += (y1 - y0) * (x1 - x0)
+                if entry[1] == bh * bw:
+                    del self._pending[(k, j)]
+                    self._write(entry[0], k, j)
 
-    def _write(self, data: np.ndarray) -> None:
-        self.ds.WriteArray(np.ascontiguousarray(data), 0, self.row)
-        self.row += data.shape[1]
+    def _write(self, data: np.ndarray, k: int, j: int) -> None:
+        self.ds.WriteArray(np.ascontiguousarray(data), j * OUT_BLOCK, k * OUT_BLOCK)
+        self.blocks_written += 1
 
     def close(self) -> None:
-        """Write what is left and flush GDAL's cache (raises on write errors, e.g. full disk)."""
-        if self._buf is not None and self._filled:
-            self._write(self._buf[:, :self._filled])
-        self._filled = 0
+        """Flush GDAL's cache (raises on write errors, e.g. full disk).
+
+        Raises:
+            ValueError: some block never received all its pixels (a tile plan that does not
+                cover the output: a bug, not a user error).
+        """
+        if self._pending:
+            (k, j), (_, filled) = next(iter(self._pending.items()))
+            raise ValueError(f"BlockWriter: {len(self._pending)} output blocks incomplete, e.g. block "
+                             f"row {k}, column {j} ({filled} px filled); the tiles do not cover the output")
         self.ds.FlushCache()
 
 

@@ -197,7 +197,12 @@ class RasterInputs:
         return _padded_read(self._pan_window, self.height, self.width, row0, col0, rows, cols)
 
     def valid_rows(self, row0: int, rows: int) -> np.ndarray | None:
-        """Output validity for PAN rows [row0, row0+rows): (rows, width) bool, None if all valid.
+        """Output validity for PAN rows [row0, row0+rows): (rows, width) bool, None if all valid."""
+        return self.valid_window(row0, 0, rows, self.width)
+
+    def valid_window(self, row0: int, col0: int, rows: int, cols: int) -> np.ndarray | None:
+        """Output validity of PAN px [row0, row0+rows) x [col0, col0+cols) (inside the grid):
+        (rows, cols) bool, None if all valid.
 
         A pixel is invalid when its PAN pixel or the MS working pixel covering it is
         nodata/NaN in any band (or outside the warped MS footprint).
@@ -205,11 +210,12 @@ class RasterInputs:
         if not self.has_nodata:
             return None
         r = self.ratio
-        _, pv = self._pan_window(row0, 0, rows, self.width)
+        _, pv = self._pan_window(row0, col0, rows, cols)
         m0, m1 = row0 // r, (row0 + rows - 1) // r + 1
-        _, mv = self._ms_window(m0, 0, m1 - m0, self.ms_width)
-        mv = np.repeat(np.repeat(mv, r, axis=0), r, axis=1)[row0 - m0 * r: row0 - m0 * r + rows]
-        return pv & mv
+        n0, n1 = col0 // r, (col0 + cols - 1) // r + 1
+        _, mv = self._ms_window(m0, n0, m1 - m0, n1 - n0)
+        mv = np.repeat(np.repeat(mv, r, axis=0), r, axis=1)
+        return pv & mv[row0 - m0 * r: row0 - m0 * r + rows, col0 - n0 * r: col0 - n0 * r + cols]
 
     @property
     def has_nodata(self) -> bool:

@@ -11,13 +11,15 @@ QGIS Processing, the CLI (``python -m psdnet_qgis``), benchmarks and scripts all
    ``adapt_seconds``), PSDNet plus a classical method for the bands the model lacks, or a
    classical method;
 3. **plan** the tiles of the MS working grid (``core.tiling.plan_tiles``) and log the plan;
-4. **write** (``engine.tileloop``): the tiles through the predictor, blended into a row-strip
-   accumulator, finished rows written to a tiled GeoTIFF; on error or cancellation the
+4. **write** (``engine.tileloop``): the tiles through the predictor, blended into a block
+   accumulator, each GeoTIFF block written as soon as it is finished; on error or cancellation the
    partial output is removed;
 5. **report**: a :class:`PansharpenReport`.
 
-Memory is bounded by one strip of tiles (``tile * ratio`` PAN rows x output width) plus
-one batch of model activations, whatever the raster size.
+Memory is bounded by one batch of model activations, one tile of open float32 columns, the
+float32 seam rows shared with the next tile row (the overlap, ``C x overlap * ratio x width``)
+and the output blocks cut by the finished region's edge (under ``C x 256 x width`` in the output
+type, plus a tile), whatever the raster height.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Each tile is read with a context margin (reflection-padded past the grid edge), run in
 batches through the predictor, margin cropped, blended with ``core.tiling.tile_weights`` into
-a row-strip accumulator; finished rows are converted (clip/round/nodata) and written block
-row by block row (``engine.output.StripWriter``) to a tiled, DEFLATE-compressed GeoTIFF. On
+a block accumulator (one tile of open columns plus the seam rows shared with the next tile
+row); finished rectangles are converted (clip/round/nodata) and written block by block, as
+each GeoTIFF block is complete (``engine.output.BlockWriter``), to a tiled, DEFLATE-compressed
+GeoTIFF. On
 error or cancellation the partial output is removed.
 """
 
@@ -39,7 +41,7 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
                 f"Output '{out}' cannot be created ({first_line(exc)}); check the "
                 "folder permissions and free disk space."
             ) from None
-        writer = output.StripWriter(ds, dtype, nodata)
+        writer = output.BlockWriter(ds, dtype, nodata)
         with keep_freed_memory() as trim_heap:
             run_tiles(inputs, tiles, fusion.predictor, fusion.normalizer, writer, fb,
                       fusion.batch_size, margin, after_row=trim_heap)
@@ -64,17 +66,27 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
 
 
 def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor, normalizer: Normalizer,
-              writer: output.StripWriter, fb: Feedback, batch_size: int, margin: int,
+              writer: output.BlockWriter, fb: Feedback, batch_size: int, margin: int,
               after_row: Callable[[], Any] = lambda: None) -> None:
-    """Predict every tile, blend into a row-strip accumulator, write finished rows.
+    """Predict every tile, blend into a block accumulator, write blocks as they are finished.
 
-    ``after_row`` runs after each tile row is written (the engine trims the heap there,
+    ``after_row`` runs after each tile row is done (the engine trims the heap there,
     see :func:`psdnet_qgis.engine.memory.keep_freed_memory`).
 
-    Tiles are processed one tile row at a time (batches never span two tile rows). Once a
-    tile row is done, output rows above the next tile row's first PAN row receive no further
-    contribution (the weights of a plan sum to 1): they are written, and the overlap rows
-    are moved to the top of the fixed-size accumulator (``C x tile*r x W`` float32).
+    Tiles run one tile row at a time, left to right (batches never span two tile rows); the
+    weights of a plan sum to 1, so a pixel is final once every tile covering it is done:
+
+    * columns left of the next tile's first column get nothing more from this tile row:
+      their rows above the next tile row's first PAN row are final and go to the writer,
+      which writes each GeoTIFF block once it is complete (:class:`~psdnet_qgis.engine.output.
+      BlockWriter`); their rows below (the seam with the next tile row) move to a seam buffer;
+    * the seam buffer (``C x seam rows x W`` float32, the overlap only) starts the next tile
+      row's sums, so each pixel is summed in the same order as by a whole-raster accumulator
+      (earlier tile row first, then left to right): the output is bit-identical to it.
+
+    Held in float32: one tile of open columns (``C x tile*r x tile*r``) and two seam buffers;
+    the writer holds the blocks cut by the finished region's edge. Nothing is ``tile * r`` rows
+    by the raster width.
     """
     r, C, W, H = inputs.ratio, inputs.bands, inputs.width, inputs.height
     mp = margin * r
@@ -84,12 +96,22 @@ def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor,
             groups[-1].append(t)
         else:
             groups.append([t])
-    acc = np.zeros((C, max(t.height for t in tiles) * r, W), dtype=np.float32)
-    acc0 = 0  # output row held by acc[:, 0]
+    band = _TileRowBand(C, max(t.height for t in tiles) * r, max(t.width for t in tiles) * r, W)
     n, done = len(tiles), 0
     weights_cache: dict[Any, np.ndarray] = {}
 
+    def emit(y0: int, x0: int, phys: np.ndarray) -> None:
+        try:
+            writer.add(phys, y0, x0, inputs.valid_window(y0, x0, phys.shape[1], phys.shape[2]))
+        except RuntimeError as exc:
+            raise output.write_error(writer.ds.GetDescription(), exc) from None
+
     for g, group in enumerate(groups):
+        until = groups[g + 1][0].row * r if g + 1 < len(groups) else H  # first row of the next tile row
+        band.start(group[0].row * r, max(t.height for t in group) * r, until)
+        # a tile row has at most 3 kinds of tile (left edge, inner, right edge): keeping the
+        # weights of every kind of the plan (up to 9 tiles' worth) grew with the tile count
+        weights_cache.clear()
         for start in range(0, len(group), batch_size):
             if fb.is_canceled():
                 raise PSDNetCanceled("Cancelled by the user; the partial output was removed.")
@@ -101,25 +123,86 @@ def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor,
                 wgt = weights_cache.get(key)
                 if wgt is None:
                     wgt = weights_cache[key] = tile_weights(t, r)
-                y0, x0 = t.row * r - acc0, t.col * r
                 core *= wgt
-                acc[:, y0:y0 + t.height * r, x0:x0 + t.width * r] += core
+                band.add(t.row * r, t.col * r, core, emit)
             done += len(batch)
             fb.progress(2.0 + 97.0 * done / n)
-        # rows above the next tile row are final
-        until = groups[g + 1][0].row * r if g + 1 < len(groups) else H
-        k = until - acc0
-        valid = inputs.valid_rows(acc0, k)
-        try:
-            writer.add(acc[:, :k], valid)
-        except RuntimeError as exc:
-            raise output.write_error(writer.ds.GetDescription(), exc) from None
-        keep = group[0].row * r + group[0].height * r - until  # overlap rows still open
-        if keep > 0:
-            acc[:, :keep] = acc[:, k:k + keep]
-        acc[:, max(keep, 0):] = 0.0
-        acc0 = until
+        band.finish(emit)
         after_row()
+
+
+class _TileRowBand:
+    """The open part of the output while one tile row runs (float32 sums, PAN px).
+
+    ``win`` holds output columns ``[c0, c0 + tile width)`` of the tile row's rows
+    ``[y0, y0 + tile height)``; ``seam`` the sums of the previous tile row over the rows it
+    shares with this one, ``seam_next`` those of this row for the next (full width, overlap
+    rows only).
+    """
+
+    def __init__(self, bands: int, height: int, width: int, raster_width: int) -> None:
+        self.win = np.zeros((bands, height, width), np.float32)
+        self.W = raster_width
+        self.seam = np.zeros((bands, 0, raster_width), np.float32)
+        self.seam_next = self.seam
+        self.y0 = self.rows = self.until = self.c0 = self.lo = 0
+
+    def start(self, y0: int, rows: int, until: int) -> None:
+        """Open the tile row of rows ``[y0, y0 + rows)``; rows from ``until`` on are shared
+        with the next tile row."""
+        if self.seam_next.shape[1] and y0 != self.until:
+            raise ValueError(f"tile row at PAN row {y0} does not start where the previous one's seam "
+                             f"does ({self.until})")
+        self.seam = self.seam_next  # the previous row's seam, rows [y0, y0 + seam rows)
+        keep = max(0, y0 + rows - until)
+        if keep > self.win.shape[1]:
+            raise ValueError("tile row seam taller than a tile")
+        self.seam_next = np.zeros((self.win.shape[0], keep, self.W), np.float32) if keep else \
+            np.zeros((self.win.shape[0], 0, self.W), np.float32)
+        self.y0, self.rows, self.until = y0, rows, until
+        self.c0 = self.lo = 0
+        self._load(0, self.win.shape[2])
+
+    def _load(self, first: int, count: int) -> None:
+        """(Re)start window columns ``[first, first + count)`` from the seam (zero below it)."""
+        win = self.win
+        win[:, :, first:first + count] = 0.0
+        s = self.seam.shape[1]
+        x0 = self.c0 + first
+        x1 = min(self.W, x0 + count)
+        if s and x1 > x0:
+            win[:, :s, first:first + x1 - x0] = self.seam[:, :, x0:x1]
+
+    def _emit(self, x1: int, emit: Callable[[int, int, np.ndarray], None]) -> None:
+        """Hand over window columns ``[lo, x1)``: final rows to ``emit``, seam rows to ``seam_next``."""
+        x0 = self.lo
+        if x1 <= x0:
+            return
+        a, b = x0 - self.c0, x1 - self.c0
+        k = self.until - self.y0  # final rows of the window
+        self.seam_next[:, :, x0:x1] = self.win[:, k:k + self.seam_next.shape[1], a:b]
+        emit(self.y0, x0, self.win[:, :k, a:b])
+        self.lo = x1
+
+    def add(self, y: int, x: int, core: np.ndarray, emit: Callable[[int, int, np.ndarray], None]) -> None:
+        """Add a weighted tile ``core`` (C, h, w) at output px (y, x); columns left of ``x`` are
+        final (tiles of a row come left to right) and are handed over first."""
+        if y != self.y0 or x < self.lo:
+            raise ValueError(f"tile at PAN ({y}, {x}) out of order (tile row at {self.y0}, next column {self.lo})")
+        self._emit(x, emit)
+        w = self.win.shape[2]
+        shift = x - self.c0
+        if shift:
+            if shift < w:
+                self.win[:, :, :w - shift] = self.win[:, :, shift:].copy()
+            self.c0 = x
+            self._load(max(0, w - shift), min(w, shift))
+        h, cw = core.shape[1:]
+        self.win[:, :h, :cw] += core
+
+    def finish(self, emit: Callable[[int, int, np.ndarray], None]) -> None:
+        """Hand over every column left (the tile row is done)."""
+        self._emit(self.W, emit)
 
 
 def read_batch(inputs: RasterInputs, batch: Sequence[Tile], margin: int, normalizer: Normalizer

@@ -152,11 +152,31 @@ class TorchPredictor:
             self.path = "bf16 fused"
         else:
             self.path = "bf16 autocast" if self._autocast is not None else "fp32 channels-last"
+        #: OpenVINO runner of the fp32 CPU path (``model/ovruntime.py``), None: torch runs.
+        self._ov: Any = None
+        #: Why the CPU runtime is what it is (logged once by the engine).
+        self.runtime_reason = ""
+        if self.device.type == "cpu" and self._autocast is None and self.runner is self.model:
+            self._try_openvino()
         if self.device.type == "cuda":
             idx = self.device.index if self.device.index is not None else torch.cuda.current_device()
             self.device_report = f"cuda:{idx} ({torch.cuda.get_device_name(idx)}), {self.precision}"
         else:
             self.device_report = f"cpu ({self.threads} threads), {self.path}"
+
+    def _try_openvino(self) -> None:
+        """Run the fp32 CPU path through OpenVINO where ``model.ovruntime.wanted`` says so."""
+        from psdnet_qgis.model import cpu, ovruntime
+
+        use, self.runtime_reason = ovruntime.wanted(cpu.cpu_class(), self.meta.get("name"))
+        if not use:
+            return
+        try:
+            self._ov = ovruntime.OpenVINORunner(self.model, self.threads, str(self.meta.get("name") or "model"))
+        except Exception as exc:  # noqa: BLE001 - any failure of the optional runtime: torch runs
+            self._note(f"OpenVINO could not start ({str(exc).splitlines()[0][:200]}); torch runs.")
+            return
+        self.path = f"fp32 openvino {self._ov.version}"
 
     def _note(self, msg: str) -> None:
         self.messages.append(msg)
@@ -208,6 +228,15 @@ class TorchPredictor:
             return None
 
     def _forward(self, ms: np.ndarray, pan: np.ndarray) -> np.ndarray:
+        if self._ov is not None:
+            try:
+                return self._ov(ms, pan)
+            except Exception as exc:  # noqa: BLE001 - the optional runtime failed: torch from here on
+                self._ov = None
+                self.path = "fp32 channels-last"
+                self.device_report = f"cpu ({self.threads} threads), {self.path}"
+                self._note(f"OpenVINO failed on a {ms.shape[-2]} x {ms.shape[-1]} MS px tile "
+                           f"({str(exc).splitlines()[0][:200]}); torch runs the remaining tiles.")
         ms_t = torch.from_numpy(ms).to(self.device).contiguous(memory_format=torch.channels_last)
         pan_t = torch.from_numpy(pan).to(self.device).contiguous(memory_format=torch.channels_last)
         dtype = self._autocast

@@ -242,6 +242,8 @@ def test_uninstall(tmp_path):
 
 def test_torch_resolves_to_the_activated_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
+    # a torch already imported (by earlier tests) is what `import torch` returns: look on the path
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
     folder = tmp_path / "py3"
     assert not installer.torch_resolves_to(folder)  # here: the venv's torch
     (folder / "torch").mkdir(parents=True)

@@ -91,23 +91,6 @@ def test_tiled_random_model_close_to_whole_image(pair, noisy_net, tmp_path):
     assert diff.mean() < TILED_VS_WHOLE_MEAN, diff.mean()
 
 
-def test_strip_writer_reassembles_any_strip_sizes(tmp_path):
-    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "w.tif"), 7, 700, 2, gdal.GDT_Float32,
-                                              ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256"])
-    w = output.StripWriter(ds, gdal.GDT_Float32, None)
-    full = np.random.default_rng(0).random((2, 700, 7)).astype(np.float32)
-    buf = np.empty((2, 300, 7), np.float32)
-    row = 0
-    for n in (100, 300, 57, 243):  # the caller reuses one buffer, like the engine
-        buf[:, :n] = full[:, row:row + n]
-        w.add(buf[:, :n])
-        buf[:] = -1
-        row += n
-    w.close()
-    ds = w = None  # the writer holds the dataset too: close it before reading
-    np.testing.assert_array_equal(read(tmp_path / "w.tif"), full)
-
-
 # ---------------------------------------------------------------- output properties
 def test_output_grid_dtype_compression_descriptions(tmp_path, zero_net):
     pan, ms = make_pair(tmp_path, ms_shape=(20, 22), seed=2)
@@ -158,32 +141,30 @@ def test_nodata_from_either_input_propagates(tmp_path, zero_net):
     assert (arr[:, valid] != 0).all()  # valid pixels are never the nodata value
 
 
-def test_whole_raster_never_in_memory_rows_written_in_strips(tmp_path, monkeypatch):
-    """The writer receives many row strips, each at most one tile row (+ one block) tall."""
-    pan, ms = make_pair(tmp_path, ms_shape=(160, 12), seed=5)  # 640 PAN rows
-    calls: list[int] = []
-    orig = output.StripWriter.add
+def test_whole_raster_never_in_memory_blocks_written_once(tmp_path, monkeypatch):
+    """The writer receives many rectangles, none taller than a tile row nor wider than a tile;
+    it writes every block once, whole, at block-aligned offsets."""
+    pan, ms = make_pair(tmp_path, ms_shape=(160, 12), seed=5)  # 640 x 48 PAN px
+    calls: list[tuple[int, int]] = []
+    orig = output.BlockWriter.add
 
-    def spy(self, arr, valid=None):
-        calls.append(arr.shape[1])
-        return orig(self, arr, valid)
+    def spy(self, arr, row0, col0, valid=None):
+        calls.append(arr.shape[1:])
+        return orig(self, arr, row0, col0, valid)
 
-    monkeypatch.setattr(output.StripWriter, "add", spy)
+    monkeypatch.setattr(output.BlockWriter, "add", spy)
     writes: list[tuple[int, int]] = []
-    orig_write = output.StripWriter._write
+    orig_write = output.BlockWriter._write
 
-    def spy_write(self, data):
-        writes.append((self.row, data.shape[1]))
-        orig_write(self, data)
+    def spy_write(self, data, k, j):
+        writes.append((k, j))
+        orig_write(self, data, k, j)
 
-    monkeypatch.setattr(output.StripWriter, "_write", spy_write)
+    monkeypatch.setattr(output.BlockWriter, "_write", spy_write)
     pansharpen(pan, ms, tmp_path / "o.tif", method="exp", tile=16, overlap=4, batch_size=1)
-    assert len(calls) >= 10 and max(calls) <= 16 * 4
-    assert sum(calls) == 640
-    # block-aligned writes, whole block rows except the last one
-    assert all(start % output.OUT_BLOCK == 0 for start, _ in writes)
-    assert all(n % output.OUT_BLOCK == 0 for _, n in writes[:-1])
-    assert sum(n for _, n in writes) == 640
+    assert len(calls) >= 10 and max(n for n, _ in calls) <= 16 * 4
+    assert sum(n for n, _ in calls) == 640
+    assert sorted(writes) == [(k, 0) for k in range(3)]
 
 
 def test_stats_computed_once_per_raster(pair, tmp_path, monkeypatch):
