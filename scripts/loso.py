@@ -31,7 +31,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     held = [h.strip() for h in a.held_out.split(",") if h.strip()]
 
-    def fold(h: str) -> dict[str, Any]:
-        weights = train_fold(a, h, scenes)
+    def fold(h: str, weights: Path) -> dict[str, Any]:
         cache = Path(a.work) / f"held_{h}" / "scores.json"
         if cache.exists():
             return json.loads(cache.read_text())
@@ -191,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
         cache.write_text(json.dumps(res, indent=2))
         return res
 
+    # Training runs in subprocesses from worker threads; each fold is scored in the main
+    # thread as its training ends (the engine installs signal handlers: main thread only).
     with ThreadPoolExecutor(a.jobs) as pool:
-        folds = list(pool.map(fold, held))
+        futures = {pool.submit(train_fold, a, h, scenes): h for h in held}
+        done = {futures[f]: fold(futures[f], f.result()) for f in as_completed(futures)}
+    folds = [done[h] for h in held]
     (Path(a.work) / "loso.json").write_text(json.dumps(folds, indent=2))
     text = "\n".join(table(folds, bench_rows(a.bench)))
     (Path(a.work) / "loso.md").write_text(text + "\n")
