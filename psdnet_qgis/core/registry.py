@@ -9,6 +9,7 @@ file is only opened (and its hash verified) by :func:`psdnet_qgis.model.weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -16,6 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PSDNetInputError
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (weights, exported pairs, diagnostics)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 #: Environment variable naming an extra/alternative models folder (tests, user models).

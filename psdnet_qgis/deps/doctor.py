@@ -9,7 +9,6 @@ only when torch is importable.
 from __future__ import annotations
 
 import configparser
-import hashlib
 import importlib.util
 import os
 import platform
@@ -40,15 +39,6 @@ def plugin_version() -> str:
             except (configparser.Error, KeyError, UnicodeDecodeError) as err:
                 return f"unreadable {meta} ({err})"
     return "unknown (no metadata.txt)"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def cpu_vector_flags(cpuinfo: str = "/proc/cpuinfo") -> list[str]:
@@ -144,7 +134,7 @@ def _section_models() -> list[str]:
     lines = [f"Bundled models ({registry.models_dir()}):"]
     for m in models:
         try:
-            actual = sha256_of(m.path)
+            actual = registry.sha256_file(m.path)
             state = "ok" if actual == m.sha256 else f"MISMATCH (file {actual})"
         except OSError as err:
             state = f"unreadable ({err})"

@@ -9,7 +9,6 @@ so a tampered or truncated file is refused before it is read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from psdnet_qgis.core import registry
+from psdnet_qgis.core.registry import sha256_file
 from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.model.psdnet import PSDNet
 
@@ -33,15 +33,6 @@ META_DEFAULTS: dict[str, Any] = {
     "licence": "",
     "description": "",
 }
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(model: PSDNet, path: str | os.PathLike, meta: dict | None = None) -> dict:

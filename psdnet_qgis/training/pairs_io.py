@@ -34,7 +34,6 @@ cannot train (export it as a training scene).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.registry import sha256_file
 from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.training.data import WaldPair, crop_pair, largest_valid_window
 
@@ -51,14 +51,6 @@ FORMAT = "psdnet-wald-pairs"
 VERSION = 1
 MANIFEST = "manifest.json"
 _IMAGES = ("ms", "pan", "gt", "pan_full")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _store(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -127,7 +119,7 @@ def save_pairs(folder: str | os.PathLike, train: Sequence[WaldPair], val: Sequen
             "shapes": {k: list(v.shape) for k, v in arrays.items()},
             "arrays": {k: str(v.dtype) for k, v in arrays.items()},
             "valid_fraction": float(arrays["valid"].mean()),
-            "bytes": path.stat().st_size, "sha256": _sha256(path),
+            "bytes": path.stat().st_size, "sha256": sha256_file(path),
             **(scene_info or {}).get(p.name, {}),
         }
     manifest = {
@@ -160,7 +152,7 @@ def load_pair(folder: str | os.PathLike, name: str, manifest: dict[str, Any] | N
         raise PSDNetInputError(f"--pairs {folder}: no pair {name!r}; it holds {sorted(m['pairs'])}")
     e = m["pairs"][name]
     path = Path(folder) / e["file"]
-    if check and "sha256" in e and _sha256(path) != e["sha256"]:
+    if check and "sha256" in e and sha256_file(path) != e["sha256"]:
         raise PSDNetInputError(f"--pairs {folder}: {path.name} does not match its sha256 in {MANIFEST} "
                                "(damaged or replaced); export the pairs again")
     with np.load(path, allow_pickle=False) as z:
