@@ -25,6 +25,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from psdnet_qgis.core.classical import METHODS as CLASSICAL_METHODS
 from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT
 
 
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("ms", help="multispectral raster (any grid/CRS overlapping PAN)")
     ps.add_argument("out", help="output GeoTIFF (PAN grid over the PAN/MS intersection)")
     ps.add_argument("--method", default="psdnet",
-                    choices=["psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc"],
+                    choices=["psdnet", *CLASSICAL_METHODS],
                     help="psdnet (default) or a classical method")
     ps.add_argument("--sensor", default="auto",
                     help="MTF gains of the MTF-based steps: auto (default: the metadata, else the "

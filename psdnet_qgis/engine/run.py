@@ -31,6 +31,7 @@ from typing import Any
 
 from osgeo import gdal
 
+from psdnet_qgis.core.classical import METHODS as CLASSICAL_METHODS
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.adaptation import tile_feedback
@@ -42,7 +43,8 @@ from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.engine.tileloop import write_output
 from psdnet_qgis.errors import PSDNetInputError
 
-METHODS = ("psdnet", "exp", "brovey", "gsa", "mtf_glp_hpm", "mtf_glp_fs", "bdsd_pc")
+#: Every ``method`` of :func:`pansharpen`: the network, then the classical methods (``core.classical``).
+METHODS = ("psdnet", *CLASSICAL_METHODS)
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,12 @@ def test_saved_model_keeps_the_method_by_id(psdnet_provider, pair, tmp_path):
     index = [mid for mid, _ in METHODS].index("mtf_glp_hpm")
     processing.run("psdnet:classical", {"PAN": str(pan), "MS": str(ms), "METHOD": index, "OUTPUT": str(direct)})
     np.testing.assert_array_equal(read(res["sharpen:fused"]), read(direct))
+
+
+def test_classical_choices_are_the_engines_methods():
+    """The dialog offers exactly the classical methods the engine and the CLI know (one list, in core)."""
+    from psdnet_qgis.core.classical import METHODS as CLASSICAL
+    from psdnet_qgis.engine.run import METHODS as ENGINE
+
+    assert sorted(mid for mid, _ in METHODS) == sorted(CLASSICAL)
+    assert ENGINE == ("psdnet", *CLASSICAL)
