@@ -214,11 +214,28 @@ def bundled_model(model: str) -> tuple[str, str] | None:
 
 
 # ------------------------------------------------------------------------------ bench
+def score_method(fn: Any, sc: dict[str, Any], slug: str) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Run ``fn(pan, ms, out) -> seconds`` on a prepared scene (:func:`prepare_scene`) at reduced
+    and full resolution and assess both outputs.
+
+    Returns:
+        (reduced-resolution assessment against the original MS, full-resolution assessment,
+        seconds of the full-resolution run).
+    """
+    sensor, folder = sc["spec"].sensor, sc["folder"]
+    rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
+    fn(sc["rr_pan"], sc["rr_ms"], rr_out)
+    rr = assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=sensor)
+    seconds = fn(sc["fr_pan"], sc["fr_ms"], fr_out)
+    fr = assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=sensor)
+    return rr, fr, seconds
+
+
 def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
                 adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
                 fast: bool = False, scene: str | None = None, classical: bool = True) -> list[dict[str, Any]]:
     sc = prepare_scene(model, data_dir, tmp, scene)
-    spec, folder = sc["spec"], sc["folder"]
+    spec = sc["spec"]
     methods: list[tuple[str, Any]] = []
     adapted: list[dict[str, Any]] = []
     calibs: list[dict[str, Any]] = []
@@ -275,11 +292,7 @@ def bench_scene(model: str, data_dir: Path, tmp: Path, notes: list[str],
         row: dict[str, Any] = {"scene": spec.name, "model": model, "method": label,
                                "seen": seen_in_training(model, spec.name)}
         try:
-            rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
-            fn(sc["rr_pan"], sc["rr_ms"], rr_out)
-            rr = assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=spec.sensor)
-            seconds = fn(sc["fr_pan"], sc["fr_ms"], fr_out)
-            fr = assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=spec.sensor)
+            rr, fr, seconds = score_method(fn, sc, slug)
         except Exception as exc:  # a failing peer must not sink the whole table
             LOG.exception("%s / %s failed", spec.name, label)
             notes.append(f"{spec.name}: {label} failed: {type(exc).__name__}: {exc}")

@@ -89,14 +89,10 @@ def score(weights: Path, held: str, data: Path) -> dict[str, dict[str, Any]]:
         sc = bq.prepare_scene("vhr4", data, Path(tmp), held)
         sensor = sc["spec"].sensor
         for label, cal in (("calibrated", True), ("uncalibrated", False)):
-            cals: list[dict[str, Any]] = []
-            rr_out, fr_out = Path(tmp) / f"rr_{label}.tif", Path(tmp) / f"fr_{label}.tif"
-            bq.run_engine("psdnet", sc["rr_pan"], sc["rr_ms"], rr_out, model=str(weights), sensor=sensor,
-                          calibrate=cal, calibrations=cals)
-            rr = bq.assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=sensor)
-            bq.run_engine("psdnet", sc["fr_pan"], sc["fr_ms"], fr_out, model=str(weights), sensor=sensor,
-                          calibrate=cal)
-            fr = bq.assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=sensor)
+            cals: list[dict[str, Any]] = []  # reduced resolution first: cals[0] is its calibration
+            rr, fr, _ = bq.score_method(
+                lambda p, m, o, c=cal, k=cals: bq.run_engine("psdnet", p, m, o, model=str(weights), sensor=sensor,
+                                                             calibrate=c, calibrations=k), sc, label)
             row = {k: rr["metrics"][k] for k in bq.REDUCED_KEYS}
             row.update({k: fr["metrics"][k] for k in bq.FULL_KEYS})
             if cals:
