@@ -399,20 +399,15 @@ def install(options: InstallOptions, report: Reporter,
         if pct is not None:
             report.progress(pct)
 
-    try:
+    try:  # a failed, cancelled or unimportable install leaves no staging folder behind
         code, lines = run_logged(cmd, log_path, on_line, report.is_canceled, env=pip_env())
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    if code != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        advice = failure_advice(lines, python_version=pyver, index_url=index, target=str(target), where=where)
-        raise InstallError(f"pip could not install PyTorch ({last_errors(lines)}). To try: {advice} "
-                           f"Full pip output: {log_path}")
-    report.info("Checking that torch imports from the new folder…")
-    try:
+        if code != 0:
+            advice = failure_advice(lines, python_version=pyver, index_url=index, target=str(target), where=where)
+            raise InstallError(f"pip could not install PyTorch ({last_errors(lines)}). To try: {advice} "
+                               f"Full pip output: {log_path}")
+        report.info("Checking that torch imports from the new folder…")
         info = check_torch(python, staging)
-    except InstallError:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     result = InstallResult(target=str(target), variant=variant, index_url=where, torch_version=info["version"],
