@@ -199,7 +199,8 @@ class PatchSampler:
         balance: scenes are drawn with probability proportional to
             (valid positions) ** balance: 1 = by area, 0 = every scene equally, 0.5 (default)
             keeps one large scene (Shanghai: 4356 positions vs 66 for Rotterdam 3) from
-            drowning the small ones without repeating those few patches endlessly.
+            drowning the small ones without repeating those few patches endlessly. Pairs named
+            ``group#k`` count as one scene of their summed area (the Landsat 7 set).
         variety: sensor-variety augmentation (``training.augment``); None or ``p == 0``: off,
             and the sampler draws exactly what it draws without it. On, patches are placed
             where a margin of ``variety.margin(r)`` gt px around them is valid too.
@@ -242,6 +243,13 @@ class PatchSampler:
             raise PSDNetInputError(
                 f"PatchSampler: no fully valid {patch}-px patch in any scene; use a smaller patch")
         w = np.where(counts > 0, counts ** float(balance), 0.0)
+        # Pairs named "group#k" (the Landsat 7 set) are drawn as one scene of their summed area,
+        # shared among them in proportion to their own weights.
+        groups = [p.name.split("#")[0] if "#" in p.name else None for p in self.pairs]
+        for g in {g for g in groups if g is not None}:
+            idx = [i for i, q in enumerate(groups) if q == g]
+            if w[idx].sum() > 0:
+                w[idx] = counts[idx].sum() ** float(balance) * w[idx] / w[idx].sum()
         self.weights = w / w.sum()
 
     def sample(self, batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

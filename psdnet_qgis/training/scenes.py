@@ -75,7 +75,9 @@ class SceneSpec:
             georeferencing (sensor geometry) whose geotransforms hold only the crop's offset
             in its full scene, in the file's own pixels, with full-scene MS pixel k centred on
             full-scene PAN pixel ``ratio * k`` (Pleiades): both get a synthetic local
-            georeference (:func:`centre_aligned_bounds`), no CRS.
+            georeference (:func:`centre_aligned_bounds`), no CRS; ``"mat4"`` for the FuseBox
+            Landsat 7 MATLAB pairs (ratio 2, corner-aligned, no georeference), made ratio 4 by
+            degrading the MS once more (:func:`_mat4_sources`).
     """
 
     name: str
@@ -171,6 +173,25 @@ SCENES: dict[str, SceneSpec] = {
         "(Pleiades 1B sensor geometry, 12-bit DN)", grid="centres"),
 }
 
+#: The 39 Landsat 7 ETM+ pairs of the FuseBox folder, made into ratio-4 VHR-like 4-band scenes
+#: (``SceneSpec.grid="mat4"``, :func:`_mat4_sources`): training variety for vhr4 (39 places, 8-bit
+#: data, a 520-900 nm PAN), never a validation scene. ``--train-scenes landsat7x4`` names them all;
+#: the sampler draws them as one scene (``training.data.PatchSampler``: group ``landsat7x4``).
+LANDSAT7_FOLDER = "landsat7_fusebox_39"
+LANDSAT7_GROUP = "landsat7x4"
+LANDSAT7_PAIRS = 39
+#: MTF gain at the new Nyquist of the 30 m -> 60 m step that turns a ratio-2 pair into ratio 4
+#: (the default VHR MS gain of ``core.mtf``).
+LANDSAT7_X2_GAIN = 0.3
+SCENES.update({
+    f"{LANDSAT7_GROUP}#{i:02d}": SceneSpec(
+        f"{LANDSAT7_GROUP}#{i:02d}", LANDSAT7_FOLDER, f"{i}_pan.mat", (f"{i}_ms.mat",),
+        (3, 2, 1, 4), _BGRN, "unknown", 4, None, LANDSAT_LICENCE,
+        "github sjtrny/FuseBox@d5424bcefdd6 imagery/cropped (Landsat 7 ETM+, uint8, red green blue "
+        "NIR SWIR1 SWIR2; MS degraded 30 m -> 60 m here so the 15 m PAN is at ratio 4)", grid="mat4")
+    for i in range(1, LANDSAT7_PAIRS + 1)
+})
+
 # Every VHR 4-band ratio-4 scene, for leave-one-scene-out evaluation of vhr4
 # (``--train-scenes`` / ``--val-scenes``); not the bundled model's lists (MODEL_SCENES).
 VHR_LOSO: tuple[str, ...] = (
@@ -220,6 +241,8 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
     if role not in ("train", "val"):
         raise PSDNetInputError(f"role: {role!r} is not 'train' or 'val'")
     chosen = [n.strip() for n in names.split(",") if n.strip()]
+    chosen = [m for n in chosen for m in ([f"{LANDSAT7_GROUP}#{i:02d}" for i in range(1, LANDSAT7_PAIRS + 1)]
+                                          if n == LANDSAT7_GROUP else [n])]
     if chosen == ["none"]:
         return []  # no validation (leave-one-scene-out: the last epoch is exported)
     if not chosen:
@@ -284,7 +307,7 @@ def _scene_paths(spec: SceneSpec, data_dir: str | os.PathLike | None) -> tuple[P
 
 
 #: Values of ``SceneSpec.grid``.
-GRIDS = ("geo", "centres")
+GRIDS = ("geo", "centres", "mat4")
 
 
 def centre_aligned_bounds(gt: tuple[float, ...], size: tuple[int, int], ratio: int,
@@ -373,6 +396,47 @@ def _ms_vrt(spec: SceneSpec, ms_paths: list[Path], tag: str, created: list[str])
     return out
 
 
+def _mat4_sources(spec: SceneSpec, pan_path: Path, ms_paths: list[Path], tag: str,
+                  created: list[str]) -> tuple[str, str]:
+    """PAN and MS GeoTIFFs in /vsimem of a ratio-2 MATLAB pair made ratio 4 (``grid="mat4"``).
+
+    The FuseBox pairs are corner-aligned crops (MS pixel i covers PAN pixels 2i, 2i + 1) with no
+    georeference. The MS bands ``spec.bands`` are low-passed and decimated by 2 (Wald:
+    ``core.mtf.degrade``, gain :data:`LANDSAT7_X2_GAIN`), so that the PAN is 4 times finer, and
+    both get a local georeference (one PAN pixel = one unit, no CRS) that the engine reads like
+    any other pair.
+    """
+    from osgeo import gdal
+
+    from psdnet_qgis.core.mtf import degrade
+
+    try:
+        import scipy.io as sio  # only these MATLAB files need it
+    except ImportError as exc:
+        raise PSDNetInputError(f"{spec.name}: reading {pan_path.name} needs scipy (apt install python3-scipy "
+                               "or pip install scipy)") from exc
+    pan = np.asarray(sio.loadmat(str(pan_path))["cropped_gray"], np.float32)
+    ms = np.asarray(sio.loadmat(str(ms_paths[0]))["cropped_im"], np.float32).transpose(2, 0, 1)
+    if pan.shape != (2 * ms.shape[1], 2 * ms.shape[2]) or max(spec.bands) > ms.shape[0]:
+        raise PSDNetInputError(f"{spec.name}: PAN {pan.shape} and MS {ms.shape} are not a ratio-2 pair "
+                               f"with bands {spec.bands}")
+    ms = degrade(ms[[b - 1 for b in spec.bands]], LANDSAT7_X2_GAIN, 2)
+    h, w = ms.shape[1:]
+    pan = pan[:4 * h, :4 * w]
+    drv = gdal.GetDriverByName("GTiff")
+    paths = []
+    for kind, arr, px in (("pan", pan[None], 1.0), ("ms", ms, 4.0)):
+        out = f"/vsimem/psdnet_{tag}_{kind}.tif"
+        ds = drv.Create(out, arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_Float32)
+        ds.SetGeoTransform((0.0, px, 0.0, 0.0, 0.0, -px))
+        for b in range(arr.shape[0]):
+            ds.GetRasterBand(b + 1).WriteArray(arr[b])
+        ds = None
+        created.append(out)
+        paths.append(out)
+    return paths[0], paths[1]
+
+
 def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Scene:
     """Read a scene as aligned PAN + MS arrays (through ``engine.raster.open_inputs``).
 
@@ -401,8 +465,9 @@ def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Sc
     created: list[str] = []
     with gdal_errors():
         try:
-            inputs = open_inputs(_pan_vrt(spec, pan_path, tag, created),
-                                 _ms_vrt(spec, ms_paths, tag, created))
+            sources = (_mat4_sources(spec, pan_path, ms_paths, tag, created) if spec.grid == "mat4" else
+                       (_pan_vrt(spec, pan_path, tag, created), _ms_vrt(spec, ms_paths, tag, created)))
+            inputs = open_inputs(*sources)
             try:
                 if inputs.ratio != r:
                     raise PSDNetInputError(
