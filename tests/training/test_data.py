@@ -110,3 +110,16 @@ def test_bad_inputs_raise():
     p = make_wald_pair(ms, pan, 4, 0.3, 0.15)
     with pytest.raises(PSDNetInputError):
         PatchSampler([p], 30)
+
+
+def test_pairs_of_one_group_are_drawn_as_one_scene():
+    ms, pan = _scene(1)
+    one = make_wald_pair(ms, pan, 4, 0.3, 0.15, name="vhr")
+    group = [make_wald_pair(ms, pan, 4, 0.3, 0.15, name=f"set#{k}") for k in range(3)]
+    for balance in (0.0, 0.5):
+        s = PatchSampler([one, *group], 32, balance=balance)
+        # the group has three times the area of the single scene: weight 3 ** balance to 1
+        np.testing.assert_allclose(s.weights[1:].sum() / s.weights[0], 3.0 ** balance)
+        np.testing.assert_allclose(s.weights[1:], s.weights[1])
+    alone = PatchSampler([one, make_wald_pair(ms, pan, 4, 0.3, 0.15, name="other")], 32, balance=0.5)
+    np.testing.assert_array_equal(alone.weights, [0.5, 0.5])  # names without '#': unchanged

@@ -10,6 +10,8 @@ import pytest
 
 from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.training.scenes import (
+    LANDSAT7_GROUP,
+    LANDSAT7_PAIRS,
     MODEL_SCENES,
     SCENES,
     VHR_LOSO,
@@ -175,7 +177,7 @@ def test_bundled_models_keep_their_scene_lists():
 
 
 def test_vhr_loso_lists_every_vhr_4_band_ratio_4_scene():
-    vhr = {n for n, s in SCENES.items() if s.ratio == 4 and len(s.bands) == 4}
+    vhr = {n for n, s in SCENES.items() if s.ratio == 4 and len(s.bands) == 4 and s.grid != "mat4"}  # mat4: Landsat 7
     assert set(VHR_LOSO) == vhr and len(VHR_LOSO) == len(vhr) == 6
     assert "pleiades_gizeh" in VHR_LOSO
     assert [s.name for s in scenes_for("vhr4", "val", "pleiades_gizeh")] == ["pleiades_gizeh"]
@@ -218,3 +220,23 @@ def test_sattest_landsat8_aligned_by_georeference(name, bands, floor):
     assert sc.meta["ms_resampled"] and "UTM zone 16N" in sc.meta["crs"]
     assert sc.ms_valid.all() and sc.pan_valid.all()
     assert coregistration(sc) > floor  # measured 0.955 (B2-B4), 0.937 (B2-B5)
+
+
+def test_landsat7_matlab_pair_is_made_ratio_4(tmp_path):
+    """A FuseBox-style ratio-2 MATLAB pair becomes a ratio-4 scene: the MS degraded by 2."""
+    sio = pytest.importorskip("scipy.io")
+    from psdnet_qgis.core.mtf import degrade
+
+    pan, ms = synthetic_scene((40, 40), 6, 2, seed=5, max_value=255.0)  # (1, 80, 80), (6, 40, 40)
+    folder = tmp_path / SCENES[f"{LANDSAT7_GROUP}#01"].folder
+    folder.mkdir()
+    sio.savemat(folder / "1_pan.mat", {"cropped_gray": np.rint(pan[0]).astype(np.uint8)})
+    sio.savemat(folder / "1_ms.mat", {"cropped_im": np.rint(ms).astype(np.uint8).transpose(1, 2, 0)})
+    sc = load_scene(SCENES[f"{LANDSAT7_GROUP}#01"], tmp_path)
+    assert sc.spec.ratio == 4 and sc.ms.shape == (4, 20, 20) and sc.pan.shape == (1, 80, 80)
+    assert not sc.meta["ms_resampled"] and sc.ms_valid.all()
+    want = degrade(np.rint(ms).astype(np.uint8)[[2, 1, 0, 3]].astype(np.float32), 0.3, 2)
+    np.testing.assert_allclose(sc.ms, want, rtol=1e-6)
+    np.testing.assert_array_equal(sc.pan[0], np.rint(pan[0]).astype(np.uint8))
+    names = [s.name for s in scenes_for("vhr4", "train", f"osman_vhr,{LANDSAT7_GROUP}")]
+    assert names[0] == "osman_vhr" and len(names) == 1 + LANDSAT7_PAIRS
