@@ -7,6 +7,8 @@ block average over ratio x ratio pixels is the MS, so PAN and MS agree like a re
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -175,3 +177,24 @@ def write_landsat(folder: Path, shape: tuple[int, int] = (48, 48), seed: int = 4
         ds.GetRasterBand(b + 1).SetDescription(f"SR_B{b + 2}")
     ds = None
     return out
+
+
+#: (MAT-file data type, MATLAB array class) of the numpy types :func:`write_mat` writes.
+_MAT_CODES = {np.dtype("uint8"): (2, 9), np.dtype("uint16"): (4, 11), np.dtype("float64"): (9, 6)}
+
+
+def write_mat(path: Path, name: str, arr: np.ndarray, compress: bool = True) -> None:
+    """A MATLAB 5 MAT-file holding one real numeric array (the form of the FuseBox files)."""
+    typ, cls = _MAT_CODES[arr.dtype]
+
+    def element(t: int, data: bytes) -> bytes:
+        return struct.pack("<II", t, len(data)) + data + b"\0" * (-len(data) % 8)
+
+    body = (element(6, struct.pack("<II", cls, 0)) + element(5, np.array(arr.shape, "<i4").tobytes())
+            + element(1, name.encode()) + element(typ, arr.tobytes(order="F")))
+    mat = struct.pack("<II", 14, len(body)) + body
+    if compress:
+        z = zlib.compress(mat)
+        mat = struct.pack("<II", 15, len(z)) + z
+    header = b"MATLAB 5.0 MAT-file, written by tests/rasters.py".ljust(116) + bytes(8) + struct.pack("<H", 0x0100)
+    path.write_bytes(header + b"IM" + mat)

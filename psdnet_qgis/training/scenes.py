@@ -409,14 +409,10 @@ def _mat4_sources(spec: SceneSpec, pan_path: Path, ms_paths: list[Path], tag: st
     from osgeo import gdal
 
     from psdnet_qgis.core.mtf import degrade
+    from psdnet_qgis.training.matfile import read_mat_array
 
-    try:
-        import scipy.io as sio  # only these MATLAB files need it
-    except ImportError as exc:
-        raise PSDNetInputError(f"{spec.name}: reading {pan_path.name} needs scipy (apt install python3-scipy "
-                               "or pip install scipy)") from exc
-    pan = np.asarray(sio.loadmat(str(pan_path))["cropped_gray"], np.float32)
-    ms = np.asarray(sio.loadmat(str(ms_paths[0]))["cropped_im"], np.float32).transpose(2, 0, 1)
+    pan = read_mat_array(pan_path, "cropped_gray").astype(np.float32)
+    ms = read_mat_array(ms_paths[0], "cropped_im").astype(np.float32).transpose(2, 0, 1)
     if pan.shape != (2 * ms.shape[1], 2 * ms.shape[2]) or max(spec.bands) > ms.shape[0]:
         raise PSDNetInputError(f"{spec.name}: PAN {pan.shape} and MS {ms.shape} are not a ratio-2 pair "
                                f"with bands {spec.bands}")

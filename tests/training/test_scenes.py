@@ -22,7 +22,7 @@ from psdnet_qgis.training.scenes import (
     load_scene,
     scenes_for,
 )
-from tests.rasters import GDAL_TYPES, synthetic_scene, write_geotiff
+from tests.rasters import GDAL_TYPES, synthetic_scene, write_geotiff, write_mat
 
 ORIGIN = (500000.0, 5700000.0)
 _BGR3 = ("blue", "green", "red")
@@ -224,14 +224,13 @@ def test_sattest_landsat8_aligned_by_georeference(name, bands, floor):
 
 def test_landsat7_matlab_pair_is_made_ratio_4(tmp_path):
     """A FuseBox-style ratio-2 MATLAB pair becomes a ratio-4 scene: the MS degraded by 2."""
-    sio = pytest.importorskip("scipy.io")
     from psdnet_qgis.core.mtf import degrade
 
     pan, ms = synthetic_scene((40, 40), 6, 2, seed=5, max_value=255.0)  # (1, 80, 80), (6, 40, 40)
     folder = tmp_path / SCENES[f"{LANDSAT7_GROUP}#01"].folder
     folder.mkdir()
-    sio.savemat(folder / "1_pan.mat", {"cropped_gray": np.rint(pan[0]).astype(np.uint8)})
-    sio.savemat(folder / "1_ms.mat", {"cropped_im": np.rint(ms).astype(np.uint8).transpose(1, 2, 0)})
+    write_mat(folder / "1_pan.mat", "cropped_gray", np.rint(pan[0]).astype(np.uint8))
+    write_mat(folder / "1_ms.mat", "cropped_im", np.rint(ms).astype(np.uint8).transpose(1, 2, 0))
     sc = load_scene(SCENES[f"{LANDSAT7_GROUP}#01"], tmp_path)
     assert sc.spec.ratio == 4 and sc.ms.shape == (4, 20, 20) and sc.pan.shape == (1, 80, 80)
     assert not sc.meta["ms_resampled"] and sc.ms_valid.all()
