@@ -117,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     pi.add_argument("--spec", default="torch", help="requirement, e.g. torch==2.13.0+cpu")
     pi.add_argument("--uninstall", action="store_true", help="remove the managed folder instead")
 
-    from psdnet_qgis.engine import batch_cli  # stdlib only at import; dask only when a batch runs
+    from psdnet_qgis.engine.batch import cli as batch_cli  # stdlib only at import; dask only when a batch runs
 
     batch_cli.add_parser(sub)
     return p
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "install-torch":
             return _install_torch(args)
         if args.command == "batch":
-            from psdnet_qgis.engine.batch_cli import run_cli
+            from psdnet_qgis.engine.batch.cli import run_cli
 
             return run_cli(args)
         if args.command == "adapt":

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_quality import prepare_scene, run_engine  # noqa: E402
 
 from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS  # noqa: E402
-from psdnet_qgis.engine.assess import assess  # noqa: E402
+from psdnet_qgis.engine.assess.quality import assess  # noqa: E402
 from psdnet_qgis.errors import PSDNetInputError  # noqa: E402
 
 

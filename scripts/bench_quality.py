@@ -61,8 +61,8 @@ from osgeo import gdal, osr  # noqa: E402
 
 from psdnet_qgis.core import mtf  # noqa: E402
 from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS  # noqa: E402
-from psdnet_qgis.engine.assess import assess, valid_rectangle  # noqa: E402
-from psdnet_qgis.engine.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
+from psdnet_qgis.engine.assess.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
+from psdnet_qgis.engine.assess.quality import assess, valid_rectangle  # noqa: E402
 from psdnet_qgis.training.scenes import MODEL_SCENES, SCENES, load_scene, scenes_for  # noqa: E402
 
 gdal.UseExceptions()

@@ -68,8 +68,8 @@ def main() -> int:
 
     from osgeo import gdal
 
+    from psdnet_qgis.engine.assess.quicklook import write_quicklook
     from psdnet_qgis.engine.feedback import TqdmFeedback
-    from psdnet_qgis.engine.quicklook import write_quicklook
     from psdnet_qgis.engine.run import pansharpen
     from psdnet_qgis.errors import EXIT_INPUT, PSDNetError
 

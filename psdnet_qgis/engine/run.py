@@ -34,11 +34,11 @@ from osgeo import gdal
 from psdnet_qgis.core.options import RunOptions, run_methods
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling
 from psdnet_qgis.engine import output
-from psdnet_qgis.engine.adaptation import tile_feedback
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.fusion import Fusion, Predictor, choose_predictor, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
+from psdnet_qgis.engine.progress import tile_feedback
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.engine.tileloop import write_output
 

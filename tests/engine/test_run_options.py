@@ -19,7 +19,7 @@ from psdnet_qgis.core.options import (
     RunOptions,
     run_methods,
 )
-from psdnet_qgis.engine import batch_jobs
+from psdnet_qgis.engine.batch import jobs as batch_jobs
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
 

@@ -1,7 +1,7 @@
 """The jobs file of ``python -m psdnet_qgis batch``: one scene per CSV line -> :class:`Job`.
 
 The whole file is read and checked on the client before any cluster starts, so a bad cell
-on line 40 is reported at once rather than after 39 scenes, and :mod:`engine.batch` only
+on line 40 is reported at once rather than after 39 scenes, and :mod:`engine.batch.runner` only
 ever runs checked jobs. Standard library only at import (the CLI's parser loads it).
 """
 

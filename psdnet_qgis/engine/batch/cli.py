@@ -3,7 +3,7 @@
 :func:`add_parser` is called by the CLI's parser for every command, so this module and those
 it imports load the standard library only (the help's method list adds ``core.classical``);
 dask comes in once a batch runs
-(:func:`engine.batch.run_batch`), never for ``--help`` or the single-scene command.
+(:func:`engine.batch.runner.run_batch`), never for ``--help`` or the single-scene command.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 from psdnet_qgis.core.options import DEVICES, PRECISIONS, run_methods
-from psdnet_qgis.engine.batch import RETRIES, run_batch
-from psdnet_qgis.engine.batch_jobs import read_jobs
+from psdnet_qgis.engine.batch.jobs import read_jobs
+from psdnet_qgis.engine.batch.runner import RETRIES, run_batch
 from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT, PSDNetError, PSDNetInputError, one_line
 
 
