@@ -25,13 +25,19 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from psdnet_qgis.core.classical import METHODS as CLASSICAL_METHODS
+from psdnet_qgis.core.options import (
+    ADAPT_LOSSES,
+    ADAPT_PARTS,
+    DEVICES,
+    OTHER_METHODS,
+    PRECISIONS,
+    TORCH_VARIANTS,
+    run_methods,
+)
 from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT
 
 
 def _parser() -> argparse.ArgumentParser:
-    from psdnet_qgis.core.bands import OTHER_METHODS
-
     p = argparse.ArgumentParser(prog="python -m psdnet_qgis",
                                 description="PSDNet pansharpening without QGIS.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -41,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("ms", help="multispectral raster (any grid/CRS overlapping PAN)")
     ps.add_argument("out", help="output GeoTIFF (PAN grid over the PAN/MS intersection)")
     ps.add_argument("--method", default="psdnet",
-                    choices=["psdnet", *CLASSICAL_METHODS],
+                    choices=run_methods(),
                     help="psdnet (default) or a classical method")
     ps.add_argument("--sensor", default="auto",
                     help="MTF gains of the MTF-based steps: auto (default: the metadata, else the "
@@ -51,11 +57,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="auto | auto_fast | bundled model name (e.g. psdnet_vhr4_fast) | weights path; "
                          "auto_fast and *_fast pick PSDNet-Fast: several times less CPU time, "
                          "slightly lower quality (model card)")
-    ps.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ps.add_argument("--device", default="auto", choices=DEVICES)
     ps.add_argument("--tile", type=int, default=None, help="tile side in MS px (default: ratio-based)")
     ps.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
     ps.add_argument("--batch", type=int, default=None, help="tiles per model call")
-    ps.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+    ps.add_argument("--precision", default="auto", choices=PRECISIONS,
                     help="PSDNet arithmetic (auto: bf16 where the hardware has it)")
     ps.add_argument("--pan-band", type=int, default=1, help="1-based PAN band (multi-band PAN)")
     ps.add_argument("--model-bands", default=None, metavar="B,G,R,N",
@@ -86,9 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     pa.add_argument("--model", default="auto", help="auto | bundled model name | weights path")
     pa.add_argument("--seconds", type=float, default=120.0, help="adaptation budget (default 120)")
     pa.add_argument("--sensor", default="auto", help="MTF gains of the losses (as for pansharpen)")
-    pa.add_argument("--losses", default="both", choices=["both", "fullres", "wald"],
+    pa.add_argument("--losses", default=ADAPT_LOSSES[0], choices=ADAPT_LOSSES,
                     help="full-resolution no-reference losses, reduced-resolution pairs, or both")
-    pa.add_argument("--part", default="head", choices=["head", "all"], help="weights adapted")
+    pa.add_argument("--part", default=ADAPT_PARTS[0], choices=ADAPT_PARTS, help="weights adapted")
     pa.add_argument("--max-steps", type=int, default=None,
                     help="stop after this many steps (default: the budget decides; a fixed count makes the "
                          "adapted weights independent of the machine's speed)")
@@ -103,7 +109,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="managed PyTorch folder (default: the default QGIS profile's, or $PSDNET_DEPS_DIR)")
     pi = sub.add_parser("install-torch", help="install PyTorch into the managed folder (as psdnet:install_pytorch)")
     pi.add_argument("--target", default=None, help="managed folder (default: as for doctor)")
-    pi.add_argument("--variant", default="auto", choices=["auto", "cpu", "cuda"],
+    pi.add_argument("--variant", default="auto", choices=TORCH_VARIANTS,
                     help="auto (CUDA when nvidia-smi lists a GPU, else CPU), cpu or cuda")
     pi.add_argument("--find-links", default=None, help="a local folder of wheels (pip --find-links)")
     pi.add_argument("--index-url", default=None, help="an index replacing PyTorch's wheel index")
@@ -111,7 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     pi.add_argument("--spec", default="torch", help="requirement, e.g. torch==2.13.0+cpu")
     pi.add_argument("--uninstall", action="store_true", help="remove the managed folder instead")
 
-    from psdnet_qgis.engine import batch_cli  # stdlib only at import; dask only when a batch runs
+    from psdnet_qgis.engine.batch import cli as batch_cli  # stdlib only at import; dask only when a batch runs
 
     batch_cli.add_parser(sub)
     return p
@@ -243,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "install-torch":
             return _install_torch(args)
         if args.command == "batch":
-            from psdnet_qgis.engine.batch_cli import run_cli
+            from psdnet_qgis.engine.batch.cli import run_cli
 
             return run_cli(args)
         if args.command == "adapt":

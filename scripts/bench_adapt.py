@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_quality import prepare_scene, run_engine  # noqa: E402
 
-from psdnet_qgis.engine.assess import assess  # noqa: E402
+from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS  # noqa: E402
+from psdnet_qgis.engine.assess.quality import assess  # noqa: E402
 from psdnet_qgis.errors import PSDNetInputError  # noqa: E402
 
 
@@ -58,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     ap.add_argument("--model", default="vhr4", help="model kind (ratio and bands of the scene)")
     ap.add_argument("--budgets", default="0,30,60,120,240")
-    ap.add_argument("--losses", default="both,fullres,wald")
+    ap.add_argument("--losses", default=",".join(ADAPT_LOSSES))
     ap.add_argument("--runs", default="", metavar="S:LOSSES,...",
                     help="budget:losses pairs instead of the --budgets x --losses grid, e.g. 30:both,120:wald")
-    ap.add_argument("--part", default="head", choices=["head", "all"])
+    ap.add_argument("--part", default=ADAPT_PARTS[0], choices=ADAPT_PARTS)
     ap.add_argument("--spatial-weight", type=float, default=None, help="AdaptConfig.spatial_weight (default 1)")
     ap.add_argument("--lr", type=float, default=None, help="AdaptConfig.lr (default 1e-3)")
     ap.add_argument("--full-res", type=float, default=0.0, metavar="S",

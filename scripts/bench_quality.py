@@ -60,8 +60,9 @@ if str(ROOT) not in sys.path:
 from osgeo import gdal, osr  # noqa: E402
 
 from psdnet_qgis.core import mtf  # noqa: E402
-from psdnet_qgis.engine.assess import assess, valid_rectangle  # noqa: E402
-from psdnet_qgis.engine.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
+from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS  # noqa: E402
+from psdnet_qgis.engine.assess.pooling import FULL_KEYS, REDUCED_KEYS  # noqa: E402
+from psdnet_qgis.engine.assess.quality import assess, valid_rectangle  # noqa: E402
 from psdnet_qgis.training.scenes import MODEL_SCENES, SCENES, load_scene, scenes_for  # noqa: E402
 
 gdal.UseExceptions()
@@ -430,9 +431,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=",".join([*MODEL_SCENES, *ALL_BAND_ROWS]),
                     help="comma-separated: vhr4,landsat3 (bundled models' validation scenes), shanghai8 "
                          "(the 8-band WV-3 scene, all bands)")
-    ap.add_argument("--adapt-part", default=None, choices=["head", "all"],
+    ap.add_argument("--adapt-part", default=None, choices=ADAPT_PARTS,
                     help="weights the adapted rows fine-tune (default: the engine's, head)")
-    ap.add_argument("--adapt-losses", default=None, choices=["both", "fullres", "wald"],
+    ap.add_argument("--adapt-losses", default=None, choices=ADAPT_LOSSES,
                     help="losses of the adapted rows (default: the engine's, both)")
     ap.add_argument("--fast", action="store_true",
                     help="PSDNet rows with the PSDNet-Fast model (psdnet_<model>_fast) instead of the full one")

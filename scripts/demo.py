@@ -68,8 +68,8 @@ def main() -> int:
 
     from osgeo import gdal
 
+    from psdnet_qgis.engine.assess.quicklook import write_quicklook
     from psdnet_qgis.engine.feedback import TqdmFeedback
-    from psdnet_qgis.engine.quicklook import write_quicklook
     from psdnet_qgis.engine.run import pansharpen
     from psdnet_qgis.errors import EXIT_INPUT, PSDNetError
 
@@ -78,7 +78,7 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     if (args.pan is None) != (args.ms is None):
         print("error: give both PAN=... and MS=..., or neither for the embedded demo scene", file=sys.stderr)
-        return 2
+        return EXIT_INPUT
     if args.pan is None:
         pan, ms = fetch_demo_scene(out_dir / "data")
         name = "landsat8_marburg"

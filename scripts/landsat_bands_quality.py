@@ -38,7 +38,7 @@ for p in (ROOT, ROOT / "scripts"):
 from bench_quality import prepare_scene  # noqa: E402
 from osgeo import gdal  # noqa: E402
 
-from psdnet_qgis.engine.assess import assess  # noqa: E402
+from psdnet_qgis.engine.assess.quality import assess  # noqa: E402
 from psdnet_qgis.engine.run import pansharpen  # noqa: E402
 from psdnet_qgis.training.scenes import SCENES  # noqa: E402
 

@@ -28,7 +28,7 @@ def main() -> int:
     args = ap.parse_args()
     from osgeo import gdal
 
-    from psdnet_qgis.engine.quicklook import percentiles, stretch
+    from psdnet_qgis.engine.assess.quicklook import percentiles, stretch
     from psdnet_qgis.engine.run import pansharpen
 
     gdal.UseExceptions()

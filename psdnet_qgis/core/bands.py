@@ -76,9 +76,6 @@ LANDSAT_BANDS: dict[str, dict[int, str]] = {
 }
 #: What the log calls each entry of :data:`LANDSAT_BANDS`.
 LANDSAT_INSTRUMENTS = {"oli": "Landsat 8/9 OLI", "etm": "Landsat 7 ETM+", "tm": "Landsat 4/5 TM"}
-#: Classical methods offered for the MS bands a model does not know (best first on the 8-band
-#: scene, ``make bench`` row ``shanghai8``); the values of psdnet:pansharpen's OTHER_METHOD.
-OTHER_METHODS = ("mtf_glp_fs", "mtf_glp_hpm", "gsa", "bdsd_pc")
 
 #: Canonical name for description keywords (compared without case, spaces or punctuation).
 _KEYWORDS = (

@@ -10,7 +10,7 @@ the reference), each *candidate* (the network, and classical methods) adds a det
     out_b = lms_b + sum_k w_bk D_k,b,    w_bk >= 0,
 
 that bring the degraded scene's fused result closest to the real MS (least squares over all
-the sampled pixels) are found in closed form (``classical_base.nnls_gram``: every active set of
+the sampled pixels) are found in closed form (``classical.base.nnls_gram``: every active set of
 the few unknowns, exact). The engine then applies the same weights at full scale in every
 tile (``engine.calibration``), so a tiled run and a whole-image run see the same coefficients.
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import PSDNetInputError
-from .classical_base import nnls_gram
+from .classical.base import nnls_gram
 from .metrics import ergas_from_errors, sam
 
 #: How the weights of one band are constrained: "simplex" (non-negative, summing to 1: the

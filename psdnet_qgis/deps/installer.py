@@ -36,12 +36,13 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..core.options import TORCH_VARIANTS
 from ..errors import PSDNetCanceled, PSDNetInputError
 from . import gpu as gpu_mod
 from .paths import LOG_NAME, MARKER, activate, deactivate, is_inside, python_tag
 from .python import find_python, no_pip_advice, no_window, probe_pip
 
-VARIANTS = ("auto", "cpu", "cuda")
+VARIANTS = TORCH_VARIANTS
 
 
 class InstallError(PSDNetInputError):

@@ -35,25 +35,10 @@ CROP_MS = 64  # MS px: 256 PAN px at ratio 4, the patch size of lambda-PNN
 N_CROPS = 8
 HOLD_EVERY = 4
 MIN_CROP_MS = 16  # the guard's Q blocks shrink to the crop below core.metrics' 32 px
-PROGRESS_END = 30.0  # percent of the bar at the end of adaptation (the tiles take the rest)
 
 
 class AdaptationUnavailable(PSDNetInputError):
     """Adaptation cannot run on this scene or platform (the message names the input and why)."""
-
-
-class SpanFeedback:
-    """Engine feedback whose progress 0..100 lands in [lo, hi] of the caller's bar."""
-
-    def __init__(self, fb: Feedback, lo: float, hi: float) -> None:
-        self._fb, self._lo, self._hi = fb, float(lo), float(hi)
-
-    def progress(self, percent: float) -> None:
-        """Forward ``percent`` of this span."""
-        self._fb.progress(self._lo + (self._hi - self._lo) * float(percent) / 100.0)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fb, name)
 
 
 def _windows(inputs: RasterInputs, side: int) -> list[tuple[int, int]]:
@@ -272,10 +257,3 @@ def skipped(seconds: float, why: str, fb: Feedback) -> dict[str, Any]:
     fb.warning(f"Adaptation skipped: {why} The run fuses without it.")
     fb.progress(100.0)
     return {"kept": False, "skipped": True, "reason": why, "steps": 0, "budget_seconds": float(seconds)}
-
-
-def tile_feedback(fb: Feedback) -> SpanFeedback:
-    """The tile loop's feedback after adaptation: its 2..99 % become PROGRESS_END..99 %."""
-    lo_in, hi_in, hi = 2.0, 99.0, 99.0
-    scale = (hi - PROGRESS_END) / (hi_in - lo_in)
-    return SpanFeedback(fb, PROGRESS_END - lo_in * scale, PROGRESS_END + (100.0 - lo_in) * scale)

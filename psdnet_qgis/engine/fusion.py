@@ -20,13 +20,15 @@ import numpy as np
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import PROGRESS_END, SpanFeedback, adapt_or_skip, skipped
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, SensorChoice, choose_sensor
+from psdnet_qgis.engine.adaptation import adapt_or_skip, skipped
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
+from psdnet_qgis.engine.progress import PROGRESS_END, SpanFeedback
 from psdnet_qgis.engine.raster import RasterInputs
+from psdnet_qgis.engine.sensor import SensorChoice, choose_sensor
 from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
 

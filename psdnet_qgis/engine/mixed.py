@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 
 from psdnet_qgis.core import bands as bandnames
+from psdnet_qgis.core.options import OTHER_METHODS
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames
 from psdnet_qgis.errors import PSDNetInputError
 
-OTHER_METHODS = bandnames.OTHER_METHODS
 DEFAULT_OTHER = OTHER_METHODS[0]
 
 

@@ -82,7 +82,7 @@ def identify(descriptions: Sequence[str], n_bands: int, ms_path: str = "", senso
         n_bands: MS band count.
         ms_path: the MS file (its VRT sources are read); "" to skip.
         sensor_label: what the run's sensor is ("Landsat 8 OLI", "Landsat 7 ETM+", "WorldView-3"...,
-            ``engine.classical_predictor.SensorChoice.label``); None if unknown.
+            ``engine.sensor.SensorChoice.label``); None if unknown.
     """
     descriptions = list(descriptions) + [""] * (n_bands - len(descriptions))
     instrument = bandnames.landsat_instrument(sensor_label)

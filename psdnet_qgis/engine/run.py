@@ -31,20 +31,19 @@ from typing import Any
 
 from osgeo import gdal
 
-from psdnet_qgis.core.classical import METHODS as CLASSICAL_METHODS
+from psdnet_qgis.core.options import RunOptions, run_methods
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling
 from psdnet_qgis.engine import output
-from psdnet_qgis.engine.adaptation import tile_feedback
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.fusion import Fusion, Predictor, choose_predictor, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
+from psdnet_qgis.engine.progress import tile_feedback
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.engine.tileloop import write_output
-from psdnet_qgis.errors import PSDNetInputError
 
 #: Every ``method`` of :func:`pansharpen`: the network, then the classical methods (``core.classical``).
-METHODS = ("psdnet", *CLASSICAL_METHODS)
+METHODS = run_methods()
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ def pansharpen(
         model: "auto" (bundled model for the MS band names, else the band count, and the ratio:
             ``engine.mixed.auto_model``), a bundled model name,
             a weights path, or a ``torch.nn.Module`` taking normalised (ms, pan).
-        device: "auto" | "cpu" | "cuda" (PSDNet only).
+        device: PSDNet only: one of ``core.options.DEVICES`` ("auto", "cuda", "cpu") or "cuda:N".
         tile, overlap: tile side and overlap in MS px (default ``core.tiling.default_tile``).
         pan_band: 1-based band of ``pan`` used as PAN.
         out_dtype: None (same as the MS, clipped and rounded) or e.g. "float32".
@@ -166,8 +165,8 @@ def pansharpen(
         margin: context margin in MS px around each tile (default:
             ``core.tiling.PSDNET_MARGIN`` for PSDNet, ``CLASSICAL_MARGIN`` for classical
             methods).
-        precision: PSDNet arithmetic: "auto" (``model.precision.auto_precision``), "fp32",
-            "bf16", "fp16".
+        precision: PSDNet arithmetic, one of ``core.options.PRECISIONS``: "auto"
+            (``model.precision.auto_precision``), "fp32", "bf16", "fp16".
         sensor: MTF gains of the MTF-based steps (``core.mtf.SENSOR_CHOICES``): "auto" (what
             the MS or PAN metadata say, else the documented defaults), "unknown" (the
             defaults) or a sensor name; the log says which gains were used.
@@ -189,7 +188,8 @@ def pansharpen(
         The :class:`PansharpenReport` of the run (``to_dict()`` for JSON).
 
     Raises:
-        PSDNetInputError: bad input/output/model (before any work).
+        PSDNetInputError: bad input/output/model or an option not in its list
+            (``core.options.RunOptions.validate``), before any work.
         PSDNetOutputError: the output cannot be created or written (full disk); removed.
         PSDNetResourceError: CUDA out of memory even on a small piece of a tile, or torch
             missing for PSDNet.
@@ -197,8 +197,10 @@ def pansharpen(
     """
     fb: Feedback = as_feedback(feedback)
     t_start = time.perf_counter()
-    if method not in METHODS:
-        raise PSDNetInputError(f"method {method!r} is unknown; use one of {', '.join(METHODS)}.")
+    RunOptions(method=method, model=model, device=device, tile=tile, overlap=overlap, pan_band=pan_band,
+               out_dtype=out_dtype, batch_size=batch_size, margin=margin, precision=precision, sensor=sensor,
+               adapt_seconds=adapt_seconds, adapt_options=adapt_options, model_bands=model_bands,
+               other_method=other_method, calibrate=calibrate).validate()
 
     with gdal_errors():
         inputs = open_inputs(pan, ms, pan_band)

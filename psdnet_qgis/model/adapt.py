@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from psdnet_qgis.core import metrics, mtf
+from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 from psdnet_qgis.model.losses import Degrade, spatial_loss, spatial_threshold, spectral_loss
@@ -42,8 +43,8 @@ from psdnet_qgis.model.psdnet import PSDNet
 
 log = logging.getLogger(__name__)
 
-PARTS = ("head", "all")
-LOSSES = ("fullres", "wald", "both")
+PARTS = ADAPT_PARTS
+LOSSES = ADAPT_LOSSES
 WINDOW = 9  # PAN px of the local correlation box (odd, a couple of MS pixels at ratio 4)
 MIN_MS = 8  # the network's smallest MS side (PSDNet.MIN_SIDE)
 
@@ -62,8 +63,8 @@ class AdaptConfig:
     """
 
     seconds: float
-    part: str = "head"
-    losses: str = "both"
+    part: str = ADAPT_PARTS[0]
+    losses: str = ADAPT_LOSSES[0]
     lr: float = 1e-3
     spatial_weight: float = 1.0
     max_steps: int | None = None

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from psdnet_qgis.core.options import DEVICES
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
 from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
@@ -63,7 +64,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
                 "driver, or a CPU-only torch build); choose Auto or CPU."
             )
         return torch.device(name)
-    raise PSDNetInputError(f"Device: '{device}' is not one of auto, cpu, cuda; choose Auto, CPU or CUDA.")
+    raise PSDNetInputError(f"Device: '{device}' is not one of {', '.join(DEVICES)}; choose Auto, CPU or CUDA.")
 
 
 def _is_oom(exc: BaseException) -> bool:

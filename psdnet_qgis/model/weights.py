@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from psdnet_qgis.core import registry
+from psdnet_qgis.core.options import is_model_path
 from psdnet_qgis.core.registry import sha256_file
 from psdnet_qgis.errors import PSDNetInputError
 from psdnet_qgis.model.psdnet import PSDNet
@@ -86,8 +87,7 @@ def _resolve(path_or_name: str | os.PathLike) -> tuple[Path, dict]:
     """Weights path + metadata dict for a path (``.pt`` or ``.json``) or a bundled name."""
     s = os.fspath(path_or_name)
     p = Path(s).expanduser()
-    looks_like_path = p.suffix in (".pt", ".pth", ".json") or os.sep in s or "/" in s
-    if not looks_like_path and not p.exists():
+    if not is_model_path(s) and not p.exists():
         info = registry.get_model(s)  # raises with the list of available models
         return Path(info.path), info.to_dict()
     if p.suffix == ".json":

@@ -14,12 +14,20 @@ from qgis.core import (
 )
 
 from ..core import mtf
+from ..core.options import ADAPT_LOSSES, ADAPT_PARTS
 from ..errors import PSDNetCanceled, PSDNetError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, pan_ms_problem
 from .feedback import ProcessingFeedback
 from .pansharpen_algorithm import torch_missing_message
 from .sensors import SENSOR, engine_sensor, sensor_choices
+
+#: Labels of the LOSSES and PART values (``core.options.ADAPT_LOSSES`` / ``ADAPT_PARTS``).
+LOSS_LABELS = {"both": "Full-resolution no-reference losses and reduced-resolution pairs",
+               "fullres": "Full-resolution no-reference losses only",
+               "wald": "Reduced-resolution pairs (the scene degraded by the ratio) only"}
+PART_LABELS = {"head": "Output head (fast: hundreds of steps per minute on a CPU)",
+               "all": "All weights (a full training step each)"}
 
 
 class AdaptAlgorithm(PSDNetAlgorithm):
@@ -52,14 +60,12 @@ class AdaptAlgorithm(PSDNetAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             self.SECONDS, self.tr("Budget in seconds"), Qgis.ProcessingNumberParameterType.Double, 120.0,
             minValue=1.0, maxValue=36000.0))
-        self.addChoiceParameter(self.LOSSES, self.tr("Losses"), [
-            ("both", self.tr("Full-resolution no-reference losses and reduced-resolution pairs")),
-            ("fullres", self.tr("Full-resolution no-reference losses only")),
-            ("wald", self.tr("Reduced-resolution pairs (the scene degraded by the ratio) only"))],
-            "both", advanced=True)
-        self.addChoiceParameter(self.PART, self.tr("Weights adapted"), [
-            ("head", self.tr("Output head (fast: hundreds of steps per minute on a CPU)")),
-            ("all", self.tr("All weights (a full training step each)"))], "head", advanced=True)
+        self.addChoiceParameter(self.LOSSES, self.tr("Losses"),
+                                [(v, self.tr(LOSS_LABELS.get(v, v))) for v in ADAPT_LOSSES],
+                                ADAPT_LOSSES[0], advanced=True)
+        self.addChoiceParameter(self.PART, self.tr("Weights adapted"),
+                                [(v, self.tr(PART_LABELS.get(v, v))) for v in ADAPT_PARTS],
+                                ADAPT_PARTS[0], advanced=True)
         steps = QgsProcessingParameterNumber(
             self.MAX_STEPS, self.tr("Stop after this many steps (0 = the budget decides; a fixed count "
                                     "makes the adapted weights the same on any machine speed)"),

@@ -1,7 +1,7 @@
 """``psdnet:assess`` — "Assess pansharpening quality".
 
-QGIS glue only: reads the parameters, checks the layers, runs ``engine.assess.assess`` and
-``engine.assess.write_html_report``, and returns every metric as a number output so the
+QGIS glue only: reads the parameters, checks the layers, runs ``engine.assess.quality.assess`` and
+``engine.assess.report.write_html_report``, and returns every metric as a number output so the
 modeler can chain on them (e.g. keep the method with the best QNR).
 """
 
@@ -46,7 +46,7 @@ METRIC_OUTPUTS = (
 #: SENSOR value for "no sensor": generic MTF gains (the SENSOR list is processing.sensors')
 UNKNOWN_SENSOR = mtf.UNKNOWN
 
-DEFAULT_MAX_PIXELS = 1_048_576  # = engine.assess.DEFAULT_MAX_PIXELS (not imported: GDAL only when running)
+DEFAULT_MAX_PIXELS = 1_048_576  # = engine.assess.quality.DEFAULT_MAX_PIXELS (not imported: GDAL only when running)
 
 
 class AssessAlgorithm(PSDNetAlgorithm):
@@ -165,7 +165,7 @@ class AssessAlgorithm(PSDNetAlgorithm):
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         sensor = engine_sensor(self.choiceId(parameters, self.SENSOR, context))
         if sensor == mtf.AUTO:
-            from ..engine.classical_predictor import sensor_from_metadata  # GDAL only when running
+            from ..engine.sensor import sensor_from_metadata  # GDAL only when running
 
             sensor = sensor_from_metadata(ms.source()) or sensor_from_metadata(pan.source())
             feedback.pushInfo(self.tr("Sensor: {}; {}.").format(
@@ -180,8 +180,8 @@ class AssessAlgorithm(PSDNetAlgorithm):
                 "Quality report: folder '{}' does not exist; choose another file name.").format(folder))
         png_path = os.path.splitext(html_path)[0] + "_quicklook.png"
 
-        from ..engine.assess import assess  # GDAL only when running
-        from ..engine.report import write_html_report
+        from ..engine.assess.quality import assess  # GDAL only when running
+        from ..engine.assess.report import write_html_report
 
         try:
             results = assess(

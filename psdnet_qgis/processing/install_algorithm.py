@@ -20,11 +20,17 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.options import TORCH_VARIANTS
 from ..deps import installer
 from ..errors import PSDNetCanceled
 from .feedback import ProcessingFeedback
 from .managed import managed_target
 from .setup_base import SetupAlgorithm
+
+#: Labels of the VARIANT values (``core.options.TORCH_VARIANTS``).
+VARIANT_LABELS = {"auto": "Auto: CUDA when nvidia-smi lists an NVIDIA GPU, else CPU",
+                  "cpu": "CPU (about 200 MB download, runs everywhere)",
+                  "cuda": "CUDA (NVIDIA GPU; about 3 GB download)"}
 
 
 class InstallPytorchAlgorithm(SetupAlgorithm):
@@ -47,11 +53,8 @@ class InstallPytorchAlgorithm(SetupAlgorithm):
         return self.tr("Install PyTorch (for QGIS's Python)")
 
     def initAlgorithm(self, config=None) -> None:
-        self.addChoiceParameter(self.VARIANT, self.tr("Variant"), [
-            ("auto", self.tr("Auto: CUDA when nvidia-smi lists an NVIDIA GPU, else CPU")),
-            ("cpu", self.tr("CPU (about 200 MB download, runs everywhere)")),
-            ("cuda", self.tr("CUDA (NVIDIA GPU; about 3 GB download)")),
-        ], "auto")
+        self.addChoiceParameter(self.VARIANT, self.tr("Variant"),
+                                [(v, self.tr(VARIANT_LABELS.get(v, v))) for v in TORCH_VARIANTS], "auto")
         self.addParameter(QgsProcessingParameterFile(
             self.FIND_LINKS, self.tr("Local folder of wheels (optional; pip's --find-links)"),
             behavior=QgsProcessingParameterFile.Behavior.Folder, optional=True))

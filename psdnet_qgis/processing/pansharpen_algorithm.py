@@ -15,14 +15,15 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.bands import OTHER_METHODS
+from ..core.options import DEVICES, OTHER_METHODS
 from ..core.registry import list_models
 from .base import tr
 from .classical_algorithm import METHODS as CLASSICAL_METHODS
 from .fusion_base import FusionAlgorithmBase
 
-#: DEVICE values (= engine device names); positions are what index calls (DEVICE=2) select
-DEVICES = ("auto", "cuda", "cpu")
+#: Labels of the DEVICE values (``core.options.DEVICES``, whose order the positions of index
+#: calls select); a value without a label here is shown as it is.
+DEVICE_LABELS = {"auto": "Auto (CUDA if available, else CPU)", "cuda": "CUDA (NVIDIA GPU)", "cpu": "CPU"}
 
 
 def torch_missing_message() -> str:
@@ -80,9 +81,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             self.CALIBRATE,
             self.tr("Calibrate on this scene (weights of the network's and MTF-GLP-FS's detail fitted on the "
                     "scene degraded by the ratio)"), True, optional=True))
-        labels = (self.tr("Auto (CUDA if available, else CPU)"), self.tr("CUDA (NVIDIA GPU)"), self.tr("CPU"))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
-                                list(zip(DEVICES, labels, strict=True)), "auto", advanced=True)
+                                [(d, self.tr(DEVICE_LABELS.get(d, d))) for d in DEVICES], "auto", advanced=True)
         # 0 (off) and advanced: with the bundled models it did not reliably help (model card,
         # "Adapt to this scene"), and the whole-scene check keeps the original model whenever any
         # of its metrics gets worse, so most runs would pay the budget for nothing

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
+from psdnet_qgis.core.options import TRAINING_PRECISIONS
 from psdnet_qgis.training.config import MODELS, REPO_ROOT, TrainConfig
 
 
@@ -79,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="start from exported weights and only run the fine-tuning stage")
     setting("--seed", type=int)
     setting("--threads", type=int)
-    setting("--precision", choices=("auto", "fp32", "bf16"))
+    setting("--precision", choices=TRAINING_PRECISIONS)
     setting("--device")
     ap.add_argument("--export", default=None,
                     help="weights path (default resources/models/psdnet_<model>.pt; 'none' to skip)")

@@ -156,7 +156,7 @@ def test_fit_apply_dispatch_and_errors(pair: tuple[np.ndarray, np.ndarray, np.nd
 
 def test_hpm_stays_bounded_when_bands_do_not_follow_the_pan():
     """Uncorrelated bands made the plain HPM ratio explode (+-3e6); the guarded one stays in range."""
-    from psdnet_qgis.core.classical_mra import HPM_MAX_MODULATION, mtf_glp_hpm
+    from psdnet_qgis.core.classical.mra import HPM_MAX_MODULATION, mtf_glp_hpm
     from tests.rasters import synthetic_scene
 
     pan, ms = synthetic_scene((48, 52), bands=4, ratio=4, seed=0)

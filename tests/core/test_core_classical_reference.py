@@ -14,7 +14,7 @@ import pytest
 from psdnet_qgis.core import classical as K
 from psdnet_qgis.core import metrics as M
 from psdnet_qgis.core import mtf
-from psdnet_qgis.core.classical_base import nnls_gram
+from psdnet_qgis.core.classical.base import nnls_gram
 from psdnet_qgis.core.resample import upsample_bicubic
 
 from . import reference_pansharpening as R

@@ -9,9 +9,9 @@ import pytest
 from osgeo import gdal
 
 from psdnet_qgis.core.resample import upsample_bicubic
-from psdnet_qgis.engine.assess import assess, valid_rectangle
-from psdnet_qgis.engine.pooling import FULL_KEYS, METRIC_KEYS, REDUCED_KEYS
-from psdnet_qgis.engine.report import write_html_report
+from psdnet_qgis.engine.assess.pooling import FULL_KEYS, METRIC_KEYS, REDUCED_KEYS
+from psdnet_qgis.engine.assess.quality import assess, valid_rectangle
+from psdnet_qgis.engine.assess.report import write_html_report
 from psdnet_qgis.errors import PSDNetInputError
 from tests.rasters import make_pair, synthetic_scene, write_geotiff
 

@@ -23,7 +23,8 @@ pytest.importorskip("distributed")
 torch = pytest.importorskip("torch")
 
 from psdnet_qgis.__main__ import main  # noqa: E402
-from psdnet_qgis.engine import batch, batch_jobs  # noqa: E402
+from psdnet_qgis.engine.batch import jobs as batch_jobs  # noqa: E402
+from psdnet_qgis.engine.batch import runner as batch  # noqa: E402
 from psdnet_qgis.errors import PSDNetInputError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,8 +187,8 @@ def test_complete_output_refuses_truncated_files(tmp_path, pair):
 
 
 def test_package_and_cli_never_import_dask():
-    code = ("import sys, psdnet_qgis, psdnet_qgis.engine.run, psdnet_qgis.engine.batch, "
-            "psdnet_qgis.engine.batch_jobs, psdnet_qgis.engine.batch_cli, psdnet_qgis.__main__ as m, "
+    code = ("import sys, psdnet_qgis, psdnet_qgis.engine.run, psdnet_qgis.engine.batch.runner, "
+            "psdnet_qgis.engine.batch.jobs, psdnet_qgis.engine.batch.cli, psdnet_qgis.__main__ as m, "
             "psdnet_qgis.processing.provider; m._parser(); "
             "bad = [n for n in ('dask', 'distributed') if n in sys.modules]; assert not bad, bad")
     p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S,

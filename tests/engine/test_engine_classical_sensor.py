@@ -11,9 +11,10 @@ from osgeo import gdal
 
 from psdnet_qgis.core import classical, mtf
 from psdnet_qgis.core.metrics import ergas
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, resolve_sensor, sensor_from_metadata
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.engine.run import pansharpen
+from psdnet_qgis.engine.sensor import resolve_sensor, sensor_from_metadata
 from psdnet_qgis.errors import PSDNetInputError
 
 from ..core import reference_pansharpening as R
@@ -114,7 +115,7 @@ def _real_wald(tmp_path: Path, n: int = 96) -> tuple[Path, Path, np.ndarray, str
         sc = scenes.load_scene(spec)
     except Exception as exc:  # noqa: BLE001 - data not available on this machine
         pytest.skip(f"shared data not available: {exc}")
-    from psdnet_qgis.engine.assess import valid_rectangle
+    from psdnet_qgis.engine.assess.quality import valid_rectangle
 
     r = spec.ratio
     c, h, w = sc.ms.shape

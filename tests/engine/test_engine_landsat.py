@@ -124,8 +124,8 @@ def test_bands_no_model_knows_are_refused_with_the_fix(landsat, tmp_path):
 
 
 def test_batch_auto_takes_the_model_by_band_names(landsat, tmp_path):
-    from psdnet_qgis.engine.batch import _worker_model
-    from psdnet_qgis.engine.batch_jobs import Job
+    from psdnet_qgis.engine.batch.jobs import Job
+    from psdnet_qgis.engine.batch.runner import _worker_model
 
     job = Job(2, str(landsat["pan"]), str(landsat["ms7"]), str(tmp_path / "b.tif"), {"model": "auto"})
     net, _ = _worker_model("auto", job, "cpu")

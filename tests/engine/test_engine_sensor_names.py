@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from osgeo import gdal
 
-from psdnet_qgis.engine.classical_predictor import (
+from psdnet_qgis.engine.raster import open_inputs
+from psdnet_qgis.engine.run import pansharpen
+from psdnet_qgis.engine.sensor import (
     choose_sensor,
     find_sensor,
     resolve_sensor,
     sensor_from_metadata,
 )
-from psdnet_qgis.engine.raster import open_inputs
-from psdnet_qgis.engine.run import pansharpen
 from tests.rasters import synthetic_scene, write_geotiff
 
 ORIGIN = (477000.0, 5630000.0)

@@ -97,7 +97,7 @@ def test_fused_not_on_pan_grid_is_explained(assess_alg, pair, tmp_path):
 
 
 def test_default_sample_size_matches_the_engine():
-    from psdnet_qgis.engine import assess as engine_assess
+    from psdnet_qgis.engine.assess import quality as engine_assess
     from psdnet_qgis.processing import assess_algorithm
 
     assert assess_algorithm.DEFAULT_MAX_PIXELS == engine_assess.DEFAULT_MAX_PIXELS

@@ -190,3 +190,12 @@ def test_classical_choices_are_the_engines_methods():
 
     assert sorted(mid for mid, _ in METHODS) == sorted(CLASSICAL)
     assert ENGINE == ("psdnet", *CLASSICAL)
+
+
+def test_device_choices_are_the_option_list(psdnet_provider):
+    """psdnet:pansharpen's DEVICE ids are core.options.DEVICES, in the same order (index calls)."""
+    from psdnet_qgis.core.options import DEVICES, TORCH_VARIANTS
+
+    ids = {(a.id(), d.name()): tuple(d.options()) for a in psdnet_provider.algorithms()
+           for d in a.parameterDefinitions() if d.name() in ("DEVICE", "VARIANT")}
+    assert ids == {("psdnet:pansharpen", "DEVICE"): DEVICES, ("psdnet:install_pytorch", "VARIANT"): TORCH_VARIANTS}

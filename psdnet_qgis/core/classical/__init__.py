@@ -7,10 +7,10 @@ network (``exp`` ignores ``pan``).
 
 * ``exp`` (here): bicubic upsampling (:func:`psdnet_qgis.core.resample.upsample_bicubic`),
   the baseline with no PAN detail.
-* component substitution (:mod:`.classical_cs`): ``brovey`` (GDAL's weighted Brovey, what
+* component substitution (:mod:`.cs`): ``brovey`` (GDAL's weighted Brovey, what
   QGIS's built-in Pansharpening runs), ``gsa`` (Gram-Schmidt adaptive, Aiazzi et al. 2007)
   and ``bdsd_pc`` (band-dependent spatial detail with physical constraints, Vivone 2019).
-* multiresolution analysis (:mod:`.classical_mra`): ``mtf_glp_hpm`` (MTF-matched generalised
+* multiresolution analysis (:mod:`.mra`): ``mtf_glp_hpm`` (MTF-matched generalised
   Laplacian pyramid with high-pass modulation) and ``mtf_glp_fs`` (the same pyramid with
   additive detail and gains regressed at full scale, Vivone et al. 2018).
 
@@ -20,7 +20,7 @@ holds independent whole-image implementations they are pinned against.
 
 gsa, mtf_glp_hpm, mtf_glp_fs and bdsd_pc depend on image statistics. For tiled runs they are
 split into ``*_stats`` (fitted once per raster) and ``*_apply`` (local given the stats, so
-tiles agree to float rounding); :mod:`.classical_base` describes these call forms once and
+tiles agree to float rounding); :mod:`.base` describes these call forms once and
 holds the input checks they share. :func:`fit` / :func:`apply` dispatch by method name
 (``fit`` returns None for the stateless exp and brovey). This module re-exports every method,
 so ``classical.<name>`` reaches all of them.
@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PSDNetInputError
-from .classical_base import Windows, check_inputs
-from .classical_cs import (
+from ...errors import PSDNetInputError
+from ..resample import upsample_bicubic
+from .base import Windows, check_inputs
+from .cs import (
     BDSDStats,
     GSAStats,
     bdsd_pc,
@@ -46,7 +47,7 @@ from .classical_cs import (
     gsa_apply,
     gsa_stats,
 )
-from .classical_mra import (
+from .mra import (
     FSStats,
     HPMStats,
     mtf_glp_fs,
@@ -56,7 +57,6 @@ from .classical_mra import (
     mtf_glp_hpm_apply,
     mtf_glp_hpm_stats,
 )
-from .resample import upsample_bicubic
 
 __all__ = [
     "exp", "brovey", "gsa", "mtf_glp_hpm", "METHODS", "FITTED", "GSAStats", "HPMStats", "gsa_stats",

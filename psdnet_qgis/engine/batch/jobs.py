@@ -1,7 +1,7 @@
 """The jobs file of ``python -m psdnet_qgis batch``: one scene per CSV line -> :class:`Job`.
 
 The whole file is read and checked on the client before any cluster starts, so a bad cell
-on line 40 is reported at once rather than after 39 scenes, and :mod:`engine.batch` only
+on line 40 is reported at once rather than after 39 scenes, and :mod:`engine.batch.runner` only
 ever runs checked jobs. Standard library only at import (the CLI's parser loads it).
 """
 
@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from psdnet_qgis.core.options import RunOptions, is_model_path
 from psdnet_qgis.errors import PSDNetInputError
 
 #: Columns of the jobs CSV besides pan, ms and out, and the pansharpen() keyword of each.
@@ -62,11 +63,6 @@ def _resolve(path: str, base: str) -> str:
     return os.path.normpath(path if os.path.isabs(path) else os.path.join(base, path))
 
 
-def _is_model_path(value: str) -> bool:
-    """A weights file rather than "auto" or a bundled model name."""
-    return value.endswith((".pt", ".json")) or "/" in value or os.sep in value
-
-
 def _convert(column: str, value: str, where: str, base: str) -> Any:
     """One CSV cell -> the pansharpen() value of its column (``where`` names the cell)."""
     if column in ("pan_band", "tile", "overlap", "batch"):
@@ -92,7 +88,7 @@ def _convert(column: str, value: str, where: str, base: str) -> Any:
         if column == "calibrate":
             return v in _TRUE
         return "float32" if v in _TRUE else None
-    if column == "model" and _is_model_path(value):
+    if column == "model" and is_model_path(value):
         return _resolve(value, base)
     return value
 
@@ -137,10 +133,9 @@ def _row_options(where: str, cells: dict[str, str], defaults: dict[str, Any], en
     """pansharpen() keywords of one line: the defaults, overridden by its non-empty option cells.
 
     ``where`` names the line in messages; a column this engine has no keyword for is refused
-    rather than dropped, so an old engine never silently ignores a setting.
+    rather than dropped, so an old engine never silently ignores a setting. The choices are
+    checked as the engine checks them (:meth:`core.options.RunOptions.validate`).
     """
-    from psdnet_qgis.engine.run import METHODS
-
     options = {k: v for k, v in defaults.items() if v is not None}
     for column, value in cells.items():
         if column in PATH_COLUMNS:
@@ -152,8 +147,10 @@ def _row_options(where: str, cells: dict[str, str], defaults: dict[str, Any], en
                 "(pansharpen has no such setting); remove the column."
             )
         options[kw] = _convert(column, value, f"{where}, column '{column}'", base)
-    if options["method"] not in METHODS:
-        raise PSDNetInputError(f"{where}: method '{options['method']}' is unknown; use one of {', '.join(METHODS)}.")
+    try:
+        RunOptions(**options).validate()
+    except PSDNetInputError as err:
+        raise PSDNetInputError(f"{where}: {err}") from None
     return options
 
 

@@ -8,7 +8,7 @@ Two protocols (see ``METRICS.md`` in the shared docs and :mod:`psdnet_qgis.core.
   image on the same grid, usually the original MS of a Wald-protocol experiment where the
   fused image was made from MTF-degraded PAN and MS: Q2n, Q, SAM, ERGAS, SCC.
 
-Geometry and validity: :mod:`psdnet_qgis.engine.ongrid` (the engine's output grid; the
+Geometry and validity: :mod:`psdnet_qgis.engine.assess.ongrid` (the engine's output grid; the
 fused raster and the reference must have the PAN pixel size and are read by georeference
 onto it). The evaluated region is the intersection of everything, snapped inwards to whole
 MS working pixels. Metrics are computed on fully valid rectangles only (the metrics are
@@ -26,7 +26,7 @@ block statistics; a fill value inside a block would dominate them):
   whose top-left corner lies in it, and the blocks' statistics are pooled, weighted by
   their sample counts, *before* the metrics are formed: Q, Q2n, SAM, SCC are means;
   ERGAS uses pooled per-band errors and means; D_lambda and D_s take the absolute
-  differences of pooled Q values (:mod:`psdnet_qgis.engine.pooling`). So the sample is an unbiased
+  differences of pooled Q values (:mod:`psdnet_qgis.engine.assess.pooling`). So the sample is an unbiased
   estimate, and all blocks of an image together give its whole-image values (up to the
   MTF filters' block borders, ~1e-4). The sample (seed, block size, block count, pixel
   count) is reported with the results.
@@ -46,11 +46,11 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from psdnet_qgis.core.resample import upsample_bicubic
+from psdnet_qgis.engine.assess.ongrid import OnGrid, Window, WindowReader, is_integer_type, on_grid
+from psdnet_qgis.engine.assess.pooling import Q_BLOCK, WindowStats, combine, window_stats
+from psdnet_qgis.engine.assess.quicklook import write_quicklook
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.gdalerr import gdal_errors
-from psdnet_qgis.engine.ongrid import OnGrid, Window, WindowReader, is_integer_type, on_grid
-from psdnet_qgis.engine.pooling import Q_BLOCK, WindowStats, combine, window_stats
-from psdnet_qgis.engine.quicklook import write_quicklook
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
@@ -351,7 +351,7 @@ def _evaluate_blocks(reader: WindowReader, region: tuple[int, int, int, int], b:
 def _quicklook(win: Window, path: str, ratio: int, rgb: Sequence[int] | None = None) -> str:
     """PNG of MS (bicubic upsampled) | fused | PAN over a central crop of ``win``.
 
-    Drawn by :func:`engine.quicklook.write_quicklook` (MS and fused share one stretch).
+    Drawn by :func:`engine.assess.quicklook.write_quicklook` (MS and fused share one stretch).
 
     Returns:
         The PNG path.

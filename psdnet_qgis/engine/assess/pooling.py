@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from psdnet_qgis.core import metrics, mtf
-from psdnet_qgis.engine.ongrid import Window
+from psdnet_qgis.engine.assess.ongrid import Window
 
 #: Block size of the Q-type metrics (px of the grid they are computed on).
 Q_BLOCK = metrics.BLOCK

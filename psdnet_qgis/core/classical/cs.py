@@ -11,7 +11,7 @@ Each injects the PAN minus an intensity built from the upsampled MS bands:
   ``out_b = ms_up_b + g_b (pan - sum_k w_bk ms_up_k)`` with ``g_b, w_bk >= 0`` fitted by
   non-negative least squares at reduced resolution.
 
-gsa and bdsd_pc come in the three call forms of :mod:`.classical_base` (one call, ``*_stats``,
+gsa and bdsd_pc come in the three call forms of :mod:`.base` (one call, ``*_stats``,
 ``*_apply``); their arguments and return values are described there once.
 """
 
@@ -22,9 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import PSDNetInputError
-from . import mtf
-from .classical_base import (
+from ...errors import PSDNetInputError
+from .. import mtf
+from ..resample import upsample_bicubic
+from ..wald import dilate
+from .base import (
     Windows,
     apply_inputs,
     check_inputs,
@@ -34,8 +36,6 @@ from .classical_base import (
     pan_mask,
     std64,
 )
-from .resample import upsample_bicubic
-from .wald import dilate
 
 __all__ = ["brovey", "GSAStats", "gsa_stats", "gsa_apply", "gsa", "BDSDStats", "bdsd_pc_stats",
            "bdsd_pc_apply", "bdsd_pc", "BDSD_CONTEXT"]
@@ -108,7 +108,7 @@ def gsa_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
 
     ``sensor`` selects the PAN MTF that degrades the PAN to the MS scale; with ``valid`` the
     PAN is degraded over the whole window first. Arguments: the ``*_stats`` form of
-    :mod:`.classical_base`.
+    :mod:`.base`.
     """
     ms_l, pan_l, val_l, ratio = check_windows(ms, pan, ratio, valid, "gsa")
     c = ms_l[0].shape[0]
@@ -163,7 +163,7 @@ def gsa(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = None) 
     4. ``out_b = ms_up_b + g_b D``, ``g_b = cov(ms_up_b, I) / var(I)``.
 
     ``gsa_apply(ms, pan, ratio, gsa_stats(ms, pan, ratio, sensor))``: the one-call form of
-    :mod:`.classical_base`; the engine fits the statistics once per raster and applies them
+    :mod:`.base`; the engine fits the statistics once per raster and applies them
     per tile.
     """
     return gsa_apply(ms, pan, ratio, gsa_stats(ms, pan, ratio, sensor))
@@ -215,7 +215,7 @@ def bdsd_pc_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = No
     ``sensor`` selects the MS and the PAN MTF gains. Each window's h, w are cropped to
     multiples of ``ratio`` for the reduced-resolution pair; with ``valid`` only the counted
     pixels and their :data:`BDSD_CONTEXT` enter the filtering (not the whole window).
-    Arguments otherwise: the ``*_stats`` form of :mod:`.classical_base`.
+    Arguments otherwise: the ``*_stats`` form of :mod:`.base`.
     """
     ms_l, pan_l, val_l, ratio = check_windows(ms, pan, ratio, valid, "bdsd_pc")
     c = ms_l[0].shape[0]
@@ -278,6 +278,6 @@ def bdsd_pc(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None = No
     original MS as target), one global set of coefficients per raster.
 
     ``bdsd_pc_apply(ms, pan, ratio, bdsd_pc_stats(ms, pan, ratio, sensor))``: the one-call form
-    of :mod:`.classical_base`.
+    of :mod:`.base`.
     """
     return bdsd_pc_apply(ms, pan, ratio, bdsd_pc_stats(ms, pan, ratio, sensor))

@@ -1,8 +1,9 @@
 """What the classical methods share: their call forms, input checks and pooled statistics.
 
-The methods live in :mod:`.classical_cs` (component substitution: brovey, gsa, bdsd_pc) and
-:mod:`.classical_mra` (multiresolution analysis: mtf_glp_hpm, mtf_glp_fs); :mod:`.classical`
-holds exp, the method table and the ``fit`` / ``apply`` dispatch.
+The methods live in :mod:`.cs` (component substitution: brovey, gsa, bdsd_pc) and
+:mod:`.mra` (multiresolution analysis: mtf_glp_hpm, mtf_glp_fs); the package
+(:mod:`psdnet_qgis.core.classical`) holds exp, the method table and the ``fit`` / ``apply``
+dispatch.
 
 The fitted methods need image statistics (regression weights, gains, mean/std matching).
 Estimated per tile they make neighbouring tiles disagree (seams of up to several band std),
@@ -33,8 +34,8 @@ from typing import Protocol, cast, overload
 
 import numpy as np
 
-from ..errors import PSDNetInputError
-from .resample import upsample_bicubic
+from ...errors import PSDNetInputError
+from ..resample import upsample_bicubic
 
 __all__ = ["Windows", "FittedStats", "check_inputs", "check_windows", "apply_inputs", "gather", "nnls_gram",
            "pan_mask", "std64"]

@@ -1,4 +1,4 @@
-"""Self-describing HTML report of an assessment (:func:`engine.assess.assess` results)."""
+"""Self-describing HTML report of an assessment (:func:`engine.assess.quality.assess` results)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import html
 import os
 from typing import Any
 
-from psdnet_qgis.engine.pooling import METRIC_KEYS
+from psdnet_qgis.engine.assess.pooling import METRIC_KEYS
 
 #: key -> (label, better, ideal, protocol, one-line meaning)
 METRIC_INFO: dict[str, tuple[str, str, str, str, str]] = {

@@ -1,12 +1,12 @@
 """Many scenes through dask.distributed: ``python -m psdnet_qgis batch JOBS.csv --out-dir DIR``.
 
-One dask task per scene (a :class:`engine.batch_jobs.Job` of the jobs CSV), each through
+One dask task per scene (a :class:`engine.batch.jobs.Job` of the jobs CSV), each through
 the one engine path (:func:`engine.run.pansharpen`, the same call and options as the
 single-scene command). Without a scheduler address the scenes run on a
 :class:`distributed.LocalCluster` sized to the machine; with ``--scheduler tcp://host:port``
 the very same tasks go to an existing cluster (``dask scheduler`` + ``dask worker``), whose
 workers must see the input and output paths. The command's options are in
-:mod:`engine.batch_cli`.
+:mod:`engine.batch.cli`.
 
 Cores: each dask worker runs one scene at a time (one dask thread) and gives that scene
 ``threads_per_worker`` torch/OpenMP threads, so ``workers x threads_per_worker`` is the
@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from psdnet_qgis.engine.batch_jobs import Job
+from psdnet_qgis.engine.batch.jobs import Job
 from psdnet_qgis.errors import EXIT_FAILED, PSDNetError, PSDNetInputError, one_line
 
 logger = logging.getLogger("psdnet_qgis.engine.batch")
@@ -146,9 +146,9 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
 
     if model in (None, "", *registry.AUTO_CHOICES):
         from psdnet_qgis.engine import mixed, raster
-        from psdnet_qgis.engine.classical_predictor import choose_sensor
         from psdnet_qgis.engine.gdalerr import gdal_errors
         from psdnet_qgis.engine.msbands import identify
+        from psdnet_qgis.engine.sensor import choose_sensor
 
         with gdal_errors():
             inputs = raster.open_inputs(job.pan, job.ms, int(job.options.get("pan_band", 1)))
@@ -552,7 +552,7 @@ def run_batch(
     """Run ``jobs`` on a local cluster (default) or on the cluster at ``scheduler``.
 
     Args:
-        jobs: scenes (:func:`engine.batch_jobs.read_jobs`).
+        jobs: scenes (:func:`engine.batch.jobs.read_jobs`).
         scheduler: ``tcp://host:port`` of a running ``dask scheduler``; None: a
             :class:`distributed.LocalCluster` of :func:`plan_local` size on 127.0.0.1.
         workers: local cluster only: worker processes.

@@ -142,7 +142,7 @@ class Window:
     The arrays may extend past the rectangle the window *owns* (``core``, its top-left
     ``core_h x core_w`` part) at the bottom and right: the sliding 32 px Q windows whose
     top-left corner lies in the core are then all complete (see
-    ``engine.pooling.window_stats``).
+    ``engine.assess.pooling.window_stats``).
     """
 
     row: int

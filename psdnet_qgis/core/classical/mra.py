@@ -8,7 +8,7 @@ the PAN low-passed with each MS band's MTF gain, decimated and re-interpolated l
 * ``mtf_glp_fs``: additive detail ``pan - pan_lp_b`` with injection gains regressed at full
   scale (Vivone et al. 2018).
 
-Both come in the three call forms of :mod:`.classical_base` (one call, ``*_stats``,
+Both come in the three call forms of :mod:`.base` (one call, ``*_stats``,
 ``*_apply``), whose arguments and return values are described there once; ``sensor`` selects
 the MS MTF gains.
 """
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import mtf
-from .classical_base import Windows, apply_inputs, check_windows, gather, pan_mask, std64
-from .resample import upsample_bicubic
+from .. import mtf
+from ..resample import upsample_bicubic
+from .base import Windows, apply_inputs, check_windows, gather, pan_mask, std64
 
 __all__ = ["HPMStats", "mtf_glp_hpm_stats", "mtf_glp_hpm_apply", "mtf_glp_hpm", "HPM_MAX_MODULATION",
            "FSStats", "mtf_glp_fs_stats", "mtf_glp_fs_apply", "mtf_glp_fs"]
@@ -138,7 +138,7 @@ def mtf_glp_hpm(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None 
     band lacks (this is what makes the GLP "MTF matched").
 
     ``mtf_glp_hpm_apply(ms, pan, ratio, mtf_glp_hpm_stats(ms, pan, ratio, sensor))``: the
-    one-call form of :mod:`.classical_base`; the engine fits the statistics once per raster.
+    one-call form of :mod:`.base`; the engine fits the statistics once per raster.
     """
     return mtf_glp_hpm_apply(ms, pan, ratio, mtf_glp_hpm_stats(ms, pan, ratio, sensor))
 
@@ -199,6 +199,6 @@ def mtf_glp_fs(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: str | None =
     gains come from the full-resolution data, with no assumption that they hold across scales.
 
     ``mtf_glp_fs_apply(ms, pan, ratio, mtf_glp_fs_stats(ms, pan, ratio, sensor))``: the
-    one-call form of :mod:`.classical_base`.
+    one-call form of :mod:`.base`.
     """
     return mtf_glp_fs_apply(ms, pan, ratio, mtf_glp_fs_stats(ms, pan, ratio, sensor))

@@ -1,8 +1,9 @@
 """The ``batch`` subcommand of ``python -m psdnet_qgis``: its options and the run they start.
 
 :func:`add_parser` is called by the CLI's parser for every command, so this module and those
-it imports load the standard library only; dask comes in once a batch runs
-(:func:`engine.batch.run_batch`), never for ``--help`` or the single-scene command.
+it imports load the standard library only (the help's method list adds ``core.classical``);
+dask comes in once a batch runs
+(:func:`engine.batch.runner.run_batch`), never for ``--help`` or the single-scene command.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import os
 import sys
 from typing import Any
 
-from psdnet_qgis.engine.batch import RETRIES, run_batch
-from psdnet_qgis.engine.batch_jobs import read_jobs
+from psdnet_qgis.core.options import DEVICES, PRECISIONS, run_methods
+from psdnet_qgis.engine.batch.jobs import read_jobs
+from psdnet_qgis.engine.batch.runner import RETRIES, run_batch
 from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT, PSDNetError, PSDNetInputError, one_line
 
 
@@ -33,13 +35,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                     help="torch threads per scene (workers x threads <= cores by default)")
     pb.add_argument("--retries", type=int, default=RETRIES, help="retries after an unexpected error")
     pb.add_argument("--method", default="psdnet",
-                    help="default method: psdnet, exp, brovey, gsa, mtf_glp_hpm, mtf_glp_fs, bdsd_pc")
+                    help=f"default method: {', '.join(run_methods())}")
     pb.add_argument("--model", default="auto", help="default model: auto | auto_fast | bundled name | weights path")
-    pb.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pb.add_argument("--device", default="auto", choices=DEVICES)
     pb.add_argument("--tile", type=int, default=None, help="tile side in MS px")
     pb.add_argument("--overlap", type=int, default=None, help="tile overlap in MS px")
     pb.add_argument("--batch", type=int, default=None, help="tiles per model call")
-    pb.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    pb.add_argument("--precision", default="auto", choices=PRECISIONS)
     pb.add_argument("--pan-band", type=int, default=1, help="1-based PAN band")
     pb.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     pb.add_argument("--quiet", action="store_true", help="no progress bar or log lines")

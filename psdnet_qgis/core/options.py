@@ -1,0 +1,107 @@
+"""The options of a pansharpening run, each written once: the value lists and the run's settings.
+
+Standard library only (the classical method names are read from :mod:`.classical` inside the
+functions that need them), so every layer takes its choice lists from here: the command line's
+``choices``, the batch jobs file's cell checks, the Processing algorithms' enum parameters,
+the engine and the model. Adding a device or a precision is one edit of a tuple below.
+
+:class:`RunOptions` holds the keywords of ``engine.run.pansharpen`` besides the paths and the
+feedback (a test holds its fields and defaults equal to that signature), and
+:meth:`RunOptions.validate` checks the listed choices once, before any input is opened.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PSDNetInputError
+
+#: ``device`` values ("cuda:N" also names the N-th GPU). The order is what an index-based QGIS
+#: call selects (``DEVICE=2`` is "cpu"): append new values at the end.
+DEVICES = ("auto", "cuda", "cpu")
+#: PSDNet arithmetic of a run ("auto": ``model.precision.auto_precision``).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Precisions of a training run (``training.runtime.autocast_dtype`` knows no fp16).
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
+#: PyTorch builds the installer can fetch (``deps.installer``): a wheel index, not a run's device.
+TORCH_VARIANTS = ("auto", "cpu", "cuda")
+#: Classical methods offered for the MS bands a model does not know (best first on the 8-band
+#: scene, ``make bench`` row ``shanghai8``); the values of psdnet:pansharpen's OTHER_METHOD.
+OTHER_METHODS = ("mtf_glp_fs", "mtf_glp_hpm", "gsa", "bdsd_pc")
+#: Losses of scene adaptation (``model.adapt``); the first is the default.
+ADAPT_LOSSES = ("both", "fullres", "wald")
+#: Weights scene adaptation changes (``model.adapt``); the first is the default.
+ADAPT_PARTS = ("head", "all")
+#: The network's ``method``; the others are ``core.classical.METHODS``.
+NETWORK_METHOD = "psdnet"
+#: File endings of a weights file (``model.weights.load_model``).
+MODEL_SUFFIXES = (".pt", ".pth", ".json")
+
+
+def run_methods() -> tuple[str, ...]:
+    """Every ``method`` of a run: the network, then the classical methods (imports numpy)."""
+    from .classical import METHODS
+
+    return (NETWORK_METHOD, *METHODS)
+
+
+def is_model_path(value: str) -> bool:
+    """Whether a ``model`` value names a weights file rather than "auto" or a bundled model."""
+    return value.endswith(MODEL_SUFFIXES) or "/" in value or os.sep in value
+
+
+def check_choice(option: str, value: Any, allowed: Sequence[str], extra: str = "") -> None:
+    """Raise :class:`PSDNetInputError` naming ``option`` and its values when ``value`` is not one.
+
+    ``extra`` ends the list of values (e.g. " or cuda:N").
+    """
+    if value not in allowed:
+        raise PSDNetInputError(f"{option} {value!r} is unknown; use one of {', '.join(allowed)}{extra}.")
+
+
+def _gpu_index(device: str) -> bool:
+    """"cuda:N": the N-th GPU (``torch.device`` spelling)."""
+    base, sep, index = device.partition(":")
+    return base == "cuda" and bool(sep) and index.isdigit()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The settings of one ``engine.run.pansharpen`` run (that function documents each field).
+
+    ``device`` and ``precision`` are compared without case; None or "" mean "auto", as in the
+    engine and the model.
+    """
+
+    method: str = NETWORK_METHOD
+    model: Any = "auto"
+    device: str = "auto"
+    tile: int | None = None
+    overlap: int | None = None
+    pan_band: int = 1
+    out_dtype: Any = None
+    batch_size: int | None = None
+    margin: int | None = None
+    precision: str = "auto"
+    sensor: str | None = "auto"
+    adapt_seconds: float = 0.0
+    adapt_options: dict[str, Any] | None = None
+    model_bands: Any = None
+    other_method: str = OTHER_METHODS[0]
+    calibrate: bool = True
+
+    def validate(self) -> RunOptions:
+        """Check method, device and precision against their lists; returns ``self``.
+
+        Raises:
+            PSDNetInputError: a value not in its list; the message names the option and the values.
+        """
+        check_choice("method", self.method, run_methods())
+        device = str(self.device or "auto").strip().lower()
+        if not _gpu_index(device):
+            check_choice("device", device, DEVICES, " (or cuda:N for the N-th GPU)")
+        check_choice("precision", str(self.precision or "auto").strip().lower(), PRECISIONS)
+        return self
