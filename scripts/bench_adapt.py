@@ -47,7 +47,7 @@ def _run(sc: dict, weights: str, budget: float, options: dict[str, Any], where: 
     seconds = run_engine("psdnet", sc[f"{where}_pan"], sc[f"{where}_ms"], out, model=weights, sensor=spec.sensor,
                          adapt_seconds=budget, adaptations=adapted, adapt_options=options if budget else None)
     ref = sc["rr_ref"] if where == "rr" else None
-    m = assess(out, sc[f"{where}_pan"], sc[f"{where}_ms"], reference_path=ref, sensor=spec.sensor)["metrics"]
+    m = assess(out, sc[f"{where}_pan"], sc[f"{where}_ms"], reference_path=ref, sensor=spec.sensor).metrics
     return {"where": where, "budget": budget, **options, "seconds": seconds, "metrics": m,
             "adaptation": adapted[0] if adapted else None}
 

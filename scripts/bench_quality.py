@@ -226,9 +226,9 @@ def score_method(fn: Any, sc: dict[str, Any], slug: str) -> tuple[dict[str, Any]
     sensor, folder = sc["spec"].sensor, sc["folder"]
     rr_out, fr_out = folder / f"rr_{slug}.tif", folder / f"fr_{slug}.tif"
     fn(sc["rr_pan"], sc["rr_ms"], rr_out)
-    rr = assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=sensor)
+    rr = assess(rr_out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=sensor).to_dict()
     seconds = fn(sc["fr_pan"], sc["fr_ms"], fr_out)
-    fr = assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=sensor)
+    fr = assess(fr_out, sc["fr_pan"], sc["fr_ms"], sensor=sensor).to_dict()
     return rr, fr, seconds
 
 

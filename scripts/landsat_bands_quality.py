@@ -97,7 +97,7 @@ def run_variant(label: str, numbers: tuple[int, ...], data: Path, tmp: Path) -> 
         log = _Log()
         rep = pansharpen(str(sc["rr_pan"]), str(sc["rr_ms"]), str(out), out_dtype="float32", device="cpu",
                          sensor=base.sensor, feedback=log, **kw)
-        metrics = assess(out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=base.sensor)["metrics"]
+        metrics = assess(out, sc["rr_pan"], sc["rr_ms"], reference_path=sc["rr_ref"], sensor=base.sensor).metrics
         fused = _read(out)
         rel = np.sqrt(((fused - ref) ** 2).mean(axis=(1, 2))) / ref.mean(axis=(1, 2)) * 100
         row = {"ms": label, "method": name, **{k: metrics[k] for k in ("Q2n", "SAM", "ERGAS", "SCC")},

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 logger = logging.getLogger("psdnet_qgis.engine")
 
@@ -88,6 +88,17 @@ class TqdmFeedback(Feedback):
             self._bar = None
 
 
+class FeedbackLike(Protocol):
+    """What a caller may pass as ``feedback`` (:func:`as_feedback` wraps it): a :class:`Feedback`,
+    or any object with these methods (``warning(str)`` is optional and falls back to ``info``)."""
+
+    def info(self, msg: str) -> None: ...
+
+    def progress(self, percent: float) -> None: ...
+
+    def is_canceled(self) -> bool: ...
+
+
 class _Adapter(Feedback):
     """Wraps a duck-typed feedback object so the engine can call all four methods."""
 
@@ -116,7 +127,7 @@ class _Adapter(Feedback):
         return bool(fn()) if fn is not None else False
 
 
-def as_feedback(feedback: Any | None) -> Feedback:
+def as_feedback(feedback: FeedbackLike | None) -> Feedback:
     """Return a :class:`Feedback` for ``feedback`` (None -> NullFeedback; duck types wrapped)."""
     if feedback is None:
         return NullFeedback()

@@ -196,16 +196,16 @@ class AssessAlgorithm(PSDNetAlgorithm):
             raise QgsProcessingException(self.tr("Cancelled by the user; no report was written.")) from None
         write_html_report(results, html_path)
 
-        metrics = results["metrics"]
+        metrics = results.metrics
         for key, _, _ in METRIC_OUTPUTS:
             value = metrics.get(key)
             if value is not None:
                 feedback.pushInfo(f"{key}: {value:.4f}")
         feedback.pushInfo(self.tr("Evaluated {} of {} fused pixels ({}).").format(
-            results["sampled_pixels"], results["region_pixels"], results["mode"]))
-        for note in results.get("notes", []):
+            results.sampled_pixels, results.region_pixels, results.mode))
+        for note in results.notes:
             feedback.pushInfo(self.tr("Note: {}").format(note))
-        out: dict[str, Any] = {self.OUTPUT_HTML: html_path, self.SAMPLED_PIXELS: results["sampled_pixels"]}
+        out: dict[str, Any] = {self.OUTPUT_HTML: html_path, self.SAMPLED_PIXELS: results.sampled_pixels}
         for key, name, _ in METRIC_OUTPUTS:
             out[name] = metrics.get(key)
         return out

@@ -34,7 +34,7 @@ def scene(tmp_path: Path) -> dict[str, Path]:
 
 def test_identical_reference_gives_perfect_reduced_scores(scene):
     res = assess(scene["exp"], scene["pan"], scene["ms"], reference_path=scene["exp"], sensor="WorldView-2")
-    m = res["metrics"]
+    m = res.metrics
     assert m["Q2n"] == pytest.approx(1.0, abs=1e-9)
     assert m["Q"] == pytest.approx(1.0, abs=1e-9)
     assert m["SAM"] == pytest.approx(0.0, abs=1e-6)
@@ -43,15 +43,15 @@ def test_identical_reference_gives_perfect_reduced_scores(scene):
     for key in FULL_KEYS:
         assert m[key] is not None and np.isfinite(m[key])
     assert 0.0 < m["QNR"] <= 1.0 and 0.0 < m["HQNR"] <= 1.0
-    assert res["mode"] == "whole" and res["sampled_pixels"] == res["region_pixels"] == 160 * 192
-    assert res["ratio"] == RATIO and res["bands"] == 4 and res["notes"] == []
+    assert res.mode == "whole" and res.sampled_pixels == res.region_pixels == 160 * 192
+    assert res.ratio == RATIO and res.bands == 4 and res.to_dict()["notes"] == []
 
 
 def test_without_reference_only_full_resolution(scene):
     res = assess(scene["exp"], scene["pan"], scene["ms"])
-    assert all(res["metrics"][k] is None for k in REDUCED_KEYS)
-    assert all(res["metrics"][k] is not None for k in FULL_KEYS)
-    assert any("no reference" in n for n in res["notes"])
+    assert all(res.metrics[k] is None for k in REDUCED_KEYS)
+    assert all(res.metrics[k] is not None for k in FULL_KEYS)
+    assert any("no reference" in n for n in res.notes)
 
 
 def test_degraded_fusion_scores_worse(scene, tmp_path):
@@ -61,7 +61,7 @@ def test_degraded_fusion_scores_worse(scene, tmp_path):
     bad[0] *= 1.15
     bad[:, :, 1:] = 0.5 * (bad[:, :, 1:] + bad[:, :, :-1])
     bad_path = write_geotiff(tmp_path / "bad.tif", bad, ORIGIN, 0.5)
-    m = assess(bad_path, scene["pan"], scene["ms"], reference_path=scene["exp"])["metrics"]
+    m = assess(bad_path, scene["pan"], scene["ms"], reference_path=scene["exp"]).metrics
     assert m["Q2n"] < 0.99 and m["Q"] < 0.999 and m["SCC"] < 0.999
     assert m["SAM"] > 0.5 and m["ERGAS"] > 1.0
 
@@ -73,21 +73,21 @@ def test_sampled_mode_is_seeded_and_aligned(tmp_path):
     a = assess(fused, pan, ms, seed=7, **kw)
     b = assess(fused, pan, ms, seed=7, **kw)
     c = assess(fused, pan, ms, seed=8, **kw)
-    assert a["mode"] == "sampled" and a["block"] == 128 and a["seed"] == 7
-    assert len(a["windows"]) == 3 and a["sampled_pixels"] == 3 * 128 * 128
-    assert a["region_pixels"] == 384 * 384
-    assert a["windows"] == b["windows"] and a["metrics"] == b["metrics"]
-    assert a["windows"] != c["windows"]
-    assert all(r % RATIO == 0 and col % RATIO == 0 for r, col, _, _ in a["windows"])
-    assert a["metrics"]["ERGAS"] == pytest.approx(0.0, abs=1e-9)
+    assert a.mode == "sampled" and a.block == 128 and a.seed == 7
+    assert len(a.windows) == 3 and a.sampled_pixels == 3 * 128 * 128
+    assert a.region_pixels == 384 * 384
+    assert a.windows == b.windows and a.metrics == b.metrics
+    assert a.windows != c.windows
+    assert all(r % RATIO == 0 and col % RATIO == 0 for r, col, _, _ in a.windows)
+    assert a.metrics["ERGAS"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_block_never_smaller_than_one_q_block_at_ms_scale(tmp_path):
     pan, ms = make_pair(tmp_path, ms_shape=(80, 80), seed=5)
     fused = write_geotiff(tmp_path / "exp.tif", upsample_bicubic(_read(ms), RATIO), ORIGIN, 0.5)
     res = assess(fused, pan, ms, max_pixels=100_000, block=16)
-    assert res["block"] == 32 * RATIO
-    assert res["metrics"]["QNR"] is not None
+    assert res.block == 32 * RATIO
+    assert res.metrics["QNR"] is not None
 
 
 def test_zero_fill_border_is_trimmed(tmp_path):
@@ -101,10 +101,10 @@ def test_zero_fill_border_is_trimmed(tmp_path):
     fused_a[:, : 10 * RATIO] = 0
     fused = write_geotiff(tmp_path / "exp.tif", fused_a, ORIGIN, 0.5)
     res = assess(fused, pan, ms, reference_path=fused)
-    row, col, h, w = res["windows"][0]
+    row, col, h, w = res.windows[0]
     assert row >= 10 * RATIO and (h, w) == (192 - row, 192)
-    assert res["metrics"]["Q2n"] == pytest.approx(1.0, abs=1e-9)
-    assert any("trimmed" in n for n in res["notes"])
+    assert res.metrics["Q2n"] == pytest.approx(1.0, abs=1e-9)
+    assert any("trimmed" in n for n in res.notes)
 
 
 def test_fused_on_a_sub_window_is_read_by_georeference(scene, tmp_path):
@@ -114,8 +114,8 @@ def test_fused_on_a_sub_window_is_read_by_georeference(scene, tmp_path):
     origin = (ORIGIN[0] + 8 * 0.5, ORIGIN[1] - 16 * 0.5)
     sub_path = write_geotiff(tmp_path / "sub.tif", sub, origin, 0.5)
     res = assess(sub_path, scene["pan"], scene["ms"], reference_path=scene["exp"])
-    assert res["windows"] == [(16, 8, 128, 160)]
-    assert res["metrics"]["ERGAS"] == pytest.approx(0.0, abs=1e-9)
+    assert res.to_dict()["windows"] == [(16, 8, 128, 160)]
+    assert res.metrics["ERGAS"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_reflectance_floats_get_dn_scale(tmp_path):
@@ -126,8 +126,8 @@ def test_reflectance_floats_get_dn_scale(tmp_path):
     fused = write_geotiff(tmp_path / "exp.tif", upsample_bicubic(_read(ms), RATIO), ORIGIN, 0.5,
                           dtype="float32")
     res = assess(fused, pan, ms, reference_path=fused)
-    assert res["dn_scale"] == 10000.0
-    assert res["metrics"]["Q2n"] == pytest.approx(1.0, abs=1e-9)
+    assert res.dn_scale == 10000.0
+    assert res.metrics["Q2n"] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_band_count_mismatch_names_the_fused_input(scene, tmp_path):
@@ -167,7 +167,7 @@ def test_html_report_and_quicklook(scene, tmp_path):
     ds = gdal.Open(str(png))
     assert ds.GetDriver().ShortName == "PNG" and ds.RasterCount == 3
     assert ds.RasterXSize > 3 * 160 and ds.RasterYSize >= 160
-    assert set(METRIC_KEYS) == set(res["metrics"])
+    assert set(METRIC_KEYS) == set(res.metrics)
 
 
 def test_whole_mode_equals_core_metrics(scene):
@@ -177,7 +177,7 @@ def test_whole_mode_equals_core_metrics(scene):
     bad = _read(scene["exp"]) * np.linspace(0.9, 1.1, 192, dtype=np.float32)[None, None, :]
     ref, ms, pan = _read(scene["exp"]), _read(scene["ms"]), _read(scene["pan"])
     bad_path = write_geotiff(scene["exp"].with_name("bad.tif"), bad, ORIGIN, 0.5, dtype="float32")
-    got = assess(bad_path, scene["pan"], scene["ms"], reference_path=scene["exp"], sensor="GeoEye-1")["metrics"]
+    got = assess(bad_path, scene["pan"], scene["ms"], reference_path=scene["exp"], sensor="GeoEye-1").metrics
     want = metrics.reduced_resolution_metrics(bad, ref, RATIO)
     want.update(metrics.full_resolution_metrics(bad, ms, pan, RATIO, "GeoEye-1"))
     for key in METRIC_KEYS:
@@ -192,18 +192,38 @@ def test_block_tiling_reproduces_the_whole_image(tmp_path):
     bad = write_geotiff(tmp_path / "bad.tif", bad_arr, ORIGIN, 0.5, dtype="float32")
     whole = assess(bad, pan, ms, reference_path=fused)
     tiled = assess(bad, pan, ms, reference_path=fused, sampling="blocks", block=128, max_pixels=10**6)
-    assert whole["mode"] == "whole" and tiled["mode"] == "sampled" and len(tiled["windows"]) == 9
-    assert tiled["sampled_pixels"] == whole["sampled_pixels"] == 384 * 384
+    assert whole.mode == "whole" and tiled.mode == "sampled" and len(tiled.windows) == 9
+    assert tiled.sampled_pixels == whole.sampled_pixels == 384 * 384
     for key in METRIC_KEYS:
         # only the MTF filters' replicated block borders differ
-        assert tiled["metrics"][key] == pytest.approx(whole["metrics"][key], abs=2e-3), key
-    assert tiled["metrics"]["ERGAS"] == pytest.approx(whole["metrics"]["ERGAS"], rel=1e-9)
-    assert tiled["metrics"]["SAM"] == pytest.approx(whole["metrics"]["SAM"], rel=1e-9)
+        assert tiled.metrics[key] == pytest.approx(whole.metrics[key], abs=2e-3), key
+    assert tiled.metrics["ERGAS"] == pytest.approx(whole.metrics["ERGAS"], rel=1e-9)
+    assert tiled.metrics["SAM"] == pytest.approx(whole.metrics["SAM"], rel=1e-9)
 
 
 def test_fused_off_the_pan_grid_is_warped_onto_it(scene, tmp_path):
     shifted = write_geotiff(tmp_path / "shifted.tif", _read(scene["exp"]), (ORIGIN[0] + 0.25, ORIGIN[1]), 0.5)
     res = assess(shifted, scene["pan"], scene["ms"], reference_path=scene["exp"])
-    assert any("fused raster read through a cubic warp" in n for n in res["notes"])
-    assert 0.9 < res["metrics"]["Q2n"] < 1.0  # a half-pixel shift costs a little, not everything
-    assert res["metrics"]["QNR"] is not None
+    assert any("fused raster read through a cubic warp" in n for n in res.notes)
+    assert 0.9 < res.metrics["Q2n"] < 1.0  # a half-pixel shift costs a little, not everything
+    assert res.metrics["QNR"] is not None
+
+
+def test_report_is_frozen_and_to_dict_is_the_plain_report(scene):
+    """``AssessReport.to_dict()``: the 16 keys of the JSON / CSV / HTML writers, lists not tuples."""
+    import dataclasses
+    import json
+
+    res = assess(scene["exp"], scene["pan"], scene["ms"], reference_path=scene["exp"])
+    d = res.to_dict()
+    assert list(d) == ["metrics", "ratio", "bands", "sensor", "mode", "sampled_pixels", "region_pixels",
+                       "windows", "block", "seed", "max_pixels", "dn_scale", "inputs", "notes", "quicklook",
+                       "seconds"]
+    assert d["windows"] == [tuple(w) for w in res.windows] and isinstance(d["windows"], list)
+    assert d["notes"] == list(res.notes) and d["metrics"] == dict(res.metrics)
+    assert d["inputs"] == {"fused": str(scene["exp"]), "pan": res.inputs.pan, "ms": res.inputs.ms,
+                           "reference": str(scene["exp"])}
+    assert (d["sensor"], d["block"], d["seed"], d["quicklook"]) == ("unknown", None, None, None)
+    json.dumps(d)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.mode = "sampled"  # type: ignore[misc]

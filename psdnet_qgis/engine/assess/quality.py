@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,7 +49,8 @@ from psdnet_qgis.core.resample import upsample_bicubic
 from psdnet_qgis.engine.assess.ongrid import OnGrid, Window, WindowReader, is_integer_type, on_grid
 from psdnet_qgis.engine.assess.pooling import Q_BLOCK, WindowStats, combine, window_stats
 from psdnet_qgis.engine.assess.quicklook import write_quicklook
-from psdnet_qgis.engine.feedback import Feedback, as_feedback
+from psdnet_qgis.engine.assess.results import AssessInputs, AssessReport
+from psdnet_qgis.engine.feedback import Feedback, FeedbackLike, as_feedback
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
@@ -135,7 +136,7 @@ def assess(
     reference_path: str | None = None,
     sensor: str | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    feedback: Any = None,
+    feedback: FeedbackLike | None = None,
     *,
     block: int = DEFAULT_BLOCK,
     seed: int = DEFAULT_SEED,
@@ -144,7 +145,7 @@ def assess(
     rgb: Sequence[int] | None = None,
     dn_scale: float | None = None,
     sampling: str = "auto",
-) -> dict[str, Any]:
+) -> AssessReport:
     """Quality metrics of a pansharpened raster.
 
     Args:
@@ -168,10 +169,10 @@ def assess(
             (blocks even for small images: up to ``max_pixels`` px of them).
 
     Returns:
-        ``{"metrics": {key: float | None for METRIC_KEYS}, "ratio", "bands", "sensor",
-        "mode": "whole" | "sampled", "sampled_pixels", "region_pixels", "windows": [(row, col,
-        height, width) in PAN px of the output grid], "block", "seed", "max_pixels", "dn_scale",
-        "inputs": {...}, "notes": [...], "quicklook": path | None, "seconds"}``.
+        The :class:`~psdnet_qgis.engine.assess.results.AssessReport` (``metrics``: key -> float |
+        None for every ``METRIC_KEYS`` key; ``mode`` "whole" | "sampled"; ``windows``: (row, col,
+        height, width) in PAN px of the output grid; ...); ``to_dict()`` gives the plain dict of
+        the JSON / CSV / HTML writers.
 
     Raises:
         PSDNetInputError: unusable inputs (the message names the input and the fix).
@@ -196,7 +197,7 @@ def assess(
 def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, sensor: str | None,
             max_pixels: int, block: int, seed: int, quicklook_png: str | None,
             rgb: Sequence[int] | None, dn_scale: float, sampling: str, fb: Feedback, notes: set[str],
-            t0: float) -> dict[str, Any]:
+            t0: float) -> AssessReport:
     """:func:`assess` on opened inputs: place the rasters, evaluate the region, pool, report."""
     r = inputs.ratio
     fused = on_grid(os.fspath(fused_path), "Fused", inputs, inputs.bands)
@@ -234,25 +235,25 @@ def _assess(inputs: RasterInputs, fused_path: str, reference_path: str | None, s
         notes.add("no reference: reduced-resolution metrics (Q2n, Q, SAM, ERGAS, SCC) not computed")
     fb.progress(100)
     sampled_mode = sample.mode == "sampled"
-    return {
-        "metrics": metrics,
-        "ratio": r,
-        "bands": inputs.bands,
-        "sensor": sensor or "unknown",
-        "mode": sample.mode,
-        "sampled_pixels": int(sampled),
-        "region_pixels": int(region_pixels),
-        "windows": sample.windows,
-        "block": b if sampled_mode else None,
-        "seed": seed if sampled_mode else None,
-        "max_pixels": int(max_pixels),
-        "dn_scale": dn_scale,
-        "inputs": {"fused": os.fspath(fused_path), "pan": inputs.pan_path, "ms": inputs.ms_path,
-                   "reference": os.fspath(reference_path) if reference_path else None},
-        "notes": sorted(notes),
-        "quicklook": ql,
-        "seconds": time.perf_counter() - t0,
-    }
+    return AssessReport(
+        metrics=metrics,
+        ratio=r,
+        bands=inputs.bands,
+        sensor=sensor or "unknown",
+        mode=sample.mode,
+        sampled_pixels=int(sampled),
+        region_pixels=int(region_pixels),
+        windows=tuple(sample.windows),
+        block=b if sampled_mode else None,
+        seed=seed if sampled_mode else None,
+        max_pixels=int(max_pixels),
+        dn_scale=dn_scale,
+        inputs=AssessInputs(fused=os.fspath(fused_path), pan=inputs.pan_path, ms=inputs.ms_path,
+                            reference=os.fspath(reference_path) if reference_path else None),
+        notes=tuple(sorted(notes)),
+        quicklook=ql,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def _region(inputs: RasterInputs, fused: OnGrid, ref: OnGrid | None, fused_path: str
@@ -373,5 +374,5 @@ def _quicklook(win: Window, path: str, ratio: int, rgb: Sequence[int] | None = N
 
 
 __all__ = [
-    "assess", "valid_rectangle", "DEFAULT_MAX_PIXELS", "DEFAULT_BLOCK", "DEFAULT_SEED",
+    "AssessReport", "assess", "valid_rectangle", "DEFAULT_MAX_PIXELS", "DEFAULT_BLOCK", "DEFAULT_SEED",
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from psdnet_qgis.engine.assess.pooling import METRIC_KEYS
+from psdnet_qgis.engine.assess.results import AssessReport
 
 #: key -> (label, better, ideal, protocol, one-line meaning)
 METRIC_INFO: dict[str, tuple[str, str, str, str, str]] = {
@@ -36,11 +38,12 @@ def _fmt(v: float | None) -> str:
     return "&ndash;" if v is None else f"{v:.4f}"
 
 
-def write_html_report(results: dict[str, Any], path: str, quicklook_png: str | None = None) -> str:
+def write_html_report(results: AssessReport | Mapping[str, Any], path: str, quicklook_png: str | None = None
+                      ) -> str:
     """Self-describing HTML report: the metric table, the sample, notes and the quicklook.
 
     Args:
-        results: the dict returned by :func:`assess`.
+        results: what :func:`assess` returned, or its ``to_dict()``.
         path: the .html file to write.
         quicklook_png: PNG to show (default ``results["quicklook"]``); linked relative to the
             HTML file when it lies in the same folder.
@@ -49,6 +52,8 @@ def write_html_report(results: dict[str, Any], path: str, quicklook_png: str | N
         The HTML path.
     """
     path = os.fspath(path)
+    if isinstance(results, AssessReport):
+        results = results.to_dict()
     esc = html.escape
     m = results.get("metrics", {})
     rows = []
