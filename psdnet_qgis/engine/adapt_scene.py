@@ -80,10 +80,10 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
         finally:
             inputs.close()
     meta, sensor_name = scene.meta, scene.sensor
-    if not report["kept"]:
+    if not report.kept:
         raise PSDNetInputError(
-            f"Adaptation of '{meta.get('name')}' on '{ms}': {report['reason']} ({report['steps']} steps, "
-            f"held-out HQNR {report['metrics_before']['HQNR']:.4f} -> {report['metrics_after']['HQNR']:.4f}); "
+            f"Adaptation of '{meta.get('name')}' on '{ms}': {report.reason} ({report.steps} steps, "
+            f"held-out HQNR {report.metrics_before['HQNR']:.4f} -> {report.metrics_after['HQNR']:.4f}); "
             "no weights were written: use the model itself, or try a longer budget.")
     from psdnet_qgis.model.weights import save_model
 
@@ -91,9 +91,9 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
     new_meta.update(
         name=target.stem, base_model=meta.get("name"), base_sha256=meta.get("sha256"),
         adapted_on={"pan": str(Path(pan).resolve()), "ms": str(Path(ms).resolve())},
-        sensor=sensor_name or "", adaptation=report,
-        description=f"{meta.get('name')} adapted to {Path(ms).name} ({report['losses']} losses, "
-                    f"{report['part']} weights, {report['budget_seconds']:g} s budget)",
+        sensor=sensor_name or "", adaptation=report.to_dict(),
+        description=f"{meta.get('name')} adapted to {Path(ms).name} ({report.losses} losses, "
+                    f"{report.part} weights, {report.budget_seconds:g} s budget)",
     )
     written = save_model(adapted, target, new_meta)
     fb.info(f"Adapted weights written: {target} (sha256 {written['sha256'][:12]}...).")

@@ -14,12 +14,17 @@ When adaptation cannot run on the scene or the platform (an MS smaller than one 
 free of nodata, crops too small for the chosen losses, torch missing: :class:`AdaptationUnavailable`)
 ``pansharpen`` warns and fuses without it (:func:`adapt_or_skip`, report ``{"skipped": True, ...}``);
 ``psdnet:adapt``, whose only purpose is the adapted weights, reports it as an input error.
+
+What the step did is an :class:`AdaptReport`; its ``to_dict()`` is the ``adaptation`` of the run
+report and of the adapted weights' JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,76 @@ MIN_CROP_MS = 16  # the guard's Q blocks shrink to the crop below core.metrics' 
 
 class AdaptationUnavailable(PSDNetInputError):
     """Adaptation cannot run on this scene or platform (the message names the input and why)."""
+
+
+@dataclass(frozen=True)
+class AdaptReport:
+    """What the adaptation step did: ``model.adapt.AdaptResult``'s fields, the crops and gains of
+    the scene and the whole-scene check; or, ``skipped``, only why it could not run.
+
+    Attributes:
+        kept: the adapted copy is the model of the run.
+        reason: why it was kept or not (or why adaptation was skipped).
+        steps: training steps (0 when skipped).
+        budget_seconds: the budget asked for.
+        skipped: adaptation could not run here (:func:`skipped`); the other fields keep their defaults.
+        part, losses, train_crops, held_crops, seconds, max_step_seconds, loss_before, loss_after,
+            metrics_before, metrics_after, prepare_seconds: as ``model.adapt.AdaptResult``.
+        crop_ms: crop side in MS px.
+        sensor: sensor name of the MTF gains (None: defaults).
+        gains_ms, gain_pan: the MTF gains of the losses.
+        note: "" or why the guard measured on a training crop (:func:`select_crops`).
+        scene_metrics_before, scene_metrics_after, scene_reason: the whole-scene check
+            (:func:`scene_check`) of an adapted copy the held-out crops accepted; None when it did
+            not run.
+    """
+
+    kept: bool
+    reason: str
+    steps: int
+    budget_seconds: float
+    skipped: bool = False
+    part: str = ""
+    losses: str = ""
+    train_crops: int = 0
+    held_crops: int = 0
+    seconds: float = 0.0
+    max_step_seconds: float = 0.0
+    loss_before: float = 0.0
+    loss_after: float = 0.0
+    metrics_before: Mapping[str, float] = field(default_factory=dict)
+    metrics_after: Mapping[str, float] = field(default_factory=dict)
+    prepare_seconds: float = 0.0
+    crop_ms: int = 0
+    sensor: str | None = None
+    gains_ms: tuple[float, ...] = ()
+    gain_pan: float = 0.0
+    note: str = ""
+    scene_metrics_before: Mapping[str, float] | None = None
+    scene_metrics_after: Mapping[str, float] | None = None
+    scene_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict of the run report's and the adapted weights' ``adaptation`` (JSON): the
+        ``AdaptResult`` fields, then the crops and gains, then the whole-scene check when it ran;
+        a skipped adaptation gives ``{"kept", "skipped", "reason", "steps", "budget_seconds"}``."""
+        if self.skipped:
+            return {"kept": self.kept, "skipped": True, "reason": self.reason, "steps": self.steps,
+                    "budget_seconds": self.budget_seconds}
+        out: dict[str, Any] = {
+            "kept": self.kept, "reason": self.reason, "part": self.part, "losses": self.losses,
+            "steps": self.steps, "train_crops": self.train_crops, "held_crops": self.held_crops,
+            "seconds": self.seconds, "max_step_seconds": self.max_step_seconds,
+            "loss_before": self.loss_before, "loss_after": self.loss_after,
+            "metrics_before": dict(self.metrics_before), "metrics_after": dict(self.metrics_after),
+            "budget_seconds": self.budget_seconds, "prepare_seconds": self.prepare_seconds,
+            "crop_ms": self.crop_ms, "sensor": self.sensor, "gains_ms": list(self.gains_ms),
+            "gain_pan": self.gain_pan, "note": self.note,
+        }
+        if self.scene_reason is not None:
+            out.update(scene_metrics_before=dict(self.scene_metrics_before or {}),
+                       scene_metrics_after=dict(self.scene_metrics_after or {}), scene_reason=self.scene_reason)
+        return out
 
 
 def _windows(inputs: RasterInputs, side: int) -> list[tuple[int, int]]:
@@ -108,7 +183,7 @@ def select_crops(inputs: RasterInputs, normalizer: Normalizer, side: int = CROP_
 
 def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
                *, sensor: str | None = None, clock: Callable[[], float] = time.perf_counter,
-               **options: Any) -> tuple[Any, dict[str, Any]]:
+               **options: Any) -> tuple[Any, AdaptReport]:
     """Adapt ``net`` to the scene within ``seconds`` (crop reading included).
 
     Args:
@@ -120,15 +195,13 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
         options: other fields of ``model.adapt.AdaptConfig`` (part, losses, lr, ...).
 
     Returns:
-        ``(model to run, report dict)``.
+        ``(model to run, its AdaptReport)``.
 
     Raises:
         AdaptationUnavailable: it cannot run here (scene too small, no crop free of nodata,
             crops too small for the "wald" losses, torch missing).
         PSDNetInputError: an unusable setting.
     """
-    import dataclasses
-
     try:
         from psdnet_qgis.model.adapt import MIN_MS, AdaptConfig, adapt_model
     except ImportError as exc:  # torch missing or broken
@@ -156,14 +229,16 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
                                 sensor=sensor, is_canceled=fb.is_canceled,
                                 progress=lambda f: fb.progress(100.0 * f), clock=clock, started=t0)
     fb.info(result.summary())
-    report = result.to_dict()
-    report.update(crop_ms=side, sensor=sensor, gains_ms=list(gains.ms), gain_pan=gains.pan, note=note)
+    # AdaptResult's fields are AdaptReport's first ones (tests/engine/test_adaptation.py holds it)
+    report = AdaptReport(**result.to_dict(), crop_ms=side, sensor=sensor, gains_ms=tuple(gains.ms),
+                         gain_pan=gains.pan, note=note)
     if model is not net:  # the held-out crops said yes: ask the whole scene
         keep, reason, before, after = scene_check(inputs, net, model, normalizer, sensor)
-        report.update(scene_metrics_before=before, scene_metrics_after=after, scene_reason=reason)
+        report = dataclasses.replace(report, scene_metrics_before=before, scene_metrics_after=after,
+                                     scene_reason=reason)
         if not keep:
             model = net
-            report.update(kept=False, reason=reason)
+            report = dataclasses.replace(report, kept=False, reason=reason)
         fb.info(f"Whole-scene check of the adapted model: {reason}: "
                 f"{'kept the adapted model' if keep else 'kept the ORIGINAL model'}.")
     return model, report
@@ -229,7 +304,7 @@ def scene_check(inputs: RasterInputs, original: Any, adapted: Any, normalizer: N
 
 
 def adapt_or_skip(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
-                  **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+                  **kwargs: Any) -> tuple[Any, AdaptReport]:
     """:func:`adapt_step`, or, when adaptation cannot run here, a warning and ``net`` unchanged.
 
     Args:
@@ -237,7 +312,7 @@ def adapt_or_skip(inputs: RasterInputs, net: Any, normalizer: Normalizer, second
         kwargs: ``sensor``, ``clock`` and the ``AdaptConfig`` options of :func:`adapt_step`.
 
     Returns:
-        ``(model to run, report dict)``; the report of a skipped adaptation is :func:`skipped`.
+        ``(model to run, its AdaptReport)``; the report of a skipped adaptation is :func:`skipped`.
     """
     try:
         return adapt_step(inputs, net, normalizer, seconds, fb, **kwargs)
@@ -246,7 +321,7 @@ def adapt_or_skip(inputs: RasterInputs, net: Any, normalizer: Normalizer, second
         return net, report
 
 
-def skipped(seconds: float, why: str, fb: Feedback) -> dict[str, Any]:
+def skipped(seconds: float, why: str, fb: Feedback) -> AdaptReport:
     """Warn that adaptation is skipped (``why``) and return the report of the run's ``adaptation``.
 
     Args:
@@ -256,4 +331,4 @@ def skipped(seconds: float, why: str, fb: Feedback) -> dict[str, Any]:
     """
     fb.warning(f"Adaptation skipped: {why} The run fuses without it.")
     fb.progress(100.0)
-    return {"kept": False, "skipped": True, "reason": why, "steps": 0, "budget_seconds": float(seconds)}
+    return AdaptReport(kept=False, reason=why, steps=0, budget_seconds=float(seconds), skipped=True)

@@ -20,7 +20,7 @@ import numpy as np
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import adapt_or_skip, skipped
+from psdnet_qgis.engine.adaptation import AdaptReport, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
@@ -52,7 +52,7 @@ class Fusion(NamedTuple):
     model_name: str
     batch_size: int
     device_report: str
-    adaptation: dict | None = None
+    adaptation: AdaptReport | None = None
     band_methods: dict | None = None
     calibration: dict | None = None
     margin: int | None = None  # the tiles' context margin the predictor needs (None: the plan's)

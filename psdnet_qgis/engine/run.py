@@ -69,9 +69,10 @@ class PansharpenReport:
         mpx_per_s: output megapixels per second (None for a zero-time run).
         rgb: 0-based true-colour band indices from the model metadata (None: unknown).
         normalizer: the global normalisation statistics (``Normalizer.to_dict()``).
-        adaptation: what scene adaptation did (``model.adapt.AdaptResult`` fields plus the
-            crop side, gains and the whole-scene check's metrics; ``{"skipped": True, "reason":
-            ...}`` when it could not run; None when ``adapt_seconds`` was 0).
+        adaptation: what scene adaptation did (``engine.adaptation.AdaptReport.to_dict()``:
+            ``model.adapt.AdaptResult`` fields plus the crop side, gains and the whole-scene check's
+            metrics; ``{"skipped": True, "reason": ...}`` when it could not run; None when
+            ``adapt_seconds`` was 0).
         band_methods: with more MS bands than the model's, the 1-based output bands each
             method made (``{"psdnet_vhr4": [2, 3, 5, 7], "mtf_glp_fs": [1, 4, 6, 8]}``); else None.
         calibration: the per-scene calibration (``core.calibration.Calibration.to_dict()``:
@@ -294,7 +295,8 @@ def _report(method: str, inputs: RasterInputs, plan: _Plan, fusion: Fusion, n_ti
         bands=inputs.bands, dtype=gdal.GetDataTypeName(plan.dtype), nodata=nodata,
         ms_warped=inputs.ms_warped, seconds=round(seconds, 3),
         mpx_per_s=round(mpx / seconds, 4) if seconds > 0 else None,
-        rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(), adaptation=fusion.adaptation,
+        rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(),
+        adaptation=fusion.adaptation.to_dict() if fusion.adaptation is not None else None,
         band_methods=fusion.band_methods, calibration=fusion.calibration,
     )
 

@@ -239,3 +239,34 @@ def test_psdnet_adapt_still_refuses_a_scene_it_cannot_adapt(net, tmp_path: Path)
     with pytest.raises(PSDNetInputError, match="adapt on a larger scene"):
         adapt_scene(str(pan), str(ms), str(tmp_path / "w.pt"), model=net, seconds=10)
     assert not (tmp_path / "w.pt").exists()
+
+
+def test_adapt_report_to_dict_is_the_plain_report() -> None:
+    """``AdaptReport.to_dict()``: the dict the adaptation step built before it was typed, key for key."""
+    import dataclasses
+
+    from psdnet_qgis.engine.adaptation import AdaptReport, skipped
+    from psdnet_qgis.model.adapt import AdaptResult
+
+    result = AdaptResult(kept=True, reason="better on the held-out crops", part="head", losses="both", steps=5,
+                         train_crops=3, held_crops=1, seconds=1.5, max_step_seconds=0.1, loss_before=0.2,
+                         loss_after=0.1, metrics_before={"HQNR": 0.8}, metrics_after={"HQNR": 0.9},
+                         budget_seconds=60.0, prepare_seconds=0.3)
+    rep = AdaptReport(**result.to_dict(), crop_ms=32, sensor="WorldView-3", gains_ms=(0.3, 0.29),
+                      gain_pan=0.15, note="")
+    want = result.to_dict()
+    want.update(crop_ms=32, sensor="WorldView-3", gains_ms=[0.3, 0.29], gain_pan=0.15, note="")
+    assert rep.to_dict() == want and list(rep.to_dict()) == list(want)
+
+    checked = dataclasses.replace(rep, scene_metrics_before={"HQNR": 0.8}, scene_metrics_after={"HQNR": 0.7},
+                                  scene_reason="HQNR got worse")
+    checked = dataclasses.replace(checked, kept=False, reason="HQNR got worse")
+    want.update(scene_metrics_before={"HQNR": 0.8}, scene_metrics_after={"HQNR": 0.7}, scene_reason="HQNR got worse")
+    want.update(kept=False, reason="HQNR got worse")
+    assert checked.to_dict() == want and list(checked.to_dict()) == list(want)
+
+    fb = _Warned()
+    assert skipped(30, "MS too small.", fb).to_dict() == {
+        "kept": False, "skipped": True, "reason": "MS too small.", "steps": 0, "budget_seconds": 30.0}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        rep.kept = False  # type: ignore[misc]
