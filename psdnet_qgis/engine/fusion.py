@@ -19,6 +19,7 @@ import numpy as np
 
 from psdnet_qgis.core import mtf
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.registry import AUTO_CHOICES, ModelInfo
 from psdnet_qgis.engine import mixed
 from psdnet_qgis.engine.adaptation import AdaptReport, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
@@ -257,13 +258,15 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
 
 def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
                   known: MSBandNames = UNKNOWN) -> tuple[Any, dict]:
-    """Resolve ``model`` ("auto" | name | path | nn.Module) -> (module, meta).
+    """Resolve ``model`` ("auto" | name | path | ``ModelInfo`` | nn.Module) -> (module, meta).
 
-    Registry lookup (no torch) first, so "no bundled model for these bands at ratio 2" is
-    reported before torch is even imported. A model with fewer bands than the MS is accepted
-    when it names its bands (``engine.mixed`` finds them in the MS); Auto picks the bundled
-    model by the MS band names (``known``) and the ratio: the one with the most bands the MS
-    holds (``engine.mixed.auto_model``), by band count when the names are unknown.
+    The registry is read once: Auto's choice (a ``ModelInfo``) is loaded as found, a name or
+    path is looked up by ``model.weights.load_model``. Registry lookup (no torch) first, so
+    "no bundled model for these bands at ratio 2" is reported before torch is even imported. A
+    model with fewer bands than the MS is accepted when it names its bands (``engine.mixed``
+    finds them in the MS); Auto picks the bundled model by the MS band names (``known``) and the
+    ratio: the one with the most bands the MS holds (``engine.mixed.auto_model``), by band count
+    when the names are unknown.
     """
     bands, ratio = inputs.bands, inputs.ratio
     if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
@@ -274,13 +277,14 @@ def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
         meta.update(getattr(model, "psdnet_meta", None) or {})
         mod = model
     else:
-        from psdnet_qgis.core import registry
-
-        if model in (None, "", *registry.AUTO_CHOICES):
+        target: str | ModelInfo
+        if isinstance(model, ModelInfo):
+            target = model
+        elif model in (None, "", *AUTO_CHOICES):
             info = mixed.auto_model(bands, ratio, known, model_bands, model == "auto_fast")
             if info is None:
                 raise PSDNetInputError(mixed.no_model_message(bands, ratio, known, inputs.ms_path))
-            target = getattr(info, "path", None) or info.name
+            target = info  # loaded as found: the registry is not read again
         else:
             target = os.fspath(model)
         try:
@@ -289,7 +293,6 @@ def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
             raise torch_missing(exc) from None
 
         mod, meta = load_model(target)
-        meta = dict(meta) if isinstance(meta, dict) else dict(vars(meta))
     m_bands, m_ratio = meta.get("bands"), meta.get("ratio")
     if m_bands is not None and int(m_bands) < bands and meta.get("band_names"):
         pass  # more MS bands than the model's: engine.mixed

@@ -25,6 +25,7 @@ import numpy as np
 from psdnet_qgis.core import bands as bandnames
 from psdnet_qgis.core.options import OTHER_METHODS
 from psdnet_qgis.core.radiometry import Normalizer
+from psdnet_qgis.core.registry import ModelInfo
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -232,7 +233,7 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
     return None
 
 
-def auto_model(n_bands: int, ratio: int, known: MSBandNames, chosen: Any, fast: bool) -> Any:
+def auto_model(n_bands: int, ratio: int, known: MSBandNames, chosen: Any, fast: bool) -> ModelInfo | None:
     """Auto's bundled model for an MS, by its band names and the ratio; None when none fits.
 
     With Model bands set, a model with that many bands (if any: else as without them, so that the

@@ -83,17 +83,22 @@ def save_model(model: PSDNet, path: str | os.PathLike, meta: dict | None = None)
     return out
 
 
-def _resolve(path_or_name: str | os.PathLike) -> tuple[Path, dict]:
-    """Weights path + metadata dict for a path (``.pt`` or ``.json``) or a bundled name."""
+def _resolve(path_or_name: str | os.PathLike | registry.ModelInfo) -> tuple[Path, registry.ModelInfo]:
+    """Weights path + metadata for a path (``.pt`` or ``.json``), a bundled name, or a
+    :class:`~psdnet_qgis.core.registry.ModelInfo` already looked up (used as it is: the registry
+    is not consulted again)."""
+    if isinstance(path_or_name, registry.ModelInfo):
+        if path_or_name.path:
+            return Path(path_or_name.path), path_or_name
+        path_or_name = path_or_name.name  # metadata without a file: find it by name
     s = os.fspath(path_or_name)
     p = Path(s).expanduser()
     if not is_model_path(s) and not p.exists():
         info = registry.get_model(s)  # raises with the list of available models
-        return Path(info.path), info.to_dict()
+        return Path(info.path), info
     if p.suffix == ".json":
-        meta_path = p
-        info = registry.ModelInfo.from_json(meta_path)
-        return Path(info.path), info.to_dict()
+        info = registry.ModelInfo.from_json(p)
+        return Path(info.path), info
     meta_path = p.with_suffix(".json")
     if not p.is_file():
         raise PSDNetInputError(
@@ -105,38 +110,39 @@ def _resolve(path_or_name: str | os.PathLike) -> tuple[Path, dict]:
             f"Model weights '{p}' have no metadata file '{meta_path.name}' beside them; "
             "copy the .json written by save_model/make train next to the .pt."
         )
-    info = registry.ModelInfo.from_json(meta_path)
-    return p, info.to_dict()
+    return p, registry.ModelInfo.from_json(meta_path)
 
 
 def load_model(
-    path_or_name: str | os.PathLike,
+    path_or_name: str | os.PathLike | registry.ModelInfo,
     device: str | torch.device = "cpu",
     sha256: str | None = None,
 ) -> tuple[PSDNet, dict]:
-    """Load a model by bundled name or weights path, verifying its SHA-256.
+    """Load a model by bundled name, weights path or registry entry, verifying its SHA-256.
 
     Args:
         path_or_name: bundled model name (see ``core.registry``), a ``.pt`` path with
-            its ``.json`` sidecar, or the ``.json`` path itself.
+            its ``.json`` sidecar, the ``.json`` path itself, or the ``ModelInfo`` a registry
+            look-up returned (``core.registry.get_model``, ``engine.mixed.auto_model``): its
+            ``path`` is loaded without reading the metadata again.
         device: torch device for the returned model.
         sha256: expected hash; overrides the one in the JSON.
 
     Returns:
         ``(model, meta)``: float32 :class:`PSDNet` in eval mode, metadata dict
-        (JSON fields, ``path`` added).
+        (``ModelInfo.to_dict()``: the JSON fields, ``path`` added).
 
     Raises:
         PSDNetInputError: unknown name, missing file, hash mismatch, or weights that
             do not fit the architecture in the metadata.
     """
-    pt, meta = _resolve(path_or_name)
+    pt, info = _resolve(path_or_name)
     if not pt.is_file():
         raise PSDNetInputError(
-            f"Model '{meta.get('name')}': weights file '{pt}' is missing; reinstall the plugin "
+            f"Model '{info.name}': weights file '{pt}' is missing; reinstall the plugin "
             "or run `make train` to recreate it."
         )
-    expected = (sha256 or meta.get("sha256") or "").lower()
+    expected = (sha256 or info.sha256 or "").lower()
     if not expected:
         raise PSDNetInputError(
             f"Model weights '{pt}': the metadata has no sha256, so the file cannot be verified; "
@@ -155,17 +161,17 @@ def load_model(
         raise PSDNetInputError(
             f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model."
         ) from None
-    model = PSDNet(bands=int(meta["bands"]), ratio=int(meta["ratio"]), width=int(meta.get("width", 28)),
-                   stage1=str(meta.get("stage1", "multipatch")))
+    model = PSDNet(bands=info.bands, ratio=info.ratio, width=info.width,
+                   stage1=str(info.extra.get("stage1", "multipatch")))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         raise PSDNetInputError(
-            f"Model weights '{pt}' do not fit PSDNet(bands={meta['bands']}, ratio={meta['ratio']}, "
-            f"width={meta.get('width', 28)}) ({str(exc).splitlines()[0]}); the .json does not belong to this .pt."
+            f"Model weights '{pt}' do not fit PSDNet(bands={info.bands}, ratio={info.ratio}, "
+            f"width={info.width}) ({str(exc).splitlines()[0]}); the .json does not belong to this .pt."
         ) from None
     model.to(device).eval()
-    meta = dict(meta)
+    meta = info.to_dict()
     meta["path"] = str(pt.resolve())
     return model, meta

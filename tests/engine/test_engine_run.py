@@ -307,3 +307,29 @@ def test_a_truncated_output_is_a_write_error(tmp_path):
     with pytest.raises(PSDNetOutputError,
                        match=r"could not be written \(block .* ends at byte .*disk is probably full"):
         output.check_complete(str(out))
+
+
+def test_auto_reads_the_model_registry_once(pair, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Auto's choice (a ModelInfo) is loaded as found: each metadata file is read once per run."""
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.core import registry
+    from psdnet_qgis.model.psdnet import PSDNet
+    from psdnet_qgis.model.weights import save_model
+
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    save_model(PSDNet(4, 4, width=8).zero_residual_(), models / "tiny_r4_4b.pt", {"version": "9.0"})
+    monkeypatch.setenv(registry.ENV_MODELS_DIR, str(models))
+    reads: list[str] = []
+    from_json = registry.ModelInfo.from_json.__func__
+
+    def counted(cls, meta_path):
+        reads.append(Path(meta_path).name)
+        return from_json(cls, meta_path)
+
+    monkeypatch.setattr(registry.ModelInfo, "from_json", classmethod(counted))
+    pan, ms = pair
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "auto.tif"), model="auto", calibrate=False)
+    assert (rep.model, rep.model_version) == ("tiny_r4_4b", "9.0")
+    assert reads == ["tiny_r4_4b.json"]

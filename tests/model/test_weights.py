@@ -117,3 +117,19 @@ def test_registry_does_not_import_torch() -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
+
+
+def test_load_model_takes_a_registry_entry_without_reading_it_again(
+        saved: tuple[PSDNet, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    _, pt = saved
+    monkeypatch.setenv(registry.ENV_MODELS_DIR, str(pt.parent))
+    info = registry.get_model("tiny_r4_3b")
+    _, by_name = load_model("tiny_r4_3b")
+
+    def no_second_read(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the registry was read again")
+
+    monkeypatch.setattr(registry, "list_models", no_second_read)
+    monkeypatch.setattr(registry.ModelInfo, "from_json", no_second_read)
+    model, meta = load_model(info)
+    assert meta == by_name and meta["path"] == str(pt.resolve()) and model.bands == 3

@@ -161,9 +161,10 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
                     raise PSDNetInputError(mixed.no_model_message(inputs.bands, inputs.ratio, known, inputs.ms_path))
             finally:
                 inputs.close()
-        target = str(getattr(info, "path", None) or info.name)
+        target = str(info.path or info.name)
+        source: str | registry.ModelInfo = info  # loaded as found: the registry is not read again
     else:
-        target = os.fspath(model)
+        target = source = os.fspath(model)
     key = (target, str(device))
     with _MODELS_LOCK:
         net = _MODELS.get(key)
@@ -171,8 +172,8 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
             return net, True
         from psdnet_qgis.model.weights import load_model
 
-        net, meta = load_model(target)
-        net.psdnet_meta = dict(meta)
+        net, meta = load_model(source)
+        net.psdnet_meta = meta
         _MODELS[key] = net
         return net, False
 
