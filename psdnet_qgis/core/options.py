@@ -13,11 +13,15 @@ feedback (a test holds its fields and defaults equal to that signature), and
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import PSDNetInputError
+from .registry import ModelInfo
+
+if TYPE_CHECKING:  # numpy only for the type checker: this module stays standard library at run time
+    from numpy.typing import DTypeLike
 
 #: ``device`` values ("cuda:N" also names the N-th GPU). The order is what an index-based QGIS
 #: call selects (``DEVICE=2`` is "cpu"): append new values at the end.
@@ -39,6 +43,22 @@ ADAPT_PARTS = ("head", "all")
 NETWORK_METHOD = "psdnet"
 #: File endings of a weights file (``model.weights.load_model``).
 MODEL_SUFFIXES = (".pt", ".pth", ".json")
+
+
+class NetworkLike(Protocol):
+    """A network given as ``model``: a ``torch.nn.Module`` taking normalised (ms, pan), known by
+    the two methods ``engine.fusion.resolve_model`` checks (core never imports torch)."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> object: ...
+
+    def parameters(self) -> Iterator[object]: ...
+
+
+#: ``model`` of a run: "auto" / "auto_fast" / a bundled name, a weights path (``.pt`` or ``.json``),
+#: a registry entry, or a network; None means "auto".
+ModelChoice: TypeAlias = "str | os.PathLike[str] | ModelInfo | NetworkLike | None"
+#: ``model_bands`` of a run: 1-based MS bands as "2,3,5,7" or a sequence; None (or "") to find them.
+ModelBands: TypeAlias = "str | Sequence[int] | None"
 
 
 def run_methods() -> tuple[str, ...]:
@@ -77,19 +97,19 @@ class RunOptions:
     """
 
     method: str = NETWORK_METHOD
-    model: Any = "auto"
+    model: ModelChoice = "auto"
     device: str = "auto"
     tile: int | None = None
     overlap: int | None = None
     pan_band: int = 1
-    out_dtype: Any = None
+    out_dtype: DTypeLike = None
     batch_size: int | None = None
     margin: int | None = None
     precision: str = "auto"
     sensor: str | None = "auto"
     adapt_seconds: float = 0.0
     adapt_options: dict[str, Any] | None = None
-    model_bands: Any = None
+    model_bands: ModelBands = None
     other_method: str = OTHER_METHODS[0]
     calibrate: bool = True
 

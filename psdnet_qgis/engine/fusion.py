@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from psdnet_qgis.core import mtf
+from psdnet_qgis.core.options import ModelBands, ModelChoice
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.registry import AUTO_CHOICES, ModelInfo
 from psdnet_qgis.engine import mixed
@@ -74,8 +75,8 @@ class SceneModel(NamedTuple):
     band_names: MSBandNames = UNKNOWN  # what the MS bands are (``engine.msbands``; PSDNet runs only)
 
 
-def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | None, fb: Feedback,
-                model_bands: Any = None) -> SceneModel:
+def scene_model(inputs: RasterInputs, method: str, model: ModelChoice, sensor: str | None, fb: Feedback,
+                model_bands: ModelBands = None) -> SceneModel:
     """The sensor (logged), the model (PSDNet only) and the global statistics of the scene.
 
     The model's own normalisation (its metadata) is used; classical methods use zscore4. PSDNet:
@@ -96,7 +97,7 @@ def scene_model(inputs: RasterInputs, method: str, model: Any, sensor: str | Non
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
                      batch_size: int | None, precision: str, margin: int, fb: Feedback,
                      adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
-                     model_bands: Any = None, other_method: str = DEFAULT_OTHER,
+                     model_bands: ModelBands = None, other_method: str = DEFAULT_OTHER,
                      calibrate: bool = False) -> Fusion:
     """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
     PSDNet on its bands plus a classical method on the others, or a classical method; PSDNet
@@ -125,7 +126,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
 
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
             precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: dict[str, Any] | None,
-            model_bands: Any, other_method: str) -> Fusion:
+            model_bands: ModelBands, other_method: str) -> Fusion:
     """:func:`choose_predictor` before calibration."""
     net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
     if method == "psdnet" and (int(meta.get("bands") or inputs.bands) < inputs.bands
@@ -154,7 +155,7 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
 
 
 def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_size: int | None,
-                 precision: str, margin: int, fb: Feedback, adapt_seconds: float, model_bands: Any,
+                 precision: str, margin: int, fb: Feedback, adapt_seconds: float, model_bands: ModelBands,
                  other_method: str) -> Fusion:
     """More MS bands than the model's: the network on its bands, ``other_method`` on the rest."""
     net, meta, normalizer, sample = scene.net, scene.meta, scene.normalizer, scene.sample
@@ -256,7 +257,7 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
     return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
 
 
-def resolve_model(model: Any, inputs: RasterInputs, model_bands: Any = None,
+def resolve_model(model: ModelChoice, inputs: RasterInputs, model_bands: ModelBands = None,
                   known: MSBandNames = UNKNOWN) -> tuple[Any, dict]:
     """Resolve ``model`` ("auto" | name | path | ``ModelInfo`` | nn.Module) -> (module, meta).
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from psdnet_qgis.core import bands as bandnames
-from psdnet_qgis.core.options import OTHER_METHODS
+from psdnet_qgis.core.options import OTHER_METHODS, ModelBands
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.registry import ModelInfo
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames
@@ -67,7 +67,7 @@ class BandPlan:
         return line + "."
 
 
-def _items(value: Any) -> list:
+def _items(value: ModelBands) -> list:
     """The entries of a band list: ``"2,3,5,7"`` / ``"2;3;5;7"`` or a sequence; [] when empty."""
     if value is None:
         return []
@@ -76,7 +76,7 @@ def _items(value: Any) -> list:
     return list(value)
 
 
-def parse_bands(value: Any, n_bands: int, n_model: int, ms_path: str) -> list[int] | None:
+def parse_bands(value: ModelBands, n_bands: int, n_model: int, ms_path: str) -> list[int] | None:
     """``"2,3,5,7"`` / a sequence of 1-based bands -> 0-based list (None when empty); checked."""
     if not _items(value):
         return None
@@ -97,7 +97,8 @@ def parse_bands(value: Any, n_bands: int, n_model: int, ms_path: str) -> list[in
 
 
 def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, known: MSBandNames,
-               ms_path: str, chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
+               ms_path: str, chosen: ModelBands, sample_ms: np.ndarray, sample_valid: np.ndarray | None
+               ) -> BandPlan:
     """The MS bands the network takes, checked on the pixels.
 
     Args:
@@ -148,7 +149,7 @@ def plan_bands(model_name: str, model_bands: Sequence[str], n_bands: int, known:
 
 
 def plan_model_order(model_name: str, model_bands: Sequence[str], known: MSBandNames, ms_path: str,
-                     chosen: Any, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
+                     chosen: ModelBands, sample_ms: np.ndarray, sample_valid: np.ndarray | None) -> BandPlan:
     """As many MS bands as the model: which MS band is which of the model's, checked on the pixels.
 
     The bands the user set win; else the band descriptions (a Pleiades or SPOT export in red,
@@ -195,7 +196,7 @@ def plan_model_order(model_name: str, model_bands: Sequence[str], known: MSBandN
     return BandPlan(idx, names, known.source, check, known.how)
 
 
-def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: Any, fb: Any,
+def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: ModelBands, fb: Any,
                known: MSBandNames = UNKNOWN) -> BandPlan | None:
     """PSDNet with as many bands as the MS: the plan when the network needs the bands reordered.
 
@@ -233,7 +234,8 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
     return None
 
 
-def auto_model(n_bands: int, ratio: int, known: MSBandNames, chosen: Any, fast: bool) -> ModelInfo | None:
+def auto_model(n_bands: int, ratio: int, known: MSBandNames, chosen: ModelBands, fast: bool
+               ) -> ModelInfo | None:
     """Auto's bundled model for an MS, by its band names and the ratio; None when none fits.
 
     With Model bands set, a model with that many bands (if any: else as without them, so that the

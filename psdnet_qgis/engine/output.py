@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 from osgeo import gdal
 
 from psdnet_qgis.engine.gdalerr import first_line
@@ -237,7 +238,7 @@ class BlockWriter:
         self.ds.FlushCache()
 
 
-def resolve_dtype(out_dtype: Any, ms_dtype: int) -> int:
+def resolve_dtype(out_dtype: DTypeLike, ms_dtype: int) -> int:
     """GDAL type of the output: the MS type for None, else ``out_dtype`` by name or numpy type.
 
     Raises:

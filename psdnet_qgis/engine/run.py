@@ -29,12 +29,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from numpy.typing import DTypeLike
 from osgeo import gdal
 
-from psdnet_qgis.core.options import RunOptions, run_methods
+from psdnet_qgis.core.options import ModelBands, ModelChoice, RunOptions, run_methods
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling
 from psdnet_qgis.engine import output
-from psdnet_qgis.engine.feedback import Feedback, as_feedback
+from psdnet_qgis.engine.feedback import Feedback, FeedbackLike, as_feedback
 from psdnet_qgis.engine.fusion import Fusion, Predictor, choose_predictor, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
@@ -128,20 +129,20 @@ def pansharpen(
     out: str,
     *,
     method: str = "psdnet",
-    model: Any = "auto",
+    model: ModelChoice = "auto",
     device: str = "auto",
     tile: int | None = None,
     overlap: int | None = None,
     pan_band: int = 1,
-    out_dtype: Any = None,
-    feedback: Any = None,
+    out_dtype: DTypeLike = None,
+    feedback: FeedbackLike | None = None,
     batch_size: int | None = None,
     margin: int | None = None,
     precision: str = "auto",
     sensor: str | None = "auto",
     adapt_seconds: float = 0.0,
     adapt_options: dict[str, Any] | None = None,
-    model_bands: Any = None,
+    model_bands: ModelBands = None,
     other_method: str = DEFAULT_OTHER,
     calibrate: bool = True,
 ) -> PansharpenReport:
@@ -154,12 +155,13 @@ def pansharpen(
         method: "psdnet" or a classical method: "exp", "brovey", "gsa", "mtf_glp_hpm",
             "mtf_glp_fs", "bdsd_pc".
         model: "auto" (bundled model for the MS band names, else the band count, and the ratio:
-            ``engine.mixed.auto_model``), a bundled model name,
-            a weights path, or a ``torch.nn.Module`` taking normalised (ms, pan).
+            ``engine.mixed.auto_model``), a bundled model name, a weights path, a
+            ``core.registry.ModelInfo``, or a ``torch.nn.Module`` taking normalised (ms, pan).
         device: PSDNet only: one of ``core.options.DEVICES`` ("auto", "cuda", "cpu") or "cuda:N".
         tile, overlap: tile side and overlap in MS px (default ``core.tiling.default_tile``).
         pan_band: 1-based band of ``pan`` used as PAN.
-        out_dtype: None (same as the MS, clipped and rounded) or e.g. "float32".
+        out_dtype: None (same as the MS, clipped and rounded), a type name such as "float32", or a
+            numpy type (``engine.output.resolve_dtype``).
         feedback: object with ``info(str)``, ``progress(percent)``, ``is_canceled()``
             (and optionally ``warning(str)``), see :mod:`psdnet_qgis.engine.feedback`.
         batch_size: tiles per predictor call (default: predictor's choice; 1 for classical).
@@ -234,7 +236,7 @@ def pansharpen(
 
 
 # ------------------------------------------------------------------------------ steps
-def _resolve_plan(inputs: RasterInputs, out: str, method: str, out_dtype: Any, tile: int | None,
+def _resolve_plan(inputs: RasterInputs, out: str, method: str, out_dtype: DTypeLike, tile: int | None,
                   overlap: int | None, margin: int | None) -> _Plan:
     """Step 1: the checked output path and type, and the tiling (PSDNetInputError if bad)."""
     out_abs = output.check_output(out, [inputs.pan_path, inputs.ms_path])
