@@ -34,10 +34,12 @@ from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
-#: Classical candidates whose detail the calibration may combine with the network's. MTF-GLP-FS
-#: alone did as well as with GSA, BDSD-PC or MTF-GLP-HPM added (``scripts/calibration_study.py``,
-#: ten scenes, mean ERGAS / SAM) and costs one classical method per tile.
-CANDIDATES: tuple[str, ...] = ("mtf_glp_fs",)
+#: Classical candidates whose detail the calibration may combine with the network's: MTF-GLP-FS
+#: (regression gains) and MTF-GLP-HPM (multiplicative, the best classical method on three of the
+#: six VHR scenes). Chosen by leave-one-scene-out (networks that never saw the scene, as on a
+#: user's): against each scene's best classical method, mean ERGAS +0.8 % with both, +3.1 % with
+#: MTF-GLP-FS alone; adding GSA was worse (docs/TRAINING_LOG.md, "Calibration candidates").
+CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "mtf_glp_hpm")
 #: Weights per band: a convex combination of the candidates (``core.calibration.CONSTRAINTS``).
 CONSTRAINT = "simplex"
 #: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from psdnet_qgis.engine.calibration import CANDIDATES
 from psdnet_qgis.engine.run import pansharpen
 
 from .conftest import Recorder, bicubic_reference, make_pair, read
@@ -20,19 +21,20 @@ def scene(tmp_path):
 
 
 def test_zero_detail_network_gives_the_calibrated_classical_result(scene, zero_net, tmp_path):
-    """Zero network detail: the output is lms + w (MTF-GLP-FS - lms), w the reported weights."""
+    """Zero network detail: the output is lms + sum_k w_k (classical_k - lms), w the reported weights."""
     pan, ms = scene
     kw = dict(out_dtype="float32", tile=64, margin=MARGIN, sensor="unknown")
     rep = pansharpen(pan, ms, tmp_path / "cal.tif", model=zero_net, device="cpu", precision="fp32", **kw)
-    pansharpen(pan, ms, tmp_path / "fs.tif", method="mtf_glp_fs", **kw)
     cal = rep.calibration
-    assert cal is not None and cal["candidates"][1:] == ["mtf_glp_fs"]
+    assert cal is not None and cal["candidates"][1:] == list(CANDIDATES)
     w = np.asarray(cal["weights"])
     assert np.allclose(w.sum(axis=1), 1.0, atol=1e-3) and (w >= 0).all()
-    assert (w[:, 1] > 0.5).all()  # the PAN's detail is real: the classical detail wins over none
+    assert (w[:, 1:].sum(axis=1) > 0.5).all()  # the PAN's detail is real: the classical detail wins over none
     lms = bicubic_reference(read(ms), 4, MARGIN)
-    fs = read(tmp_path / "fs.tif")
-    expect = lms + w[:, 1, None, None].astype(np.float32) * (fs - lms)
+    expect = lms.copy()
+    for k, method in enumerate(CANDIDATES, start=1):
+        pansharpen(pan, ms, tmp_path / f"{method}.tif", method=method, **kw)
+        expect += w[:, k, None, None].astype(np.float32) * (read(tmp_path / f"{method}.tif") - lms)
     # the report rounds the weights to 1e-4; values up to 2047
     np.testing.assert_allclose(read(tmp_path / "cal.tif"), expect, rtol=0, atol=0.05 * 2047 * 1e-3 + 2e-3)
 
