@@ -35,6 +35,7 @@ from osgeo import gdal, osr
 
 from psdnet_qgis.core import grid
 from psdnet_qgis.core.grid import ALIGN_TOLERANCE_PX, RATIO_TOLERANCE
+from psdnet_qgis.core.validity import valid_pixels
 from psdnet_qgis.engine.gdalerr import first_line as _first_line
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -162,9 +163,7 @@ class RasterInputs:
         x, y = self.ms_xoff + col0, self.ms_yoff + row0
         arr = src.ReadAsArray(x, y, cols, rows, band_list=list(range(1, self.bands + 1)))
         arr = np.asarray(arr, dtype=np.float32).reshape(self.bands, rows, cols)
-        valid = np.isfinite(arr).all(axis=0)
-        if self.ms_nodata is not None:
-            valid &= ~(arr == np.float32(self.ms_nodata)).any(axis=0)
+        valid = valid_pixels(arr, self.ms_nodata)
         if self.ms_alpha:
             alpha = src.GetRasterBand(self.ms_alpha).ReadAsArray(x, y, cols, rows)
             valid &= alpha >= 128
@@ -175,9 +174,7 @@ class RasterInputs:
         band = self.pan_ds.GetRasterBand(self.pan_band)
         arr = band.ReadAsArray(self.pan_xoff + col0, self.pan_yoff + row0, cols, rows)
         arr = np.asarray(arr, dtype=np.float32)[None]
-        valid = np.isfinite(arr[0])
-        if self.pan_nodata is not None:
-            valid &= arr[0] != np.float32(self.pan_nodata)
+        valid = valid_pixels(arr, self.pan_nodata)
         return arr, valid
 
     def read_ms(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,9 +246,7 @@ class RasterInputs:
                                         buf_xsize=bw, buf_ysize=bh,
                                         band_list=list(range(1, self.bands + 1))), dtype=np.float32)
         ms = ms.reshape(self.bands, bh, bw)
-        ms_valid = np.isfinite(ms).all(axis=0)
-        if self.ms_nodata is not None:
-            ms_valid &= ~(ms == np.float32(self.ms_nodata)).any(axis=0)
+        ms_valid = valid_pixels(ms, self.ms_nodata)
         if self.ms_alpha:
             a = src.GetRasterBand(self.ms_alpha).ReadAsArray(
                 self.ms_xoff, self.ms_yoff, self.ms_width, self.ms_height, buf_xsize=bw, buf_ysize=bh)
@@ -260,9 +255,7 @@ class RasterInputs:
         pan = self.pan_ds.GetRasterBand(self.pan_band).ReadAsArray(
             self.pan_xoff, self.pan_yoff, self.width, self.height, buf_xsize=pw, buf_ysize=ph)
         pan = np.asarray(pan, dtype=np.float32)[None]
-        pan_valid = np.isfinite(pan[0])
-        if self.pan_nodata is not None:
-            pan_valid &= pan[0] != np.float32(self.pan_nodata)
+        pan_valid = valid_pixels(pan, self.pan_nodata)
         return ms, pan, ms_valid, pan_valid
 
     def close(self) -> None:

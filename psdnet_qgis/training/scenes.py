@@ -35,7 +35,6 @@ GDAL is imported only inside :func:`load_scene` (the catalogue is plain data).
 from __future__ import annotations
 
 import logging
-import math
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -44,9 +43,14 @@ from typing import Any
 
 import numpy as np
 
+from psdnet_qgis.core.validity import valid_pixels
 from psdnet_qgis.errors import PSDNetInputError
 
 LOG = logging.getLogger(__name__)
+
+# A value at or below this is no-data even where it does not match a declared nodata: Pamplona's
+# float GeoTIFFs hold a huge negative fill (-3.4e38) there.
+_FLOAT_FILL = -1e30
 
 SPACENET_LICENCE = "CC BY-SA 4.0 (SpaceNet; imagery by Maxar)"
 LANDSAT_LICENCE = "Public domain (USGS Landsat)"
@@ -283,15 +287,6 @@ def coregistration(scene: Scene, shift: tuple[int, int] = (0, 0)) -> float:
     return float(np.corrcoef(block[ok], scene.ms.mean(axis=0)[ok])[0, 1])
 
 
-def _valid(a: np.ndarray, nodata: float | None) -> np.ndarray:
-    ok = np.isfinite(a)
-    if nodata is not None and not (isinstance(nodata, float) and math.isnan(nodata)):
-        ok &= a != nodata
-    # GeoTIFF float "nodata" of -3.4e38 (Pamplona) is stored as a huge negative value.
-    ok &= a > -1e30
-    return ok
-
-
 def _scene_paths(spec: SceneSpec, data_dir: str | os.PathLike | None) -> tuple[Path, list[Path]]:
     """The scene's PAN and MS file paths; a PSDNetInputError names a missing one."""
     root = Path(data_dir) if data_dir is not None else default_data_dir()
@@ -476,8 +471,9 @@ def load_scene(spec: SceneSpec, data_dir: str | os.PathLike | None = None) -> Sc
                 pan, _ = inputs.read_pan(0, 0, H, W)
                 ms, ms_valid = inputs.read_ms(0, 0, h, w)
                 # The scene's no-data replaces the PAN file's; the MS VRT already carries it.
-                pan_valid = _valid(pan[0], inputs.pan_nodata if spec.nodata is None else spec.nodata)
-                ms_valid &= _valid(ms, None).all(axis=0)
+                pan_valid = valid_pixels(pan, inputs.pan_nodata if spec.nodata is None else spec.nodata,
+                                         fill_below=_FLOAT_FILL)
+                ms_valid &= valid_pixels(ms, fill_below=_FLOAT_FILL)
                 gt = inputs.geotransform
                 meta = {
                     "pan_path": str(pan_path),

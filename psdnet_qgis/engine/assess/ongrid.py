@@ -20,6 +20,7 @@ import numpy as np
 from osgeo import gdal
 
 from psdnet_qgis.core.grid import ALIGN_TOLERANCE_PX, RATIO_TOLERANCE
+from psdnet_qgis.core.validity import valid_pixels
 from psdnet_qgis.engine.raster import RasterInputs, dataset_srs, open_raster, warp_onto_grid
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -31,9 +32,7 @@ def is_integer_type(dtype: int) -> bool:
 
 def _validity(arr: np.ndarray, nodata: float | None, zero_fill: bool) -> np.ndarray:
     """(C, H, W) -> (H, W) bool: finite, not nodata in any band, not all-zero fill."""
-    valid = np.isfinite(arr).all(axis=0)
-    if nodata is not None:
-        valid &= ~(arr == np.float32(nodata)).any(axis=0)
+    valid = valid_pixels(arr, nodata)
     if zero_fill:
         valid &= (arr != 0).any(axis=0)
     return valid
