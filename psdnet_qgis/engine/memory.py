@@ -11,10 +11,9 @@ from typing import Any
 #: glibc ``mallopt`` parameters (malloc.h) and their defaults.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _GLIBC_DEFAULT = -1, -3, 128 * 1024
 #: Threshold used while tiles run: buffers up to this size come from the heap and stay there.
-#: 40 MB keeps most of the network's activations (16-60 MB each, mostly 20-25 MB, on a 144 MS
-#: px tile) in the heap and sends the width-sized row buffers of big rasters (47 MB and more at
-#: 10240 px) to mmap: at 10240 x 10240 PAN px the peak is 1186 MB at 6.6 CPU s/MPx, against
-#: 1308 MB at the same speed with a 1 GB threshold and a 64 MB GDAL cache.
+#: 40 MB keeps most of the network's activations (mostly 20-25 MB on a 144 MS px tile) in the
+#: heap and sends the width-sized row buffers of big rasters to mmap: a lower peak than a 1 GB
+#: threshold at the same speed.
 _TILE_HEAP_BYTES = 40 << 20
 
 
@@ -24,17 +23,15 @@ def keep_freed_memory() -> Iterator[Callable[[], Any]]:
 
     Every tile allocates and frees the same large activation buffers. By default glibc
     serves those with ``mmap`` and returns them to the kernel when freed, so every tile
-    page-faults (and zeroes) all its memory again. On the 2-core AVX512-BF16/AMX CPU, one
-    136 MS px bf16 tile takes 1.31 CPU s with every buffer kept (1 GB threshold) against
-    1.55 s by default (217 k page faults against 639 k). Buffers up to
-    :data:`_TILE_HEAP_BYTES` are kept. The defaults are restored and the free heap trimmed
+    page-faults (and zeroes) all its memory again (docs/BENCHMARKS.md, "Speed and memory").
+    Buffers up to :data:`_TILE_HEAP_BYTES` are kept. The defaults are restored and the free heap trimmed
     afterwards (``malloc_trim``), so a long-lived process such as QGIS gets its memory back.
     No-op elsewhere (macOS, Windows, musl).
 
     Yields a function that trims the heap (``malloc_trim``), called after every tile row:
     without it the width-sized row buffers (conversion, masks), freed between tiles of
     different sizes, fragment the never-trimmed heap and the peak grows with the raster
-    height (1635 MB at 10240 x 10240 PAN px against 1182 MB at 1024).
+    height.
     """
     libc = None
     if sys.platform.startswith("linux"):

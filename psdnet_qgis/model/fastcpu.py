@@ -16,8 +16,8 @@ parameters and the arithmetic are those of the network; only the order of roundi
   :data:`CHANNEL_PAD` (28 -> 32, 56 -> 64, 84 -> 96): the weights get zero rows/columns and
   zero biases, so the padding channels stay exactly 0 through every block (PReLU(0) = 0,
   attention gates multiply 0) and the real channels get the same sums. oneDNN's AMX kernels
-  work on 16/32-channel blocks: a 28 -> 28 3x3 convolution takes 12.3 ms where 32 -> 32
-  takes 7.5 ms (576 x 576 px, bf16), the transposed 8x8 one 9.7 vs 5.5 ms;
+  work on 16/32-channel blocks, so a padded 32-channel convolution runs faster than the
+  28-channel one;
 * the channel mean of the spatial attention is a 1x1 convolution with unit weights (times
   ``1 / C``), the global average pool of the channel attention a ``sum`` times ``1 / (H W)``
   and the gates ``x + x s`` / ``x + y s`` use ``addcmul`` (one pass each).
@@ -27,10 +27,9 @@ the plain model and CUDA runs do not use it. ``bf16`` weights need a CPU with na
 (AVX512-BF16 / AMX; :func:`psdnet_qgis.model.precision.auto_precision` checks) and change the
 outputs by the bf16 rounding only (see ``tests/model/test_fastcpu.py``).
 
-Only the bf16 CPU path uses the copy: there the fused ops beat bf16 autocast clearly,
-while in fp32 they gained little or lost to the plain channels-last network (whose
-convolutions already run through the same oneDNN kernels), so fp32 keeps the plain network
-on every CPU class. The timings behind this choice: resources/MODEL_CARD.md.
+Only the bf16 CPU path uses the copy: in fp32 the fused ops were no faster than the plain
+channels-last network, whose convolutions already run through the same oneDNN kernels
+(docs/BENCHMARKS.md, "PSDNet-Fast").
 """
 
 from __future__ import annotations

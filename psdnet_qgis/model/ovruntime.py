@@ -1,15 +1,9 @@
 """Optional OpenVINO inference of a PSDNet on the CPU (fp32), opt-in; torch stays reference and default.
 
-Measured on the 2-core AVX2 Zen 3 (no AVX-512), one thread (docs/RUNTIMES.md): on one 1024 px
-PAN tile OpenVINO runs the bundled ``psdnet_vhr4_fast`` in 3.4 CPU s/MPx against 8.9 for torch
-eager fp32 channels-last (2.6x), outputs within 4e-7 normalised units of torch's. But on the
-engine's own tiles (144 MS / 576 PAN px with margins) torch is faster per pixel (3.9 s/MPx) and
-OpenVINO gains 1.29x on the network; the network is about half of a run, and each new tile
-shape costs a conversion (about 20 CPU s for the fast model, cached on disk) plus a compilation
-(about 2.6 s): a whole 1 MPx run took 9.1 CPU s with a warm cache against 7.4-8.7 with torch.
-The full ``psdnet_vhr4``: 1.68x on the 1024 px tile, 1.04x end to end at 1 MPx and 1.11x at
-4.2 MPx (152 against 169 CPU s, warm cache).
-That is below the project's bar (>= 1.5x on a CPU class), so the engine does not pick OpenVINO
+OpenVINO beats torch on one large tile, but not on whole engine runs by the project's bar
+(>= 1.5x on a CPU class): on the engine's tiles the network is only part of a run and each new
+tile shape costs a conversion and a compilation (measurements: docs/RUNTIMES.md, section 1).
+So the engine does not pick OpenVINO
 by itself (:data:`MEASURED_FASTER` is empty); ``PSDNET_RUNTIME=openvino`` opts in (the log says
 ``fp32 openvino``), ``PSDNET_RUNTIME=torch`` or an absent package keeps torch.
 
@@ -43,7 +37,7 @@ ENV_CACHE = "PSDNET_OV_CACHE"
 #: torch for whole engine runs (``engine.run.pansharpen``), outputs within :data:`MAX_ABS_DIFF`.
 MEASURED_FASTER: tuple[tuple[str, str], ...] = ()
 #: The bound held by the tests: largest absolute difference to torch fp32, normalised units
-#: (0.25 = one band standard deviation; measured 3.6e-7 on a 1024 px tile).
+#: (0.25 = one band standard deviation; measured 3.6e-7 on a 1024 px tile, docs/RUNTIMES.md).
 MAX_ABS_DIFF = 1e-4
 
 

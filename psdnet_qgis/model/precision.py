@@ -36,12 +36,12 @@ class Measured:
 #: always run fp32). Add a line when a model is measured on a new CPU class.
 MEASUREMENTS: tuple[Measured, ...] = (
     Measured("AVX-512 + bf16", "psdnet_landsat3", 28, 28.2, 14.7,
-             "README 'PSDNet-Fast' table: predictor, one 96 MS px tile, 2-core Zen 4; fp32 with "
+             "docs/BENCHMARKS.md 'PSDNet-Fast' table: predictor, one 96 MS px tile, 2-core Zen 4; fp32 with "
              "oneDNN and ATen restricted to AVX2 (an upper bound of AVX-512 fp32)"),
     Measured("AVX-512 + bf16", "psdnet_landsat3_fast", 8, 3.5, 4.1,
              "same table: the width-8 model is slower in bf16 (fused) than in AVX2-restricted fp32"),
     Measured("AVX-512 + AMX", "psdnet_vhr4", 28, 15.9, 5.3,
-             "model/fastcpu.py: one 144 MS px tile, 1.75 CPU s bf16 fused, about 3x that in fp32"),
+             "docs/RUNTIMES.md section 2: one 144 MS px tile, bf16 fused; fp32 about 3x that"),
 )
 #: Narrower networks than this default to fp32 on a CPU class where no model of their width was
 #: measured: oneDNN's bf16 kernels block channels by 16/32, so a width-8 network pads most of

@@ -144,9 +144,8 @@ class TorchPredictor:
             if isinstance(self.model, PSDNet) and fastcpu.available():
                 self.runner = fastcpu.fuse_for_cpu(self.model, torch.bfloat16)
                 self._autocast = None
-        #: The CPU/GPU code path, named in the log. In fp32 the fused copy is not used: on
-        #: the project's Zen 4 CPU, unrestricted and with oneDNN restricted to AVX2, it is no
-        #: faster than the channels-last network (model/fastcpu.py gives the numbers).
+        #: The CPU/GPU code path, named in the log. In fp32 the fused copy is not used: it was
+        #: no faster than the channels-last network (docs/BENCHMARKS.md, "PSDNet-Fast").
         if self.device.type != "cpu":
             self.path = f"{self.precision} autocast" if self._autocast is not None else self.precision
         elif self.runner is not self.model:

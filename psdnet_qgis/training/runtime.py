@@ -5,8 +5,8 @@ inference). The precision is training's own: :func:`autocast_dtype` picks the dt
 ``torch.autocast`` mixed precision (fp32 master weights and optimiser, bf16 forward and
 backward where the hardware runs it), which is not what the engine's ``precision`` means
 (there "bf16" runs a fused, inference-only bf16 copy of the network, ``model/fastcpu.py``).
-Measured on the bundled models' CPU: bf16 autocast + channels-last 35 k PAN px/s per
-training step, fp32 NCHW 17 k, fp32 channels-last 21 k.
+On the bundled models' CPU bf16 autocast + channels-last trains about twice as fast as fp32
+(docs/TRAINING_LOG.md, "Precision").
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ on exactly the grid a user's run of the same files would use:
 Each scene's band selection (``SceneSpec``) follows the band orders checked on the pixels
 (PAN correlation, spread, haze; ``core.bands.check_order``); Virginia is excluded (its PAN
 shows another place or date). The evidence per scene and the co-registration measured after
-alignment: resources/MODEL_CARD.md, "What we checked on the data, and concluded".
+alignment: docs/TRAINING_LOG.md, "What we checked on the data, and concluded".
 
 GDAL is imported only inside :func:`load_scene` (the catalogue is plain data).
 """
@@ -212,9 +212,8 @@ MODEL_SCENES: dict[str, dict[str, tuple[str, ...]]] = {
         "val": ("rotterdam2_wv2",),
     },
     "landsat3": {
-        # virginia_l9 is NOT used: its PAN shows a different area than its MS (no lake,
-        # no clouds where the MS has both; correlation 0.00 at the georeferenced
-        # position and < 0.18 at any offset), see the module docstring.
+        # virginia_l9 is NOT used: its PAN shows another place or date than its MS
+        # (docs/TRAINING_LOG.md, "What we checked on the data, and concluded").
         "train": ("madrid_l8", "istanbul_l8"),
         "val": ("pamplona_l8",),
     },
