@@ -7,10 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
+from tests.rasters import make_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 os.environ.setdefault("PSDNET_THREADS", "1")  # 2 shared cores: keep each test single-threaded
@@ -22,24 +21,6 @@ def pair(tmp_path: Path) -> tuple[Path, Path]:
     return make_pair(tmp_path, ms_shape=(24, 28), bands=4, ratio=4, seed=1)
 
 
-def read(path: Path) -> np.ndarray:
-    """Whole raster as (C, H, W) float32."""
-    from osgeo import gdal
-
-    ds = gdal.Open(str(path))
-    arr = ds.ReadAsArray().astype(np.float32)
-    return arr.reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
-
-
-def bicubic_reference(ms: np.ndarray, ratio: int, margin: int) -> np.ndarray:
-    """What a zero-residual model must give: bicubic of the reflection-padded MS, cropped."""
-    from psdnet_qgis.core.resample import upsample_bicubic
-
-    mp = np.pad(ms, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
-    m = margin * ratio
-    return upsample_bicubic(mp, ratio)[:, m:-m, m:-m]
-
-
 @pytest.fixture(scope="session")
 def zero_net():
     """Real PSDNet (4 bands, ratio 4) with zeroed heads: output = bicubic lms."""
@@ -48,25 +29,6 @@ def zero_net():
 
     torch.manual_seed(0)
     return PSDNet(4, 4, width=8).zero_residual_().eval()  # narrow: same graph, fast tests
-
-
-class Recorder:
-    """Engine feedback that keeps the log lines (warnings prefixed "W ")."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.lines.append("W " + msg)
-
-    def progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
 
 
 @pytest.fixture
@@ -82,9 +44,6 @@ def noisy_net():
             head.last.weight.mul_(30)
             head.last.bias.mul_(30)
     return net
-
-
-__all__ = ["Recorder", "make_pair", "synthetic_scene", "write_geotiff", "read", "bicubic_reference", "ORIGIN"]
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.engine.conftest import make_pair
+from tests.rasters import make_pair
 
 pytestmark = pytest.mark.slow  # two CLI runs with adaptation each (15-20 s)
 

@@ -9,7 +9,8 @@ import pytest
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetCanceled
-from tests.engine.conftest import make_pair, read
+from tests.helpers import read
+from tests.rasters import make_pair
 
 torch = pytest.importorskip("torch")
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.engine.conftest import make_pair, read
+from tests.helpers import read
+from tests.rasters import make_pair
 
 pytest.importorskip("distributed")
 torch = pytest.importorskip("torch")

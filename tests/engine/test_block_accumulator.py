@@ -17,8 +17,8 @@ from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
 from psdnet_qgis.engine import output, tileloop
 from psdnet_qgis.engine.run import pansharpen
-
-from .conftest import ORIGIN, read, synthetic_scene, write_geotiff
+from tests.helpers import read
+from tests.rasters import ORIGIN, synthetic_scene, write_geotiff
 
 torch = pytest.importorskip("torch")
 

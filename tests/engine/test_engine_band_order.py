@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import read
+from tests.helpers import read
 from tests.rasters import write_worldview
 
 BGRN = [1, 2, 4, 6]  # blue, green, red, NIR1 of the WorldView 8-band order (0-based)

@@ -7,8 +7,8 @@ import pytest
 
 from psdnet_qgis.engine.calibration import CANDIDATES
 from psdnet_qgis.engine.run import pansharpen
-
-from .conftest import Recorder, bicubic_reference, make_pair, read
+from tests.helpers import Recorder, bicubic_reference, read
+from tests.rasters import make_pair
 
 torch = pytest.importorskip("torch")
 MARGIN = 8

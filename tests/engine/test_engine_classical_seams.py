@@ -24,8 +24,8 @@ from psdnet_qgis.core import classical
 from psdnet_qgis.engine import classical_predictor, raster
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.run import pansharpen
-
-from .conftest import read, synthetic_scene, write_geotiff
+from tests.helpers import read
+from tests.rasters import synthetic_scene, write_geotiff
 
 TILED_VS_WHOLE = 2e-6  # band std
 MS_SHAPE = (40, 44)

@@ -16,9 +16,10 @@ from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.engine.sensor import resolve_sensor, sensor_from_metadata
 from psdnet_qgis.errors import PSDNetInputError
+from tests.helpers import read
+from tests.rasters import synthetic_scene, write_geotiff
 
 from ..core import reference_pansharpening as R
-from .conftest import read, synthetic_scene, write_geotiff
 
 ORIGIN = (500000.0, 5700000.0)
 

@@ -12,8 +12,7 @@ from osgeo import gdal, osr
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-
-from .conftest import ORIGIN, make_pair, synthetic_scene, write_geotiff
+from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
 
 
 @pytest.fixture

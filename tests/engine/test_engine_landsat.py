@@ -15,7 +15,7 @@ from osgeo import gdal
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import Recorder, read
+from tests.helpers import Recorder, read
 from tests.rasters import LANDSAT7, SAME, write_landsat
 
 

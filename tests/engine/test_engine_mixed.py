@@ -9,8 +9,8 @@ import pytest
 
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
-from tests.engine.conftest import ORIGIN, read
-from tests.rasters import NET_BANDS, worldview8_scene, write_geotiff, write_worldview
+from tests.helpers import read
+from tests.rasters import NET_BANDS, ORIGIN, worldview8_scene, write_geotiff, write_worldview
 
 OTHER = [0, 3, 5, 7]
 

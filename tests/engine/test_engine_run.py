@@ -13,8 +13,8 @@ from osgeo import gdal, osr
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetOutputError
-
-from .conftest import ORIGIN, bicubic_reference, make_pair, read, synthetic_scene, write_geotiff
+from tests.helpers import bicubic_reference, read
+from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
 
 MARGIN = 8
 

@@ -9,8 +9,7 @@ import torch
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.model.psdnet import PSDNet
 from psdnet_qgis.model.slim import slim
-
-from .conftest import bicubic_reference, read
+from tests.helpers import bicubic_reference, read
 
 MARGIN = 8
 
@@ -33,8 +32,7 @@ def test_zero_residual_slim_model_tiled_equals_whole(pair, zero_slim, tmp_path, 
 
 def test_auto_keeps_the_full_model_and_auto_fast_picks_the_fast_one(tmp_path):
     from psdnet_qgis.core.registry import list_models
-
-    from .conftest import make_pair
+    from tests.rasters import make_pair
 
     names = [m.name for m in list_models()]
     if "psdnet_landsat3_fast" not in names or "psdnet_landsat3" not in names:

@@ -15,7 +15,7 @@ from qgis.core import (
     QgsProject,
 )
 
-from tests.engine.conftest import bicubic_reference
+from tests.helpers import bicubic_reference
 
 gdal.UseExceptions()
 
