@@ -92,7 +92,8 @@ def test_teacher_uses_gt() -> None:
         b = teacher(ms, pan, gt + 0.5)
     assert torch.equal(a.out1, b.out1)  # stage 1 does not see gt
     assert not torch.allclose(a.out2, b.out2)
-    with pytest.raises(PSDNetInputError, match="gt"):
+    with pytest.raises(PSDNetInputError,
+                       match=r"PSDNet gt: a teacher model needs gt of shape \(1, 2, 32, 32\), got None"):
         teacher(ms, pan)
 
 
@@ -115,13 +116,15 @@ def test_gradient_flows_to_every_parameter() -> None:
 
 def test_bad_inputs_are_rejected() -> None:
     net = PSDNet(4, 4, width=8)
-    with pytest.raises(PSDNetInputError, match="too small"):
+    with pytest.raises(PSDNetInputError, match=r"PSDNet ms: tile of 7 x 8 MS px is too small; use at least 8 x 8"):
         net(torch.rand(1, 4, 7, 8), torch.rand(1, 1, 28, 32))
-    with pytest.raises(PSDNetInputError, match="pan"):
+    with pytest.raises(PSDNetInputError, match=r"PSDNet pan: expected shape \(1, 1, 32, 32\) for ratio 4, "
+                                               r"got \(1, 1, 30, 32\); crop PAN to exactly ratio x the MS tile"):
         net(torch.rand(1, 4, 8, 8), torch.rand(1, 1, 30, 32))
-    with pytest.raises(PSDNetInputError, match="ms"):
+    with pytest.raises(PSDNetInputError, match=r"PSDNet ms: expected shape \(B, 4, h, w\), got \(1, 3, 8, 8\); "
+                                               r"use a model trained for 3 bands or select matching bands"):
         net(torch.rand(1, 3, 8, 8), torch.rand(1, 1, 32, 32))
-    with pytest.raises(PSDNetInputError, match="ratio"):
+    with pytest.raises(PSDNetInputError, match="PSDNet ratio: got 5, supported ratios are 2, 3 and 4"):
         PSDNet(4, 5)
 
 
@@ -169,5 +172,5 @@ def test_stage1_whole_patch_ablation_same_parameters_and_shapes():
     assert oa.out3.shape == ob.out3.shape == (1, 4, 48, 80)
     assert not torch.allclose(oa.out1, ob.out1)
     assert b.arch_kwargs()["stage1"] == "whole" and "stage1" not in a.arch_kwargs()
-    with pytest.raises(PSDNetInputError, match="stage1"):
+    with pytest.raises(PSDNetInputError, match=r"PSDNet stage1: got 'quarters', use one of \('multipatch', 'whole'\)"):
         PSDNet(4, 4, 8, stage1="quarters")

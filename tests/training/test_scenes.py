@@ -94,11 +94,11 @@ def test_offset_ms_is_read_through_the_engine_warp(tmp_path):
 
 def test_bad_scene_specs_raise(tmp_path):
     _write(tmp_path)
-    with pytest.raises(PSDNetInputError, match="data_dir"):
+    with pytest.raises(PSDNetInputError, match=r"data_dir: .*missing\.tif does not exist; pass --data"):
         load_scene(_spec(("missing.tif",), (1, 2, 3)), tmp_path)
-    with pytest.raises(PSDNetInputError, match="bands"):
+    with pytest.raises(PSDNetInputError, match=r"t: bands \(1, 5\) requested but the MS has 4 bands"):
         load_scene(_spec(("ms.tif",), (1, 5)), tmp_path)
-    with pytest.raises(PSDNetInputError, match="ratio"):
+    with pytest.raises(PSDNetInputError, match="t: the files give ratio 4, the scene says 2; fix SceneSpec.ratio"):
         load_scene(_spec(("ms.tif",), (1, 2, 3), ratio=2), tmp_path)
 
 
