@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from psdnet_qgis.engine.calibration import CANDIDATES
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
 from tests.helpers import read
@@ -48,9 +49,19 @@ def test_auto_fuses_all_eight_bands(tmp_path, bundled_vhr4):
     gdal.Translate(str(sub), str(ms), bandList=[b + 1 for b in NET_BANDS])
     pansharpen(pan, sub, tmp_path / "out4.tif", model="psdnet_vhr4", out_dtype="float32")
     np.testing.assert_allclose(out8[NET_BANDS], read(tmp_path / "out4.tif"), rtol=0, atol=0.05)
-    # the others are MTF-GLP-FS fitted on all 8 bands
-    pansharpen(pan, ms, tmp_path / "fs.tif", method="mtf_glp_fs", out_dtype="float32")
-    np.testing.assert_allclose(out8[OTHER], read(tmp_path / "fs.tif")[OTHER], rtol=0, atol=0.05)
+    # the others are the calibrated mix of the classical candidates fitted on all 8 bands (MTF-GLP-FS,
+    # the other bands' method, among them), with the reported weights and no network detail
+    cal = rep.calibration
+    w = np.asarray(cal["weights"], np.float32)
+    assert cal["candidates"][1:] == list(CANDIDATES) and (w[OTHER, 0] == 0).all()
+    pansharpen(pan, ms, tmp_path / "exp.tif", method="exp", out_dtype="float32")
+    lms = read(tmp_path / "exp.tif")[OTHER]
+    expect = lms.copy()
+    for k, method in enumerate(CANDIDATES, start=1):
+        pansharpen(pan, ms, tmp_path / f"{method}.tif", method=method, out_dtype="float32")
+        expect += w[OTHER, k, None, None] * (read(tmp_path / f"{method}.tif")[OTHER] - lms)
+    # the report rounds the weights to 1e-4
+    np.testing.assert_allclose(out8[OTHER], expect, rtol=0, atol=0.05 + 2e-4 * float(np.abs(expect - lms).max()))
 
 
 def test_reversed_bands_are_refused_and_nothing_is_written(tmp_path, bundled_vhr4):
