@@ -39,33 +39,29 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+def _schedule(epochs: int, steps: int, refine_from: int, balance: str = "0") -> list[str]:
+    """Width 8, from scratch, batch 4 of 64 px; L1, then SAM loss 3 + EMA 0.99 from ``refine_from``."""
+    return ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", str(epochs),
+            "--steps-per-epoch", str(steps), "--batch", "4", "--patch", "64", "--balance", balance,
+            "--refine-from", str(refine_from), "--sam-weight", "3", "--ema", "0.99"]
+
+
 #: Training recipes compared by LOSO (flags of ``python -m psdnet_qgis.training``). All train
 #: from scratch without a teacher: a teacher trained on the bundled scenes would leak the
 #: held-out scene into the fold.
 RECIPES: dict[str, list[str]] = {
-    # the bundled vhr4's two-phase schedule (L1, then SAM loss 3 + EMA 0.99 from epoch 16),
-    # at the fast model's width 8: 1500 steps of 4 patches of 64 x 64
-    "fast8": ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", "30",
-              "--steps-per-epoch", "50", "--batch", "4", "--patch", "64", "--balance", "0",
-              "--refine-from", "16", "--sam-weight", "3", "--ema", "0.99"],
+    # the bundled vhr4's two-phase schedule at the fast model's width 8: 1500 steps, scenes equally
+    "fast8": _schedule(30, 50, 16),
     # a two-minute check of the script itself
-    "smoke": ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", "2",
-              "--steps-per-epoch", "5", "--batch", "4", "--patch", "64", "--balance", "0",
-              "--refine-from", "2", "--sam-weight", "3", "--ema", "0.99"],
+    "smoke": _schedule(2, 5, 2),
     # the same, twice as long
-    "fast8_long": ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", "60",
-                   "--steps-per-epoch", "50", "--batch", "4", "--patch", "64", "--balance", "0",
-                   "--refine-from", "31", "--sam-weight", "3", "--ema", "0.99"],
+    "fast8_long": _schedule(60, 50, 31),
     # fast8 with the 39 Landsat 7 pairs made ratio 4 as one more training scene (variety of
     # places, 8-bit data; training.scenes.LANDSAT7_GROUP), drawn like one scene (balance 0: 1/6)
-    "fast8_l7": ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", "30",
-                 "--steps-per-epoch", "50", "--batch", "4", "--patch", "64", "--balance", "0",
-                 "--refine-from", "16", "--sam-weight", "3", "--ema", "0.99"],
+    "fast8_l7": _schedule(30, 50, 16),
     # the same with scenes drawn by the square root of their area (the training default): the
     # Landsat 7 set, 39 times a VHR scene's area, then gives about 60 % of the patches
-    "fast8_l7_b05": ["--width", "8", "--teacher-epochs", "0", "--lam", "0", "--epochs", "30",
-                     "--steps-per-epoch", "50", "--batch", "4", "--patch", "64", "--balance", "0.5",
-                     "--refine-from", "16", "--sam-weight", "3", "--ema", "0.99"],
+    "fast8_l7_b05": _schedule(30, 50, 16, balance="0.5"),
 }
 #: Training scenes a recipe adds to the five VHR scenes of a fold (never held out).
 EXTRA_SCENES: dict[str, list[str]] = {"fast8_l7": ["landsat7x4"], "fast8_l7_b05": ["landsat7x4"]}
