@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -82,7 +84,10 @@ def test_zero_weights_give_the_upsampled_ms_exactly_and_one_hot_the_candidate():
     assert np.array_equal(none.combine(lms, outs), lms)
     one = Calibration(("a", "b", "c"), np.tile([0.0, 1.0, 0.0], (3, 1)))
     np.testing.assert_allclose(one.combine(lms, outs), outs[1], rtol=0, atol=1e-4)
-    with pytest.raises(PSDNetInputError, match="3 candidates"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape("Calibration.combine: got 2 candidate outputs for 3 candidates (a, b, c)."),
+    ):
         one.combine(lms, outs[:2])
 
 
@@ -95,11 +100,20 @@ def test_simplex_solver_edge_cases():
 
 
 def test_no_pixel_and_bad_arguments_are_refused():
-    with pytest.raises(PSDNetInputError, match="no valid pixel"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Calibration: no valid pixel in the reduced-resolution sample; "
+            r"check the nodata values or switch calibration off\."
+        ),
+    ):
         CalibrationFit(["a"], 2, 4).solve()
-    with pytest.raises(PSDNetInputError, match="constraint"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape("CalibrationFit: constraint 'free'; use one of ('simplex', 'nonneg')."),
+    ):
         CalibrationFit(["a"], 2, 4, constraint="free")
-    with pytest.raises(PSDNetInputError, match="allowed"):
+    with pytest.raises(PSDNetInputError, match=re.escape("CalibrationFit: allowed must be (1, 2) and covered (2,).")):
         CalibrationFit(["a"], 2, 4, allowed=np.ones((2, 2), bool))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -84,7 +86,13 @@ def test_constant_pan_gives_finite_sensible_result(pair: tuple[np.ndarray, np.nd
 
 def test_input_errors(pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     _, ms, pan = pair
-    with pytest.raises(PSDNetInputError, match="footprint"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"gsa: pan is 124 x 128 px but ms 32 x 32 px times ratio 4 is 128 x 128; "
+            r"crop both to the same footprint\."
+        ),
+    ):
         K.gsa(ms, pan[:-4], RATIO)
     with pytest.raises(PSDNetInputError):
         K.mtf_glp_hpm(ms[0], pan, RATIO)
@@ -142,15 +150,24 @@ def test_fit_apply_dispatch_and_errors(pair: tuple[np.ndarray, np.ndarray, np.nd
     assert K.fit("exp", ms, pan, RATIO) is None and K.fit("brovey", ms, pan, RATIO) is None
     np.testing.assert_array_equal(K.apply("brovey", ms, pan, RATIO), K.brovey(ms, pan, RATIO))
     stats = K.gsa_stats(ms, pan, RATIO)
-    with pytest.raises(PSDNetInputError, match="bands"):
+    with pytest.raises(PSDNetInputError, match=r"gsa: stats were fitted for 4 bands, ms has 3; refit them\."):
         K.gsa_apply(ms[:3], pan, RATIO, stats)
-    with pytest.raises(PSDNetInputError, match="bands"):
+    with pytest.raises(PSDNetInputError, match=r"mtf_glp_hpm: stats were fitted for 4 bands, ms has 3; refit them\."):
         K.mtf_glp_hpm_apply(ms[:3], pan, RATIO, K.mtf_glp_hpm_stats(ms, pan, RATIO))
-    with pytest.raises(PSDNetInputError, match="mask"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape(
+            "gsa: valid mask has shape (3, 3) but the MS window is 32 x 32 px; "
+            "pass one bool per MS pixel."
+        ),
+    ):
         K.gsa_stats(ms, pan, RATIO, valid=np.zeros((3, 3), bool))
-    with pytest.raises(PSDNetInputError, match="valid pixel"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=r"gsa: no valid pixel to estimate the statistics from; check the nodata masks\.",
+    ):
         K.gsa_stats(ms, pan, RATIO, valid=np.zeros(ms.shape[1:], bool))
-    with pytest.raises(PSDNetInputError, match="unknown"):
+    with pytest.raises(PSDNetInputError, match=r"Classical method 'pca' is unknown; use one of exp, brovey, gsa, "):
         K.fit("pca", ms, pan, RATIO)
 
 

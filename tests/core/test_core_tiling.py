@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -80,7 +82,13 @@ def test_interior_ramp_matches_formula() -> None:
 
 
 def test_overlap_too_large_rejected() -> None:
-    with pytest.raises(PSDNetInputError, match="overlap"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape(
+            "plan_tiles: overlap=17 MS px is not in [0, tile // 2] = [0, 16] for tile=32; "
+            "use an overlap of at most half the tile (e.g. 4)."
+        ),
+    ):
         plan_tiles(100, 100, 32, 17)
     with pytest.raises(PSDNetInputError):
         plan_tiles(100, 100, 32, -1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from psdnet_qgis.core import options
@@ -35,7 +37,10 @@ def test_devices_as_the_model_spells_them(device) -> None:
 
 @pytest.mark.parametrize("device", ["cuda:", "cuda:x", "cpu:0"])
 def test_only_cuda_takes_an_index(device) -> None:
-    with pytest.raises(PSDNetInputError, match="device"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape(f"device {device!r} is unknown; use one of auto, cuda, cpu (or cuda:N for the N-th GPU)."),
+    ):
         RunOptions(device=device).validate()
 
 

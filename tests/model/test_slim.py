@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -85,7 +87,10 @@ def test_zero_residual_stays_exact() -> None:
 
 def test_bad_width_is_a_clear_error() -> None:
     net = _net(4, 4, 8)
-    with pytest.raises(PSDNetInputError, match="slim width"):
+    with pytest.raises(PSDNetInputError, match=re.escape("slim width: got 12, use 4 to 8 (the model's width).")):
         slim(net, 12)
-    with pytest.raises(PSDNetInputError, match="teacher"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=re.escape("slim: got a teacher PSDNet; slim the student (teacher=False)."),
+    ):
         slim(PSDNet(4, 4, width=8, teacher=True), 4)

@@ -59,22 +59,49 @@ def test_round_trip(saved: tuple[PSDNet, Path]) -> None:
 
 def test_tampered_and_missing_files_are_rejected(saved: tuple[PSDNet, Path]) -> None:
     _, pt = saved
-    with pytest.raises(PSDNetInputError, match="SHA-256 mismatch"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model weights '.*tiny_r4_3b\.pt': SHA-256 mismatch \(expected 0{12}\.\.\., "
+            r"file has [0-9a-f]{12}\.\.\.\); .*Reinstall the plugin or re-download/re-train the model\."
+        ),
+    ):
         load_model(pt, sha256="0" * 64)
     data = bytearray(pt.read_bytes())
     data[-10] ^= 0xFF
     pt.write_bytes(bytes(data))
-    with pytest.raises(PSDNetInputError, match="SHA-256 mismatch"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model weights '.*tiny_r4_3b\.pt': SHA-256 mismatch \(expected [0-9a-f]{12}\.\.\., "
+            r"file has [0-9a-f]{12}\.\.\.\); .*Reinstall the plugin or re-download/re-train the model\."
+        ),
+    ):
         load_model(pt)
-    with pytest.raises(PSDNetInputError, match="do not exist"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model weights '.*nope\.pt' do not exist; give an existing \.pt file or a bundled model name "
+            r"\(available: .*\)\."
+        ),
+    ):
         load_model(pt.with_name("nope.pt"))
     pt.with_suffix(".json").unlink()
-    with pytest.raises(PSDNetInputError, match="no metadata"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model weights '.*tiny_r4_3b\.pt' have no metadata file 'tiny_r4_3b\.json' beside them; "
+            r"copy the \.json written by save_model/make train next to the \.pt\."
+        ),
+    ):
         load_model(pt)
 
 
 def test_meta_must_match_architecture(tmp_path: Path) -> None:
-    with pytest.raises(PSDNetInputError, match="bands"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=r"save_model meta: bands=4 but the model has bands=3; fix the metadata\.",
+    ):
         save_model(PSDNet(3, 4, width=8), tmp_path / "x.pt", {"bands": 4})
 
 
@@ -88,9 +115,21 @@ def test_registry_lists_selects_and_resolves(saved: tuple[PSDNet, Path], monkeyp
     assert info.path == str(pt.resolve()) and info.rgb == (0, 1, 2) and info.sensor == "WorldView-3"
     assert info.band_names == ("red", "green", "blue") and info.training_scenes == ("a",)
     assert registry.get_model("tiny_r4_3b") == info
-    with pytest.raises(PSDNetInputError, match=r"tiny_r4_3b \(3 bands, ratio 4\)"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model 'auto': no bundled model for 8 MS bands at ratio 2\. Available: tiny_r4_3b \(3 bands, ratio 4\)\. "
+            r"Select matching MS bands, train a model for this sensor \(make train\), or use a classical method\."
+        ),
+    ):
         registry.auto_select(8, 2)
-    with pytest.raises(PSDNetInputError, match="Available"):
+    with pytest.raises(
+        PSDNetInputError,
+        match=(
+            r"Model 'missing': no bundled model of that name\. Available: tiny_r4_3b \(3 bands, ratio 4\)\. "
+            r"Give one of these names, 'auto', or the path of a \.pt weights file with its \.json\."
+        ),
+    ):
         registry.get_model("missing")
     model, meta = load_model("tiny_r4_3b")  # bundled-name resolution
     assert meta["path"] == str(pt.resolve()) and model.bands == 3
