@@ -1,9 +1,12 @@
 """Helpers shared by several test files of the engine and processing tiers: read a raster back,
-the zero-residual reference, an engine feedback that keeps its log lines."""
+the zero-residual reference, the calibrated mix of the classical candidates, an engine feedback
+that keeps its log lines."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +27,26 @@ def bicubic_reference(ms: np.ndarray, ratio: int, margin: int) -> np.ndarray:
     mp = np.pad(ms, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
     m = margin * ratio
     return upsample_bicubic(mp, ratio)[:, m:-m, m:-m]
+
+
+def classical_mix(pan: Path, ms: Path, folder: Path, weights: np.ndarray, lms: np.ndarray,
+                  bands: Sequence[int] | None = None, **kw: Any) -> np.ndarray:
+    """``lms + sum_k w_k (classical_k - lms)`` over the calibration's classical candidates.
+
+    Each candidate is run by the engine on (pan, ms) into ``folder`` with ``kw``. ``weights`` are
+    the reported (C, 1 + K) weights (column 0 the network's, left out), ``lms`` the upsampled MS;
+    ``bands`` (0-based) restricts all three to those MS bands.
+    """
+    from psdnet_qgis.engine.calibration import CANDIDATES
+    from psdnet_qgis.engine.run import pansharpen
+
+    sel = slice(None) if bands is None else list(bands)
+    w = np.asarray(weights, np.float32)[sel]
+    expect = lms.copy()
+    for k, method in enumerate(CANDIDATES, start=1):
+        pansharpen(pan, ms, folder / f"{method}.tif", method=method, **kw)
+        expect += w[:, k, None, None] * (read(folder / f"{method}.tif")[sel] - lms)
+    return expect
 
 
 class Recorder:
