@@ -188,12 +188,13 @@ LANDSAT7_PAIRS = 39
 #: (the default VHR MS gain of ``core.mtf``).
 LANDSAT7_X2_GAIN = 0.3
 SCENES.update({
-    f"{LANDSAT7_GROUP}#{i:02d}": SceneSpec(
-        f"{LANDSAT7_GROUP}#{i:02d}", LANDSAT7_FOLDER, f"{i}_pan.mat", (f"{i}_ms.mat",),
-        (3, 2, 1, 4), _BGRN, "unknown", 4, None, LANDSAT_LICENCE,
-        "github sjtrny/FuseBox@d5424bcefdd6 imagery/cropped (Landsat 7 ETM+, uint8, red green blue "
-        "NIR SWIR1 SWIR2; MS degraded 30 m -> 60 m here so the 15 m PAN is at ratio 4)", grid="mat4")
-    for i in range(1, LANDSAT7_PAIRS + 1)
+    spec.name: spec for spec in (
+        SceneSpec(f"{LANDSAT7_GROUP}#{i:02d}", LANDSAT7_FOLDER, f"{i}_pan.mat", (f"{i}_ms.mat",),
+                  (3, 2, 1, 4), _BGRN, "unknown", 4, None, LANDSAT_LICENCE,
+                  "github sjtrny/FuseBox@d5424bcefdd6 imagery/cropped (Landsat 7 ETM+, uint8, red green "
+                  "blue NIR SWIR1 SWIR2; MS degraded 30 m -> 60 m here so the 15 m PAN is at ratio 4)",
+                  grid="mat4")
+        for i in range(1, LANDSAT7_PAIRS + 1))
 })
 
 # Every VHR 4-band ratio-4 scene, for leave-one-scene-out evaluation of vhr4
@@ -235,8 +236,9 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
         model: "vhr4" or "landsat3".
         role: "train" or "val".
         names: comma-separated ``SCENES`` names replacing the model's list (leave-one-scene-out
-            experiments); they must have the model's band count and ratio. ``"none"``: no
-            scenes (training without validation).
+            experiments), or the name of a set of scenes ``name#k`` (all its members); they must
+            have the model's band count and ratio. ``"none"``: no scenes (training without
+            validation).
     """
     if model not in MODEL_SCENES:
         raise PSDNetInputError(
@@ -244,8 +246,8 @@ def scenes_for(model: str, role: str, names: str = "") -> list[SceneSpec]:
     if role not in ("train", "val"):
         raise PSDNetInputError(f"role: {role!r} is not 'train' or 'val'")
     chosen = [n.strip() for n in names.split(",") if n.strip()]
-    chosen = [m for n in chosen for m in ([f"{LANDSAT7_GROUP}#{i:02d}" for i in range(1, LANDSAT7_PAIRS + 1)]
-                                          if n == LANDSAT7_GROUP else [n])]
+    # a set's name ("landsat7x4") stands for its members ("landsat7x4#01", ...)
+    chosen = [m for n in chosen for m in ([k for k in SCENES if k.startswith(f"{n}#")] or [n])]
     if chosen == ["none"]:
         return []  # no validation (leave-one-scene-out: the last epoch is exported)
     if not chosen:
