@@ -40,6 +40,18 @@ def gdal_errors(cache_bytes: int | None = 32 * 2**20) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def block_cache(cache_bytes: int) -> Iterator[None]:
+    """GDAL's block cache bounded to ``cache_bytes`` inside the block (blocks beyond it are
+    dropped at once); the previous bound after."""
+    prev = gdal.GetCacheMax()
+    gdal.SetCacheMax(int(cache_bytes))
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(prev)
+
+
+@contextlib.contextmanager
 def closing_errors() -> Iterator[list[str]]:
     """Close datasets inside this block (drop the last reference) and collect their errors.
 

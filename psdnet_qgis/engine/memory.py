@@ -44,6 +44,7 @@ def keep_freed_memory() -> Iterator[Callable[[], Any]]:
     if libc is not None:
         libc.mallopt(_M_MMAP_THRESHOLD, _TILE_HEAP_BYTES)
         libc.mallopt(_M_TRIM_THRESHOLD, _TILE_HEAP_BYTES)
+        libc.malloc_trim(0)  # what the calibration and the set-up freed: not under the tiles' peak
     try:
         yield (lambda: libc.malloc_trim(0)) if libc is not None else (lambda: None)
     finally:

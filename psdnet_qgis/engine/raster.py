@@ -151,6 +151,29 @@ class RasterInputs:
     ms_src: gdal.Dataset | None = None  # the MS dataset actually read (VRT when warped)
     ms_alpha: int = 0  # alpha band index in ms_src (0 = none)
 
+    # ------------------------------------------------------------------ block cache
+    def tile_row_cache_bytes(self, ms_rows: int, ms_cols: int) -> int:
+        """Bytes of GDAL block cache that hold the input blocks of one tile row.
+
+        A tile of ``ms_rows`` x ``ms_cols`` MS px (margins included) is read from every block it
+        touches; the next tile of the row shares some of them. A striped file's blocks span
+        the whole width (the tile row's strips), a tiled file's a tile and a block each side;
+        never more than the whole raster.
+        """
+        def need(ds: gdal.Dataset, bands: list[int], rows: int, cols: int, width: int) -> int:
+            total = 0
+            for b in bands:
+                band = ds.GetRasterBand(b)
+                bw, bh = band.GetBlockSize()
+                span = width if bw >= width // 2 else min(width, cols + 2 * bw)
+                total += min(rows + 2 * bh, ds.RasterYSize) * span * gdal.GetDataTypeSize(band.DataType) // 8
+            return total
+
+        r = self.ratio
+        ms = self.ms_src if self.ms_src is not None else self.ms_ds
+        pan = need(self.pan_ds, [self.pan_band], ms_rows * r, ms_cols * r, self.pan_ds.RasterXSize)
+        return pan + need(ms, list(range(1, self.bands + 1)), ms_rows, ms_cols, ms.RasterXSize)
+
     # ------------------------------------------------------------------ reads
     def _ms_window(self, row0: int, col0: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
         """Read working-grid MS pixels [row0, row0+rows) x [col0, col0+cols) (inside the grid).

@@ -21,7 +21,7 @@ from psdnet_qgis.core.tiling import Tile, tile_weights
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.fusion import Fusion, Predictor
-from psdnet_qgis.engine.gdalerr import clear_frames_below, closing_errors, first_line
+from psdnet_qgis.engine.gdalerr import block_cache, clear_frames_below, closing_errors, first_line
 from psdnet_qgis.engine.memory import keep_freed_memory
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError, PSDNetOutputError
@@ -42,7 +42,7 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
                 "folder permissions and free disk space."
             ) from None
         writer = output.BlockWriter(ds, dtype, nodata)
-        with keep_freed_memory() as trim_heap:
+        with block_cache(tile_cache_bytes(inputs, tiles, margin)), keep_freed_memory() as trim_heap:
             run_tiles(inputs, tiles, fusion.predictor, fusion.normalizer, writer, fb,
                       fusion.batch_size, margin, after_row=trim_heap)
         try:
@@ -63,6 +63,20 @@ def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | Non
             writer = ds = None
         output.remove_output(out)
         raise
+
+
+#: Bounds of the GDAL block cache while tiles run (bytes).
+CACHE_MIN, CACHE_MAX = 4 << 20, 32 << 20
+
+
+def tile_cache_bytes(inputs: RasterInputs, tiles: Sequence[Tile], margin: int) -> int:
+    """The block cache for the tile loop: the input blocks of one tile row, with a quarter to
+    spare, within :data:`CACHE_MIN` and :data:`CACHE_MAX`. A cache as big as GDAL allows fills
+    up with blocks of rows already done and, allocated between the tiles' buffers, keeps the
+    heap from shrinking: at 16 MPx a 32 MB cache cost 24 MB more peak memory than this one."""
+    rows = max((t.height for t in tiles), default=1) + 2 * margin
+    cols = max((t.width for t in tiles), default=1) + 2 * margin
+    return int(min(CACHE_MAX, max(CACHE_MIN, 1.25 * inputs.tile_row_cache_bytes(rows, cols))))
 
 
 def run_tiles(inputs: RasterInputs, tiles: Sequence[Tile], predictor: Predictor, normalizer: Normalizer,
