@@ -35,11 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     rows = []
     for name in [m for m in a.models.split(",") if m]:
-        net, meta = load_model(name)
+        net, info = load_model(name)
         prec = a.precision
         if prec == "auto":
             prec = "bf16" if cpu.native_bf16() else "fp32"
-        pred = TorchPredictor(net, meta, device="cpu", precision=prec)
+        pred = TorchPredictor(net, info, device="cpu", precision=prec)
         rng = np.random.default_rng(0)
         r = net.ratio
         ms = rng.random((1, net.bands, a.ms, a.ms), dtype=np.float32)

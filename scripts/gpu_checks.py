@@ -138,14 +138,14 @@ def agree(device: str, pairs: str | None, side: int, seed: int) -> dict[str, Any
     real = real_input(pairs, side)
     res: dict[str, Any] = {"device": device, "bounds": BOUNDS, "cases": []}
     for name in MODELS:
-        model, meta = load_model(name)
-        b, r = int(meta["bands"]), int(meta["ratio"])
+        model, info = load_model(name)
+        b, r = info.bands, info.ratio
         if not inputs:
             inputs.append(real or ("smooth random scene",) + smooth_scene(rng, b, side, side, r))
             inputs.append(("random normal",
                            (0.5 + 0.25 * rng.standard_normal((b, side, side))).astype(np.float32),
                            (0.5 + 0.25 * rng.standard_normal((1, side * r, side * r))).astype(np.float32)))
-        cpu = TorchPredictor(model, meta, device="cpu", batch_size=1, precision="fp32")
+        cpu = TorchPredictor(model, info, device="cpu", batch_size=1, precision="fp32")
         refs = [cpu.predict(ms, pan) for _, ms, pan in inputs]
         precs = ["fp32-strict", "fp32"]
         if device.startswith("cuda"):
@@ -156,7 +156,7 @@ def agree(device: str, pairs: str | None, side: int, seed: int) -> dict[str, Any
                 torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
             try:
                 m2, _ = load_model(name)
-                pred = TorchPredictor(m2, meta, device=device, batch_size=1,
+                pred = TorchPredictor(m2, info, device=device, batch_size=1,
                                       precision="fp32" if prec.startswith("fp32") else prec)
                 for (what, ms, pan), ref in zip(inputs, refs, strict=True):
                     t0 = time.perf_counter()
@@ -297,8 +297,8 @@ def bench(device: str, sizes: list[float], precisions: list[str], batches: list[
               f"margin {margin}); inputs made in {time.perf_counter() - t0:.1f} s", flush=True)
         for name in models:
             for prec in precisions:
-                model, meta = load_model(name)
-                pred = TorchPredictor(model, meta, device=device, batch_size=1, precision=prec)
+                model, info = load_model(name)
+                pred = TorchPredictor(model, info, device=device, batch_size=1, precision=prec)
                 for bname in batches:
                     b = memory_batch(pred, inp, tiles[0], device) if bname == "mem" else int(bname)
                     c = bench_case(pred, inp, tiles, b, limit_s, device)

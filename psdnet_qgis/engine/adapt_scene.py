@@ -71,28 +71,29 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
             if scene.band_plan is not None:  # the network would need the bands reordered
                 order = " ".join(f"-b {b + 1}" for b in scene.band_plan.network)
                 raise PSDNetInputError(
-                    f"MS input '{ms}' has its bands in another order than model '{scene.meta.get('name')}' "
-                    f"({', '.join(scene.meta.get('band_names') or [])}), by its band descriptions: adaptation "
-                    f"needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
+                    f"MS input '{ms}' has its bands in another order than model '{scene.name}' "
+                    f"({', '.join(scene.info.band_names if scene.info else [])}), by its band descriptions: "
+                    f"adaptation needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
                     "and adapt on that file.")
             adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
                                          **(adapt_options or {}))
         finally:
             inputs.close()
-    meta, sensor_name = scene.meta, scene.sensor
+    info, name, sensor_name = scene.info, scene.name, scene.sensor
     if not report.kept:
         raise PSDNetInputError(
-            f"Adaptation of '{meta.get('name')}' on '{ms}': {report.reason} ({report.steps} steps, "
+            f"Adaptation of '{name}' on '{ms}': {report.reason} ({report.steps} steps, "
             f"held-out HQNR {report.metrics_before['HQNR']:.4f} -> {report.metrics_after['HQNR']:.4f}); "
             "no weights were written: use the model itself, or try a longer budget.")
     from psdnet_qgis.model.weights import save_model
 
-    new_meta = {k: meta[k] for k in _KEPT if meta.get(k) is not None}
+    base = info.to_dict() if info is not None else {}  # a module given without metadata: none kept
+    new_meta = {k: base[k] for k in _KEPT if base.get(k) is not None}
     new_meta.update(
-        name=target.stem, base_model=meta.get("name"), base_sha256=meta.get("sha256"),
+        name=target.stem, base_model=name, base_sha256=info.sha256 if info is not None else None,
         adapted_on={"pan": str(Path(pan).resolve()), "ms": str(Path(ms).resolve())},
         sensor=sensor_name or "", adaptation=report.to_dict(),
-        description=f"{meta.get('name')} adapted to {Path(ms).name} ({report.losses} losses, "
+        description=f"{name} adapted to {Path(ms).name} ({report.losses} losses, "
                     f"{report.part} weights, {report.budget_seconds:g} s budget)",
     )
     written = save_model(adapted, target, new_meta)

@@ -50,7 +50,10 @@ class Fusion(NamedTuple):
 
     predictor: Predictor
     normalizer: Normalizer
-    meta: dict
+    info: ModelInfo | None  # the model's metadata (None: a classical method, or a module given without any)
+    #: the output's true-colour bands, 0-based MS band numbers (the model's ``rgb``, through the band
+    #: plan where the network takes some of the MS bands); None: unknown (no model metadata)
+    rgb: list[int] | None
     model_name: str
     batch_size: int
     device_report: str
@@ -67,12 +70,23 @@ class SceneModel(NamedTuple):
     """The model and what the scene says before any tile runs."""
 
     net: Any  # the torch module (None for a classical method)
-    meta: dict  # the model's metadata ({} for a classical method)
+    #: the model's metadata (None for a classical method, or a torch module given without any)
+    info: ModelInfo | None
     sensor: str | None  # ``core.mtf.SENSORS`` name of the MTF gains (None = defaults)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # ``read_sample``
     normalizer: Normalizer  # global statistics, in the model's normalisation
     band_plan: mixed.BandPlan | None = None  # as many bands as the model, to reorder for it (engine.mixed)
     band_names: MSBandNames = UNKNOWN  # what the MS bands are (``engine.msbands``; PSDNet runs only)
+
+    @property
+    def name(self) -> str:
+        """The model's name (:func:`model_name`)."""
+        return model_name(self.info, self.net)
+
+
+def model_name(info: ModelInfo | None, net: Any) -> str:
+    """The model's name: its metadata's, else the torch module's own ``name`` or its class name."""
+    return info.name if info is not None else str(getattr(net, "name", type(net).__name__))
 
 
 def scene_model(inputs: RasterInputs, method: str, model: ModelChoice, sensor: str | None, fb: Feedback,
@@ -87,11 +101,11 @@ def scene_model(inputs: RasterInputs, method: str, model: ModelChoice, sensor: s
     known = UNKNOWN
     if method == "psdnet":
         known = identify(inputs.descriptions, inputs.bands, inputs.ms_path, choice.label)
-    net, meta = resolve_model(model, inputs, model_bands, known) if method == "psdnet" else (None, {})
+    net, info = resolve_model(model, inputs, model_bands, known) if method == "psdnet" else (None, None)
     sample = read_sample(inputs)
-    normalizer = Normalizer.from_arrays(*sample, method=str(meta.get("normalisation", "zscore4")))
-    plan = mixed.order_plan(meta, inputs, sample, model_bands, fb, known) if method == "psdnet" else None
-    return SceneModel(net, meta, choice.name, sample, normalizer, plan, known)
+    normalizer = Normalizer.from_arrays(*sample, method=info.normalisation if info is not None else "zscore4")
+    plan = mixed.order_plan(info, inputs, sample, model_bands, fb, known) if info is not None else None
+    return SceneModel(net, info, choice.name, sample, normalizer, plan, known)
 
 
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
@@ -114,7 +128,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     net_bands = None
     if fusion.band_methods is not None:
         net_bands = [b - 1 for b in fusion.band_methods[fusion.model_name]]
-    names = scene.band_names.names or scene.meta.get("band_names")
+    names = scene.band_names.names or (list(scene.info.band_names) if scene.info is not None else None)
     if names is not None and len(names) != inputs.bands:
         names = None
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
@@ -128,8 +142,8 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
             precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: dict[str, Any] | None,
             model_bands: ModelBands, other_method: str) -> Fusion:
     """:func:`choose_predictor` before calibration."""
-    net, meta, sensor, normalizer = scene.net, scene.meta, scene.sensor, scene.normalizer
-    if method == "psdnet" and (int(meta.get("bands") or inputs.bands) < inputs.bands
+    net, info, sensor, normalizer = scene.net, scene.info, scene.sensor, scene.normalizer
+    if method == "psdnet" and ((info.bands if info is not None else inputs.bands) < inputs.bands
                                or scene.band_plan is not None):
         return mixed_fusion(inputs, scene, device, batch_size, precision, margin, fb, adapt_seconds,
                             model_bands, other_method)
@@ -141,16 +155,17 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
         fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor
     if method == "psdnet":
-        predictor = torch_predictor(net, meta, device, batch_size, precision, fb)
+        name = scene.name
+        predictor = torch_predictor(net, name, device, batch_size, precision, fb)
         bs = int(getattr(predictor, "batch_size", None) or batch_size or 1)
-        model_name = str(meta.get("name", "custom"))
     else:
         # fitted methods' statistics: once per raster, from the same sample read
         predictor = ClassicalPredictor.from_inputs(method, normalizer, inputs, scene.sample, margin,
                                                    sensor=sensor)
         bs = int(batch_size or 1)
-        model_name = method
-    return Fusion(predictor, normalizer, meta, model_name, bs,
+        name = method
+    rgb = list(info.rgb) if info is not None else None
+    return Fusion(predictor, normalizer, info, rgb, name, bs,
                   str(getattr(predictor, "device_report", device)), adaptation)
 
 
@@ -158,20 +173,20 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
                  precision: str, margin: int, fb: Feedback, adapt_seconds: float, model_bands: ModelBands,
                  other_method: str) -> Fusion:
     """More MS bands than the model's: the network on its bands, ``other_method`` on the rest."""
-    net, meta, normalizer, sample = scene.net, scene.meta, scene.normalizer, scene.sample
+    net, info, normalizer, sample = scene.net, scene.info, scene.normalizer, scene.sample
     if other_method not in mixed.OTHER_METHODS:
         raise PSDNetInputError(f"Other-bands method {other_method!r} is unknown; use one of "
                                f"{', '.join(mixed.OTHER_METHODS)}.")
-    name = str(meta.get("name", "custom"))
-    names = list(meta.get("band_names") or [])
-    if len(names) != int(meta.get("bands") or 0):
+    name = scene.name
+    if info is None or len(info.band_names) != info.bands:
+        n_model = info.bands if info is not None else inputs.bands
         raise PSDNetInputError(
-            f"Model '{name}' has {meta.get('bands')} bands but no band names in its metadata, so its bands "
+            f"Model '{name}' has {n_model} bands but no band names in its metadata, so its bands "
             f"cannot be found among the {inputs.bands} of MS input '{inputs.ms_path}': give the MS with "
             "exactly the model's bands, or choose a classical method.")
     s_ms, s_pan, s_mv, s_pv = sample
-    plan = scene.band_plan or mixed.plan_bands(name, names, inputs.bands, scene.band_names, inputs.ms_path,
-                                               model_bands, s_ms, s_mv)
+    plan = scene.band_plan or mixed.plan_bands(name, list(info.band_names), inputs.bands, scene.band_names,
+                                               inputs.ms_path, model_bands, s_ms, s_mv)
     adaptation = None
     if adapt_seconds:
         why = (f"model '{name}' takes bands {', '.join(str(b + 1) for b in plan.network)} of MS input "
@@ -179,9 +194,8 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
                "and order; write those bands to a file of their own to adapt.")
         adaptation = skipped(adapt_seconds, why, SpanFeedback(fb, 0.0, PROGRESS_END))
     idx = np.asarray(plan.network)
-    net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv,
-                                      method=str(meta.get("normalisation", "zscore4")))
-    network = torch_predictor(net, meta, device, batch_size, precision, fb)
+    net_norm = Normalizer.from_arrays(s_ms[idx], s_pan, s_mv, s_pv, method=info.normalisation)
+    network = torch_predictor(net, name, device, batch_size, precision, fb)
     classical_pred = ClassicalPredictor.from_inputs(other_method, normalizer, inputs, sample, margin,
                                                     sensor=scene.sensor)
     predictor = mixed.MixedPredictor(network, classical_pred, plan, normalizer, net_norm)
@@ -190,11 +204,9 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
         fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
                    f"({plan.check.reason}); if the fused colours look wrong, set Model bands (--model-bands).")
     rest = [b + 1 for b in range(inputs.bands) if b not in plan.network]
-    meta = dict(meta)
-    if meta.get("rgb") is not None:
-        meta["rgb"] = [plan.network[i] for i in meta["rgb"]]  # true colour in MS band numbers
+    rgb = [plan.network[i] for i in info.rgb]  # true colour in MS band numbers
     methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
-    return Fusion(predictor, normalizer, meta, name, predictor.batch_size, predictor.device_report,
+    return Fusion(predictor, normalizer, info, rgb, name, predictor.batch_size, predictor.device_report,
                   adaptation, methods)
 
 
@@ -237,9 +249,10 @@ def torch_missing(exc: ImportError) -> PSDNetResourceError:
     )
 
 
-def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, precision: str,
+def torch_predictor(net: Any, name: str | None, device: str, batch_size: int | None, precision: str,
                     fb: Feedback) -> Predictor:
-    """The PSDNet predictor on the resolved device, in the resolved precision (imports torch)."""
+    """The PSDNet predictor of the model ``name`` on the resolved device, in the resolved precision
+    (imports torch)."""
     try:
         from psdnet_qgis.model.precision import precision_choice
         from psdnet_qgis.model.predictor import TorchPredictor, resolve_device
@@ -252,14 +265,14 @@ def torch_predictor(net: Any, meta: dict, device: str, batch_size: int | None, p
     prec = precision
     if precision in (None, "", "auto"):
         width = getattr(net, "width", None)
-        prec, why = precision_choice(dev, meta.get("name"), int(width) if isinstance(width, int) else None)
+        prec, why = precision_choice(dev, name, int(width) if isinstance(width, int) else None)
         fb.info(f"Precision auto: {why}.")
-    return TorchPredictor(net, meta, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
+    return TorchPredictor(net, name, device=dev, batch_size=batch_size, precision=prec, log=fb.info)
 
 
 def resolve_model(model: ModelChoice, inputs: RasterInputs, model_bands: ModelBands = None,
-                  known: MSBandNames = UNKNOWN) -> tuple[Any, dict]:
-    """Resolve ``model`` ("auto" | name | path | ``ModelInfo`` | nn.Module) -> (module, meta).
+                  known: MSBandNames = UNKNOWN) -> tuple[Any, ModelInfo | None]:
+    """Resolve ``model`` ("auto" | name | path | ``ModelInfo`` | nn.Module) -> (module, its metadata).
 
     The registry is read once: Auto's choice (a ``ModelInfo``) is loaded as found, a name or
     path is looked up by ``model.weights.load_model``. Registry lookup (no torch) first, so
@@ -267,15 +280,15 @@ def resolve_model(model: ModelChoice, inputs: RasterInputs, model_bands: ModelBa
     model with fewer bands than the MS is accepted when it names its bands (``engine.mixed``
     finds them in the MS); Auto picks the bundled model by the MS band names (``known``) and the
     ratio: the one with the most bands the MS holds (``engine.mixed.auto_model``), by band count
-    when the names are unknown.
+    when the names are unknown. The metadata is ``model.weights.load_model``'s ``ModelInfo``; for an
+    nn.Module, the one a caller that loads a model once for many scenes (``engine.batch``) kept in its
+    ``psdnet_meta``, else None (the module's own ``name``, ``bands`` and ``ratio`` are checked).
     """
     bands, ratio = inputs.bands, inputs.ratio
+    info: ModelInfo | None
     if hasattr(model, "forward") and hasattr(model, "parameters"):  # an nn.Module instance
-        meta = {"name": getattr(model, "name", type(model).__name__), "bands": getattr(model, "bands", bands),
-                "ratio": getattr(model, "ratio", ratio)}
-        # weights.load_model's metadata (normalisation, rgb, ...), kept by a caller that loads a
-        # model once for many scenes (engine.batch)
-        meta.update(getattr(model, "psdnet_meta", None) or {})
+        kept = getattr(model, "psdnet_meta", None)
+        info = kept if isinstance(kept, ModelInfo) else None
         mod = model
     else:
         target: str | ModelInfo
@@ -293,19 +306,23 @@ def resolve_model(model: ModelChoice, inputs: RasterInputs, model_bands: ModelBa
         except ImportError as exc:
             raise torch_missing(exc) from None
 
-        mod, meta = load_model(target)
-    m_bands, m_ratio = meta.get("bands"), meta.get("ratio")
-    if m_bands is not None and int(m_bands) < bands and meta.get("band_names"):
+        mod, info = load_model(target)
+    name = model_name(info, mod)
+    if info is not None:
+        m_bands, m_ratio = info.bands, info.ratio
+    else:
+        m_bands, m_ratio = getattr(mod, "bands", bands), getattr(mod, "ratio", ratio)
+    if m_bands is not None and int(m_bands) < bands and info is not None and info.band_names:
         pass  # more MS bands than the model's: engine.mixed
     elif m_bands is not None and int(m_bands) != bands:
         raise PSDNetInputError(
-            f"Model '{meta.get('name')}' was trained for {m_bands} bands but MS input "
+            f"Model '{name}' was trained for {m_bands} bands but MS input "
             f"'{inputs.ms_path}' has {bands}: choose a model for {bands} bands (see "
             "`python -m psdnet_qgis models`) or a classical method."
         )
     if m_ratio is not None and int(m_ratio) != ratio:
         raise PSDNetInputError(
-            f"Model '{meta.get('name')}' was trained for ratio {m_ratio} but the inputs have "
+            f"Model '{name}' was trained for ratio {m_ratio} but the inputs have "
             f"ratio {ratio}: choose a model for ratio {ratio} or a classical method."
         )
-    return mod, meta
+    return mod, info

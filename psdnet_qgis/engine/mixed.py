@@ -196,7 +196,7 @@ def plan_model_order(model_name: str, model_bands: Sequence[str], known: MSBandN
     return BandPlan(idx, names, known.source, check, known.how)
 
 
-def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: ModelBands, fb: Any,
+def order_plan(info: ModelInfo, inputs: Any, sample: tuple[np.ndarray, ...], chosen: ModelBands, fb: Any,
                known: MSBandNames = UNKNOWN) -> BandPlan | None:
     """PSDNet with as many bands as the MS: the plan when the network needs the bands reordered.
 
@@ -206,17 +206,17 @@ def order_plan(meta: dict, inputs: Any, sample: tuple[np.ndarray, ...], chosen: 
     them back in the input order).
 
     Args:
-        meta: the model's metadata (``band_names``).
+        info: the model's metadata (``band_names``).
         inputs: the run's ``engine.raster.RasterInputs``.
         sample: ``inputs.read_sample()`` result (ms, pan, ms_valid, pan_valid).
         chosen: the user's Model bands, or None.
         fb: the run's feedback.
         known: the MS band names (``engine.msbands.identify``).
     """
-    model_bands = list(meta.get("band_names") or [])
+    model_bands = list(info.band_names)
     if len(model_bands) != inputs.bands:
         return None
-    name = str(meta.get("name", "custom"))
+    name = info.name
     plan = plan_model_order(name, model_bands, known, inputs.ms_path, chosen, sample[0], sample[2])
     if plan.network != list(range(inputs.bands)):
         return plan

@@ -291,13 +291,14 @@ def _report(method: str, inputs: RasterInputs, plan: _Plan, fusion: Fusion, n_ti
     mpx = inputs.width * inputs.height / 1e6
     return PansharpenReport(
         out=plan.out, method=method, model=fusion.model_name,
-        model_version=fusion.meta.get("version"), device=fusion.device_report, ratio=inputs.ratio,
+        model_version=fusion.info.version if fusion.info is not None else None,
+        device=fusion.device_report, ratio=inputs.ratio,
         tiles=n_tiles, tile=plan.tile, overlap=plan.overlap, margin=plan.margin,
         batch_size=fusion.batch_size, threads=threads, width=inputs.width, height=inputs.height,
         bands=inputs.bands, dtype=gdal.GetDataTypeName(plan.dtype), nodata=nodata,
         ms_warped=inputs.ms_warped, seconds=round(seconds, 3),
         mpx_per_s=round(mpx / seconds, 4) if seconds > 0 else None,
-        rgb=fusion.meta.get("rgb"), normalizer=fusion.normalizer.to_dict(),
+        rgb=fusion.rgb, normalizer=fusion.normalizer.to_dict(),
         adaptation=fusion.adaptation.to_dict() if fusion.adaptation is not None else None,
         band_methods=fusion.band_methods, calibration=fusion.calibration,
     )

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from psdnet_qgis.core.options import DEVICES
+from psdnet_qgis.core.registry import ModelInfo
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
 from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
 
@@ -80,7 +81,9 @@ class TorchPredictor:
     Args:
         model: module with ``forward(ms, pan)`` returning a ``PSDNetOutput`` (``out3``
             is used) or a tensor ``(B, C, H, W)``.
-        meta: model metadata (name, bands, ratio, ...); may be empty.
+        model_name: the model's name (for the CPU runtime choice and the OpenVINO cache), or
+            its :class:`~psdnet_qgis.core.registry.ModelInfo` (``model.weights.load_model``);
+            None: a custom module.
         device: "auto" (CUDA when available), "cpu" or "cuda".
         batch_size: tiles per forward pass (None -> 4); halved on CUDA OOM.
         log: optional callback receiving messages (also kept in ``messages`` and
@@ -105,13 +108,14 @@ class TorchPredictor:
     def __init__(
         self,
         model: nn.Module,
-        meta: dict | None = None,
+        model_name: str | ModelInfo | None = None,
         device: str | torch.device | None = "auto",
         batch_size: int | None = DEFAULT_BATCH,
         log: Callable[[str], Any] | None = None,
         precision: str = "fp32",
     ) -> None:
-        self.meta = dict(meta or {})
+        #: the model's name (None: unknown, a custom module)
+        self.name: str | None = model_name.name if isinstance(model_name, ModelInfo) else model_name
         self.device = resolve_device(device)
         self.batch_size = max(1, int(batch_size or DEFAULT_BATCH))
         self.messages: list[str] = []
@@ -168,11 +172,11 @@ class TorchPredictor:
         """Run the fp32 CPU path through OpenVINO where ``model.ovruntime.wanted`` says so."""
         from psdnet_qgis.model import cpu, ovruntime
 
-        use, self.runtime_reason = ovruntime.wanted(cpu.cpu_class(), self.meta.get("name"))
+        use, self.runtime_reason = ovruntime.wanted(cpu.cpu_class(), self.name)
         if not use:
             return
         try:
-            self._ov = ovruntime.OpenVINORunner(self.model, self.threads, str(self.meta.get("name") or "model"))
+            self._ov = ovruntime.OpenVINORunner(self.model, self.threads, self.name or "model")
         except Exception as exc:  # noqa: BLE001 - any failure of the optional runtime: torch runs
             self._note(f"OpenVINO could not start ({str(exc).splitlines()[0][:200]}); torch runs.")
             return

@@ -9,6 +9,7 @@ so a tampered or truncated file is refused before it is read.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -117,7 +118,7 @@ def load_model(
     path_or_name: str | os.PathLike | registry.ModelInfo,
     device: str | torch.device = "cpu",
     sha256: str | None = None,
-) -> tuple[PSDNet, dict]:
+) -> tuple[PSDNet, registry.ModelInfo]:
     """Load a model by bundled name, weights path or registry entry, verifying its SHA-256.
 
     Args:
@@ -129,8 +130,9 @@ def load_model(
         sha256: expected hash; overrides the one in the JSON.
 
     Returns:
-        ``(model, meta)``: float32 :class:`PSDNet` in eval mode, metadata dict
-        (``ModelInfo.to_dict()``: the JSON fields, ``path`` added).
+        ``(model, info)``: float32 :class:`PSDNet` in eval mode and its metadata, the
+        :class:`~psdnet_qgis.core.registry.ModelInfo` of the JSON sidecar (bundled or custom;
+        fields it does not know in ``extra``) with ``path`` the resolved weights file loaded.
 
     Raises:
         PSDNetInputError: unknown name, missing file, hash mismatch, or weights that
@@ -172,6 +174,4 @@ def load_model(
             f"width={info.width}) ({str(exc).splitlines()[0]}); the .json does not belong to this .pt."
         ) from None
     model.to(device).eval()
-    meta = info.to_dict()
-    meta["path"] = str(pt.resolve())
-    return model, meta
+    return model, dataclasses.replace(info, path=str(pt.resolve()))

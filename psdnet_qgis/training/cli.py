@@ -114,8 +114,8 @@ def _evaluate(a: argparse.Namespace) -> int:
     from psdnet_qgis.training.fast import base_model
     from psdnet_qgis.training.runtime import resolve_device
 
-    model, meta = load_model(a.evaluate)
-    norm = str(meta.get("normalisation", "zscore4"))
+    model, info = load_model(a.evaluate)
+    norm = info.normalisation
     a.model = base_model(a.model)  # a fast model is evaluated on its teacher's scenes
     _, val_pairs = load_pairs(a.model, a.data, norm, val_scenes=a.val_scenes)
     dev = resolve_device(a.device)

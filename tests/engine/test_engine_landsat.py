@@ -129,4 +129,4 @@ def test_batch_auto_takes_the_model_by_band_names(landsat, tmp_path):
 
     job = Job(2, str(landsat["pan"]), str(landsat["ms7"]), str(tmp_path / "b.tif"), {"model": "auto"})
     net, _ = _worker_model("auto", job, "cpu")
-    assert net.psdnet_meta["name"] == "psdnet_landsat3"
+    assert net.psdnet_meta.name == "psdnet_landsat3"

@@ -36,8 +36,8 @@ def strict_fp32():
 
 def test_cuda_fp32_matches_cpu(strict_fp32):
     ms, pan = _inputs()
-    want = TorchPredictor(_net(), {}, device="cpu", batch_size=3).predict(ms, pan)
-    pred = TorchPredictor(_net(), {}, device="cuda", batch_size=3)
+    want = TorchPredictor(_net(), None, device="cpu", batch_size=3).predict(ms, pan)
+    pred = TorchPredictor(_net(), None, device="cuda", batch_size=3)
     assert pred.device.type == "cuda" and "cuda:" in pred.device_report
     got = pred.predict(ms, pan)
     assert np.abs(got - want).max() < 1e-4
@@ -48,8 +48,8 @@ def test_cuda_autocast_close_to_fp32(precision):
     if precision == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("no bf16 on this GPU")
     ms, pan = _inputs()
-    want = TorchPredictor(_net(), {}, device="cuda").predict(ms, pan)
-    got = TorchPredictor(_net(), {}, device="cuda", precision=precision).predict(ms, pan)
+    want = TorchPredictor(_net(), None, device="cuda").predict(ms, pan)
+    got = TorchPredictor(_net(), None, device="cuda", precision=precision).predict(ms, pan)
     assert got.dtype == np.float32 and np.isfinite(got).all()
     d = np.abs(got - want)
     # relative bounds: a random-weights network's output scale is arbitrary
@@ -58,7 +58,7 @@ def test_cuda_autocast_close_to_fp32(precision):
 
 def test_cuda_batches_agree_with_single_tiles(strict_fp32):
     ms, pan = _inputs()
-    pred = TorchPredictor(_net(), {}, device="cuda", batch_size=3)
+    pred = TorchPredictor(_net(), None, device="cuda", batch_size=3)
     whole = pred.predict(ms, pan)
     for i in range(3):
         assert np.abs(pred.predict(ms[i], pan[i]) - whole[i]).max() < 1e-5
@@ -68,7 +68,7 @@ def test_cuda_oom_split_on_the_device(monkeypatch, strict_fp32):
     """A tile that "runs out of memory" above 60 MS px is fused on the GPU as 2 x 2 blended
     sub-tiles; close to the whole tile (CPU simulation of this case: mean |diff| 7e-4)."""
     ms, pan = _inputs(1, 96)
-    pred = TorchPredictor(_net(), {}, device="cuda", batch_size=1)
+    pred = TorchPredictor(_net(), None, device="cuda", batch_size=1)
     want = pred.predict(ms, pan)
     real = pred._forward
 

@@ -84,5 +84,5 @@ def test_openvino_matches_torch_within_the_bound(monkeypatch, tmp_path, fast_net
     assert got.shape == ref.shape
     assert np.abs(got - ref).max() <= ovruntime.MAX_ABS_DIFF
     # a second runner reads the cached conversion and gives the same result
-    again = ovruntime.OpenVINORunner(net, 1, meta["name"], folder=tmp_path / "cache")(ms, pan)
+    again = ovruntime.OpenVINORunner(net, 1, meta.name, folder=tmp_path / "cache")(ms, pan)
     np.testing.assert_array_equal(again, got)

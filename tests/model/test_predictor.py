@@ -26,7 +26,7 @@ def test_cpu_predict_matches_model_and_batches() -> None:
     pan = rng.random((5, 1, 20, 24), dtype=np.float32)
     with torch.inference_mode():
         ref = net(torch.from_numpy(ms), torch.from_numpy(pan)).out3.numpy()
-    pred = TorchPredictor(net, {"name": "t"}, device="cpu", batch_size=2)
+    pred = TorchPredictor(net, "t", device="cpu", batch_size=2)
     assert pred.device_report == "cpu (1 threads), fp32 channels-last"
     assert pred.threads == 1 and torch.get_num_threads() == 1
     out = pred.predict(ms, pan)
@@ -49,21 +49,21 @@ def test_zero_residual_model_returns_lms() -> None:
 def test_cuda_unavailable_message(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(PSDNetInputError, match="CUDA was requested.*choose Auto or CPU"):
-        TorchPredictor(PSDNet(1, 2, width=4), {}, device="cuda")
-    assert TorchPredictor(PSDNet(1, 2, width=4), {}, device="auto").device.type == "cpu"
+        TorchPredictor(PSDNet(1, 2, width=4), None, device="cuda")
+    assert TorchPredictor(PSDNet(1, 2, width=4), None, device="auto").device.type == "cpu"
     with pytest.raises(PSDNetInputError, match="not one of"):
-        TorchPredictor(PSDNet(1, 2, width=4), {}, device="tpu")
+        TorchPredictor(PSDNet(1, 2, width=4), None, device="tpu")
 
 
 def test_bad_threads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PSDNET_THREADS", "many")
     with pytest.raises(PSDNetInputError, match="PSDNET_THREADS"):
-        TorchPredictor(PSDNet(1, 2, width=4), {}, device="cpu")
+        TorchPredictor(PSDNet(1, 2, width=4), None, device="cpu")
 
 
 def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """The back-off logic, simulated: a fake forward that runs out of memory above batch 1."""
-    pred = TorchPredictor(PSDNet(1, 2, width=4), {}, device="cpu", batch_size=4)
+    pred = TorchPredictor(PSDNet(1, 2, width=4), None, device="cpu", batch_size=4)
     notes: list[str] = []
     pred._log = notes.append
     pred.device = torch.device("cuda")  # only .type is consulted by the back-off
@@ -91,7 +91,7 @@ def test_cuda_oom_halves_batch(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cuda_oom_at_batch_one_splits_the_tile(monkeypatch: pytest.MonkeyPatch) -> None:
     """Simulated: tiles wider than 40 MS px run out of memory even alone; the tile is fused
     as blended sub-tiles, which for a per-pixel "model" gives exactly the unsplit result."""
-    pred = TorchPredictor(PSDNet(1, 2, width=4), {}, device="cpu", batch_size=2)
+    pred = TorchPredictor(PSDNet(1, 2, width=4), None, device="cpu", batch_size=2)
     pred.device = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     sizes: list[int] = []
@@ -119,8 +119,8 @@ def test_bf16_precision_close_to_fp32() -> None:
     net = PSDNet(2, 4, width=8)
     rng = np.random.default_rng(6)
     ms, pan = rng.random((1, 2, 8, 8), dtype=np.float32), rng.random((1, 1, 32, 32), dtype=np.float32)
-    ref = TorchPredictor(net, {}, device="cpu").predict(ms, pan)
-    pred = TorchPredictor(net, {}, device="cpu", precision="bf16")
+    ref = TorchPredictor(net, None, device="cpu").predict(ms, pan)
+    pred = TorchPredictor(net, None, device="cpu", precision="bf16")
     assert "bf16" in pred.device_report
     out = pred.predict(ms, pan)
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 5e-2
@@ -129,14 +129,14 @@ def test_bf16_precision_close_to_fp32() -> None:
 def test_fp16_on_cpu_is_a_clear_error() -> None:
     net = PSDNet(2, 4, width=8)
     with pytest.raises(PSDNetInputError, match="fp16 needs a CUDA"):
-        TorchPredictor(net, {}, device="cpu", precision="fp16")
+        TorchPredictor(net, None, device="cpu", precision="fp16")
 
 
 def test_bf16_refused_where_the_cpu_cannot_run_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # an AVX2-only CPU, as oneDNN reports it (the one thing simulated here)
     monkeypatch.setattr(cpu, "bf16_runnable", lambda: False)
     with pytest.raises(PSDNetInputError, match="bf16 is not available.*choose fp32"):
-        TorchPredictor(PSDNet(2, 4, width=8), {}, device="cpu", precision="bf16")
+        TorchPredictor(PSDNet(2, 4, width=8), None, device="cpu", precision="bf16")
 
 
 @pytest.mark.gpu
@@ -148,8 +148,8 @@ def test_cuda_predict_close_to_cpu() -> None:
     net = PSDNet(4, 4, width=8).eval()
     rng = np.random.default_rng(7)
     ms, pan = rng.random((3, 4, 16, 20), dtype=np.float32), rng.random((3, 1, 64, 80), dtype=np.float32)
-    ref = TorchPredictor(copy.deepcopy(net), {}, device="cpu", batch_size=2).predict(ms, pan)
-    pred = TorchPredictor(net, {}, device="cuda", batch_size=2, precision="fp32")
+    ref = TorchPredictor(copy.deepcopy(net), None, device="cpu", batch_size=2).predict(ms, pan)
+    pred = TorchPredictor(net, None, device="cuda", batch_size=2, precision="fp32")
     assert pred.device.type == "cuda"
     out = pred.predict(ms, pan)
     assert out.shape == ref.shape and out.dtype == np.float32

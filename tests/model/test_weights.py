@@ -48,7 +48,7 @@ def test_round_trip(saved: tuple[PSDNet, Path]) -> None:
 
     for target in (pt, pt.with_suffix(".json"), str(pt)):
         model, m = load_model(target)
-        assert not model.training and m["name"] == "tiny_r4_3b"
+        assert not model.training and m.name == "tiny_r4_3b"
         for (k, a), b in zip(net.state_dict().items(), model.state_dict().values(), strict=True):
             assert b.dtype == torch.float32
             assert torch.equal(a.half().float(), b), k
@@ -132,7 +132,7 @@ def test_registry_lists_selects_and_resolves(saved: tuple[PSDNet, Path], monkeyp
     ):
         registry.get_model("missing")
     model, meta = load_model("tiny_r4_3b")  # bundled-name resolution
-    assert meta["path"] == str(pt.resolve()) and model.bands == 3
+    assert meta.path == str(pt.resolve()) and model.bands == 3
 
 
 def test_models_dir_supports_both_layouts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -171,4 +171,19 @@ def test_load_model_takes_a_registry_entry_without_reading_it_again(
     monkeypatch.setattr(registry, "list_models", no_second_read)
     monkeypatch.setattr(registry.ModelInfo, "from_json", no_second_read)
     model, meta = load_model(info)
-    assert meta == by_name and meta["path"] == str(pt.resolve()) and model.bands == 3
+    assert meta == by_name and meta.extra == by_name.extra and meta.path == str(pt.resolve()) and model.bands == 3
+
+
+def test_load_model_of_a_custom_file_returns_its_sidecar_as_a_model_info(tmp_path: Path) -> None:
+    pt = tmp_path / "elsewhere" / "mine.pt"
+    save_model(PSDNet(3, 4, width=8, stage1="whole"), pt,
+               {**META, "name": "mine", "notes": "field campaign", "training": {"epochs": 2}})
+    model, info = load_model(pt)
+    assert isinstance(info, registry.ModelInfo) and model.stage1 == "whole"
+    assert (info.name, info.file, info.bands, info.ratio, info.width) == ("mine", "mine.pt", 3, 4, 8)
+    assert info.band_names == ("red", "green", "blue") and info.rgb == (0, 1, 2)
+    assert (info.sensor, info.version, info.licence) == ("WorldView-3", "0.1", "CC-BY-4.0")
+    assert info.training_scenes == ("a",) and info.validation_scenes == ("b",)
+    assert info.sha256 == sha256_file(pt) and info.path == str(pt.resolve())
+    assert info.meta_path == str(pt.with_suffix(".json").resolve())
+    assert info.extra == {"notes": "field campaign", "training": {"epochs": 2}, "stage1": "whole"}

@@ -68,7 +68,7 @@ def test_finetune_from_exported_weights(tmp_path, wald_pairs, train_config):
     assert np.isfinite(lines[-1]["spectral"]) and np.isfinite(lines[-1]["spatial"])
     m0, _ = load_model(first)
     m1, meta = load_model(tuned)
-    assert meta["training"]["fullres_epochs"] == 1
+    assert meta.extra["training"]["fullres_epochs"] == 1
     pairs = zip(m0.state_dict().values(), m1.state_dict().values(), strict=True)
     changed = any(not torch.equal(a, b) for a, b in pairs)
     assert changed

@@ -39,9 +39,9 @@ def test_one_step_smoke_resume_and_export(tmp_path, wald_pairs, train_config):
     from psdnet_qgis.model.weights import load_model
 
     model, meta = load_model(export)
-    assert meta["bands"] == 4 and meta["ratio"] == 4 and meta["width"] == 4
-    assert meta["training_scenes"] == ["a", "b"] and meta["validation_scenes"] == ["v"]
-    assert meta["normalisation"] == "zscore4" and "CC BY-SA" in meta["licence"]
+    assert meta.bands == 4 and meta.ratio == 4 and meta.width == 4
+    assert meta.training_scenes == ("a", "b") and meta.validation_scenes == ("v",)
+    assert meta.normalisation == "zscore4" and "CC BY-SA" in meta.licence
     with torch.inference_mode():
         out = model(torch.rand(1, 4, 8, 8), torch.rand(1, 1, 32, 32)).out3
     assert out.shape == (1, 4, 32, 32)
@@ -83,7 +83,7 @@ def test_ablation_switches_teacher_from_stage1_and_joint4(tmp_path, wald_pairs, 
     from psdnet_qgis.model.weights import load_model
 
     model, meta = load_model(export)
-    assert model.stage1 == "whole" and meta["stage1"] == "whole" and meta["normalisation"] == "joint4"
+    assert model.stage1 == "whole" and meta.extra["stage1"] == "whole" and meta.normalisation == "joint4"
 
 
 @pytest.mark.slow
@@ -113,7 +113,7 @@ def test_without_validation_the_last_epochs_ema_is_exported(tmp_path, wald_pairs
     assert not (tmp_path / "run" / "best_student.pt").exists()
     ck = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=False)
     model, meta = load_model(export)
-    assert meta["validation_scenes"] == []
+    assert meta.validation_scenes == ()
     # the export stores half precision: the EMA's weights to that rounding, not the raw student's
     got = model.state_dict()
     assert all(torch.allclose(v.float(), ck["ema"][k].float(), rtol=1e-2, atol=1e-3) for k, v in got.items())
