@@ -164,7 +164,7 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
                                                    sensor=sensor)
         bs = int(batch_size or 1)
         name = method
-    rgb = list(info.rgb) if info is not None else None
+    rgb = list(info.rgb) if info is not None and len(info.rgb) == 3 else None  # none or partial: unknown
     return Fusion(predictor, normalizer, info, rgb, name, bs,
                   str(getattr(predictor, "device_report", device)), adaptation)
 
@@ -204,7 +204,7 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
         fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
                    f"({plan.check.reason}); if the fused colours look wrong, set Model bands (--model-bands).")
     rest = [b + 1 for b in range(inputs.bands) if b not in plan.network]
-    rgb = [plan.network[i] for i in info.rgb]  # true colour in MS band numbers
+    rgb = [plan.network[i] for i in info.rgb] if len(info.rgb) == 3 else None  # in MS band numbers
     methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
     return Fusion(predictor, normalizer, info, rgb, name, predictor.batch_size, predictor.device_report,
                   adaptation, methods)

@@ -26,3 +26,17 @@ def test_report_is_a_frozen_dataclass_with_a_json_dict(pair, tmp_path):
     assert d["tiles"] == rep.tiles > 1 and d["out"] == str((tmp_path / "o.tif").resolve())
     assert set(d["normalizer"]) >= {"ms_mean", "ms_std", "pan_mean", "pan_std"}
     assert json.loads(json.dumps(d)) == d
+
+
+def test_a_model_without_true_colour_bands_reports_none(pair, tmp_path):
+    """A custom model whose sidecar has no ``rgb``: the report says "unknown" (None), so QGIS
+    does not try to style three bands it does not know."""
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.model.psdnet import PSDNet
+    from psdnet_qgis.model.weights import save_model
+
+    torch.manual_seed(0)
+    path = tmp_path / "norgb.pt"
+    save_model(PSDNet(4, 4, width=8), path, {"name": "norgb", "normalisation": "zscore4"})
+    rep = pansharpen(*pair, tmp_path / "o.tif", model=str(path), calibrate=False)
+    assert rep.model == "norgb" and rep.rgb is None
