@@ -32,6 +32,7 @@ from psdnet_qgis.core.options import (
     OTHER_METHODS,
     PRECISIONS,
     TORCH_VARIANTS,
+    AdaptOptions,
     run_methods,
 )
 from psdnet_qgis.errors import EXIT_CANCELED, EXIT_INPUT
@@ -211,12 +212,11 @@ def _adapt(args: argparse.Namespace) -> int:
     from psdnet_qgis.engine.adapt_scene import adapt_scene
     from psdnet_qgis.engine.feedback import TqdmFeedback
 
+    options = AdaptOptions(losses=args.losses, part=args.part, max_steps=args.max_steps)
     fb = TqdmFeedback(quiet=args.quiet)
     try:
         meta = adapt_scene(args.pan, args.ms, args.out, model=args.model, seconds=args.seconds,
-                           sensor=args.sensor, pan_band=args.pan_band, feedback=fb,
-                           adapt_options={"losses": args.losses, "part": args.part,
-                                          "max_steps": args.max_steps})
+                           sensor=args.sensor, pan_band=args.pan_band, feedback=fb, adapt_options=options)
     finally:
         fb.close()
     if args.json:

@@ -8,13 +8,16 @@ the engine and the model. Adding a device or a precision is one edit of a tuple 
 :class:`RunOptions` holds the keywords of ``engine.run.pansharpen`` besides the paths and the
 feedback (a test holds its fields and defaults equal to that signature), and
 :meth:`RunOptions.validate` checks the listed choices once, before any input is opened.
+:class:`AdaptOptions` holds how scene adaptation fine-tunes (checked when it is made).
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from ..errors import PSDNetInputError
@@ -59,6 +62,9 @@ class NetworkLike(Protocol):
 ModelChoice: TypeAlias = "str | os.PathLike[str] | ModelInfo | NetworkLike | None"
 #: ``model_bands`` of a run: 1-based MS bands as "2,3,5,7" or a sequence; None (or "") to find them.
 ModelBands: TypeAlias = "str | Sequence[int] | None"
+#: ``adapt_options`` of a run: an :class:`AdaptOptions`, or a plain dict of its fields (what scripts
+#: written before it pass; converted once by :meth:`AdaptOptions.of`); None = the defaults.
+AdaptChoice: TypeAlias = "AdaptOptions | Mapping[str, object] | None"
 
 
 def run_methods() -> tuple[str, ...]:
@@ -108,7 +114,7 @@ class RunOptions:
     precision: str = "auto"
     sensor: str | None = "auto"
     adapt_seconds: float = 0.0
-    adapt_options: dict[str, Any] | None = None
+    adapt_options: AdaptOptions | None = None
     model_bands: ModelBands = None
     other_method: str = OTHER_METHODS[0]
     calibrate: bool = True
@@ -125,3 +131,65 @@ class RunOptions:
             check_choice("device", device, DEVICES, " (or cuda:N for the N-th GPU)")
         check_choice("precision", str(self.precision or "auto").strip().lower(), PRECISIONS)
         return self
+
+
+@dataclass(frozen=True)
+class AdaptOptions:
+    """How scene adaptation fine-tunes: the fields of ``model.adapt.AdaptConfig`` besides the
+    budget, with its defaults (a test holds both equal; ``AdaptConfig.from_options`` converts).
+
+    Checked when made: a value outside its list or range raises :class:`PSDNetInputError`
+    naming the option and what to give.
+
+    Attributes:
+        part: weights adapted, one of :data:`ADAPT_PARTS` ("head": the output head only).
+        losses: one of :data:`ADAPT_LOSSES`.
+        lr: Adam learning rate (> 0).
+        spatial_weight: weight of the spatial loss term against the spectral one (>= 0).
+        max_steps: stop after this many steps even with budget left (None: the budget decides).
+    """
+
+    part: str = ADAPT_PARTS[0]
+    losses: str = ADAPT_LOSSES[0]
+    lr: float = 1e-3
+    spatial_weight: float = 1.0
+    max_steps: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("adapt_options part", self.part, ADAPT_PARTS)
+        check_choice("adapt_options losses", self.losses, ADAPT_LOSSES)
+        if not _finite_number(self.lr) or not self.lr > 0:
+            raise PSDNetInputError(f"adapt_options lr {self.lr!r}: give a positive learning rate (default 0.001).")
+        if not _finite_number(self.spatial_weight) or self.spatial_weight < 0:
+            raise PSDNetInputError(
+                f"adapt_options spatial_weight {self.spatial_weight!r}: give a number >= 0 (default 1).")
+        if self.max_steps is not None and (not isinstance(self.max_steps, numbers.Integral)
+                                           or isinstance(self.max_steps, bool) or self.max_steps < 0):
+            raise PSDNetInputError(f"adapt_options max_steps {self.max_steps!r}: give a whole number of steps "
+                                   ">= 0, or None to let the budget decide.")
+
+    @classmethod
+    def of(cls, value: AdaptChoice) -> AdaptOptions | None:
+        """``value`` as :class:`AdaptOptions`: None and an ``AdaptOptions`` as they are, a mapping as
+        the defaults with its keys' values (``{"losses": "wald", "max_steps": 20}``).
+
+        Raises:
+            PSDNetInputError: a key that is no field, a value :class:`AdaptOptions` refuses, or
+                neither a mapping nor ``AdaptOptions``.
+        """
+        if value is None or isinstance(value, AdaptOptions):
+            return value
+        names = [f.name for f in fields(cls)]
+        if not isinstance(value, Mapping):
+            raise PSDNetInputError(f"adapt_options {value!r}: give an AdaptOptions (core.options) or a dict "
+                                   f"of its fields {', '.join(names)}.")
+        unknown = sorted(repr(k) for k in value if k not in names)
+        if unknown:
+            raise PSDNetInputError(f"adapt_options has no option {', '.join(unknown)}; use {', '.join(names)}.")
+        given: dict[str, Any] = dict(value)  # any value: __post_init__ checks each
+        return cls(**given)
+
+
+def _finite_number(value: object) -> bool:
+    """A real, finite number (not a bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from psdnet_qgis.core.options import AdaptChoice, AdaptOptions
 from psdnet_qgis.engine.adaptation import adapt_step
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
 from psdnet_qgis.engine.fusion import scene_model
@@ -38,7 +39,7 @@ def _check_out(out: str, inputs: tuple[str, str]) -> Path:
 
 def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: float = 120.0,
                 sensor: str | None = "auto", pan_band: int = 1, feedback: Any = None,
-                adapt_options: dict[str, Any] | None = None) -> dict[str, Any]:
+                adapt_options: AdaptChoice = None) -> dict[str, Any]:
     """Adapt ``model`` to the PAN + MS scene within ``seconds`` and write ``out`` (.pt + .json).
 
     Args:
@@ -49,7 +50,8 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
         sensor: "auto", "unknown" or a sensor name (MTF gains of the losses).
         pan_band: 1-based PAN band.
         feedback: engine feedback (progress, cancel, log).
-        adapt_options: ``model.adapt.AdaptConfig`` fields (part, losses, lr, max_steps).
+        adapt_options: a ``core.options.AdaptOptions`` (part, losses, lr, spatial_weight,
+            max_steps; None = its defaults) or a plain dict of those fields, as for ``pansharpen``.
 
     Returns:
         The metadata written to the ``.json`` (``sha256``, ``base_model``, ``adapted_on``,
@@ -63,6 +65,7 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
     fb: Feedback = as_feedback(feedback)
     if not seconds or seconds <= 0:
         raise PSDNetInputError(f"Adaptation budget {seconds!r} s: give a positive number of seconds.")
+    options = AdaptOptions.of(adapt_options)
     target = _check_out(out, (pan, ms))
     with gdal_errors():
         inputs = open_inputs(pan, ms, pan_band)
@@ -76,7 +79,7 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
                     f"adaptation needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
                     "and adapt on that file.")
             adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
-                                         **(adapt_options or {}))
+                                         options=options)
         finally:
             inputs.close()
     info, name, sensor_name = scene.info, scene.name, scene.sensor

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from psdnet_qgis.core.mtf import gnyq_for
+from psdnet_qgis.core.options import AdaptOptions
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.wald import degrade_pair
 from psdnet_qgis.engine.feedback import Feedback
@@ -183,7 +184,7 @@ def select_crops(inputs: RasterInputs, normalizer: Normalizer, side: int = CROP_
 
 def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
                *, sensor: str | None = None, clock: Callable[[], float] = time.perf_counter,
-               **options: Any) -> tuple[Any, AdaptReport]:
+               options: AdaptOptions | None = None) -> tuple[Any, AdaptReport]:
     """Adapt ``net`` to the scene within ``seconds`` (crop reading included).
 
     Args:
@@ -192,7 +193,7 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
         seconds: budget.
         fb: the run's feedback (progress 0..100 of this step, cancel, log).
         sensor: sensor name for the MTF gains (None: ``core.mtf`` defaults).
-        options: other fields of ``model.adapt.AdaptConfig`` (part, losses, lr, ...).
+        options: part, losses, lr, ... (None: the defaults), checked when made.
 
     Returns:
         ``(model to run, its AdaptReport)``.
@@ -200,7 +201,7 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
     Raises:
         AdaptationUnavailable: it cannot run here (scene too small, no crop free of nodata,
             crops too small for the "wald" losses, torch missing).
-        PSDNetInputError: an unusable setting.
+        PSDNetInputError: an unusable budget.
     """
     try:
         from psdnet_qgis.model.adapt import MIN_MS, AdaptConfig, adapt_model
@@ -208,11 +209,7 @@ def adapt_step(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: 
         raise AdaptationUnavailable(
             f"Adaptation needs torch, which cannot be imported ({exc}); install it (README) to adapt.") from None
 
-    known = {f.name for f in dataclasses.fields(AdaptConfig)} - {"seconds"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise PSDNetInputError(f"Adaptation options {unknown}: unknown; use {sorted(known)}.")
-    cfg = AdaptConfig(seconds=float(seconds), **options)
+    cfg = AdaptConfig.from_options(seconds, options or AdaptOptions())
     cfg.check()  # before any pixel is read
     part, losses = cfg.part, cfg.losses
     t0 = clock()
@@ -304,18 +301,18 @@ def scene_check(inputs: RasterInputs, original: Any, adapted: Any, normalizer: N
 
 
 def adapt_or_skip(inputs: RasterInputs, net: Any, normalizer: Normalizer, seconds: float, fb: Feedback,
-                  **kwargs: Any) -> tuple[Any, AdaptReport]:
+                  *, sensor: str | None = None, options: AdaptOptions | None = None) -> tuple[Any, AdaptReport]:
     """:func:`adapt_step`, or, when adaptation cannot run here, a warning and ``net`` unchanged.
 
     Args:
-        inputs, net, normalizer, seconds, fb: as for :func:`adapt_step` (``fb`` spans this step).
-        kwargs: ``sensor``, ``clock`` and the ``AdaptConfig`` options of :func:`adapt_step`.
+        inputs, net, normalizer, seconds, fb, sensor, options: as for :func:`adapt_step` (``fb``
+            spans this step).
 
     Returns:
         ``(model to run, its AdaptReport)``; the report of a skipped adaptation is :func:`skipped`.
     """
     try:
-        return adapt_step(inputs, net, normalizer, seconds, fb, **kwargs)
+        return adapt_step(inputs, net, normalizer, seconds, fb, sensor=sensor, options=options)
     except AdaptationUnavailable as exc:
         report = skipped(seconds, str(exc), fb)
         return net, report

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from psdnet_qgis.core import mtf
-from psdnet_qgis.core.options import ModelBands, ModelChoice
+from psdnet_qgis.core.options import AdaptOptions, ModelBands, ModelChoice
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.registry import AUTO_CHOICES, ModelInfo
 from psdnet_qgis.engine import mixed
@@ -110,7 +110,7 @@ def scene_model(inputs: RasterInputs, method: str, model: ModelChoice, sensor: s
 
 def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, device: str,
                      batch_size: int | None, precision: str, margin: int, fb: Feedback,
-                     adapt_seconds: float = 0.0, adapt_options: dict[str, Any] | None = None,
+                     adapt_seconds: float = 0.0, adapt_options: AdaptOptions | None = None,
                      model_bands: ModelBands = None, other_method: str = DEFAULT_OTHER,
                      calibrate: bool = False) -> Fusion:
     """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
@@ -139,7 +139,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
 
 
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
-            precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: dict[str, Any] | None,
+            precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: AdaptOptions | None,
             model_bands: ModelBands, other_method: str) -> Fusion:
     """:func:`choose_predictor` before calibration."""
     net, info, sensor, normalizer = scene.net, scene.info, scene.sensor, scene.normalizer
@@ -150,7 +150,7 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
     adaptation = None
     if adapt_seconds and method == "psdnet":
         net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds,
-                                        SpanFeedback(fb, 0.0, PROGRESS_END), sensor=sensor, **(adapt_options or {}))
+                                        SpanFeedback(fb, 0.0, PROGRESS_END), sensor=sensor, options=adapt_options)
     elif adapt_seconds:
         fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor

@@ -32,7 +32,7 @@ from typing import Any
 from numpy.typing import DTypeLike
 from osgeo import gdal
 
-from psdnet_qgis.core.options import ModelBands, ModelChoice, RunOptions, run_methods
+from psdnet_qgis.core.options import AdaptChoice, AdaptOptions, ModelBands, ModelChoice, RunOptions, run_methods
 from psdnet_qgis.core.tiling import Tile, plan_tiles, resolve_tiling
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.feedback import Feedback, FeedbackLike, as_feedback
@@ -141,7 +141,7 @@ def pansharpen(
     precision: str = "auto",
     sensor: str | None = "auto",
     adapt_seconds: float = 0.0,
-    adapt_options: dict[str, Any] | None = None,
+    adapt_options: AdaptChoice = None,
     model_bands: ModelBands = None,
     other_method: str = DEFAULT_OTHER,
     calibrate: bool = True,
@@ -176,7 +176,9 @@ def pansharpen(
         adapt_seconds: PSDNet only: seconds of unsupervised fine-tuning of a copy of the
             model on crops of this scene before the tiles run (``engine.adaptation``;
             0 = off). The copy is used only when held-out crops say it is better.
-        adapt_options: ``part`` / ``losses`` / ``lr`` of ``model.adapt.AdaptConfig``.
+        adapt_options: how adaptation fine-tunes: a ``core.options.AdaptOptions`` (part, losses,
+            lr, spatial_weight, max_steps; None = its defaults), or a plain dict of those fields
+            (``{"losses": "wald"}``, as before it existed), converted once here.
         model_bands: PSDNet with more MS bands than the model knows (an 8-band WorldView MS,
             Landsat bands 1-7): the 1-based MS bands the network takes, in the model's band order
             ("2,3,5,7" or a sequence); None = from the names ``engine.msbands`` finds (band
@@ -200,9 +202,10 @@ def pansharpen(
     """
     fb: Feedback = as_feedback(feedback)
     t_start = time.perf_counter()
+    adapt = AdaptOptions.of(adapt_options)
     RunOptions(method=method, model=model, device=device, tile=tile, overlap=overlap, pan_band=pan_band,
                out_dtype=out_dtype, batch_size=batch_size, margin=margin, precision=precision, sensor=sensor,
-               adapt_seconds=adapt_seconds, adapt_options=adapt_options, model_bands=model_bands,
+               adapt_seconds=adapt_seconds, adapt_options=adapt, model_bands=model_bands,
                other_method=other_method, calibrate=calibrate).validate()
 
     with gdal_errors():
@@ -211,7 +214,7 @@ def pansharpen(
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
             scene = scene_model(inputs, method, model, sensor, fb, model_bands)
             fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
-                                      adapt_seconds, adapt_options, model_bands, other_method, calibrate)
+                                      adapt_seconds, adapt, model_bands, other_method, calibrate)
             if fusion.margin and fusion.margin != plan.margin:  # calibrated: the classical methods' context
                 plan = dataclasses.replace(plan, margin=fusion.margin)
         except BaseException:

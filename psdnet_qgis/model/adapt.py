@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from psdnet_qgis.core import metrics, mtf
-from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS
+from psdnet_qgis.core.options import ADAPT_LOSSES, ADAPT_PARTS, AdaptOptions
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 from psdnet_qgis.model.losses import Degrade, spatial_loss, spatial_threshold, spectral_loss
@@ -51,7 +51,8 @@ MIN_MS = 8  # the network's smallest MS side (PSDNet.MIN_SIDE)
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """How to adapt.
+    """How to adapt: the budget and the checked :class:`~psdnet_qgis.core.options.AdaptOptions`
+    (:meth:`from_options`; the same fields and defaults besides ``seconds``).
 
     Attributes:
         seconds: time budget of the training steps (crop reading included by the caller).
@@ -68,6 +69,12 @@ class AdaptConfig:
     lr: float = 1e-3
     spatial_weight: float = 1.0
     max_steps: int | None = None
+
+    @classmethod
+    def from_options(cls, seconds: float, options: AdaptOptions) -> AdaptConfig:
+        """The config of ``options`` with a budget of ``seconds``: the one conversion of the
+        engine's adaptation options."""
+        return cls(seconds=float(seconds), **asdict(options))
 
     def check(self) -> None:
         """PSDNetInputError for an unusable setting."""

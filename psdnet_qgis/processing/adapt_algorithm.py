@@ -14,7 +14,7 @@ from qgis.core import (
 )
 
 from ..core import mtf
-from ..core.options import ADAPT_LOSSES, ADAPT_PARTS
+from ..core.options import ADAPT_LOSSES, ADAPT_PARTS, AdaptOptions
 from ..errors import PSDNetCanceled, PSDNetError
 from .base import PSDNetAlgorithm
 from .checks import chosen_band, pan_ms_problem
@@ -107,9 +107,10 @@ class AdaptAlgorithm(PSDNetAlgorithm):
                 sensor=engine_sensor(self.choiceId(parameters, SENSOR, context)),
                 pan_band=chosen_band(self, parameters, self.PAN_BAND, context) or 1,
                 feedback=ProcessingFeedback(feedback),
-                adapt_options={"losses": self.choiceId(parameters, self.LOSSES, context),
-                               "part": self.choiceId(parameters, self.PART, context),
-                               "max_steps": self.parameterAsInt(parameters, self.MAX_STEPS, context) or None})
+                adapt_options=AdaptOptions(
+                    losses=self.choiceId(parameters, self.LOSSES, context),
+                    part=self.choiceId(parameters, self.PART, context),
+                    max_steps=self.parameterAsInt(parameters, self.MAX_STEPS, context) or None))
         except PSDNetError as err:
             raise QgsProcessingException(str(err)) from None
         except PSDNetCanceled:

@@ -8,7 +8,7 @@ import pytest
 
 from psdnet_qgis.core import options
 from psdnet_qgis.core.classical import METHODS as CLASSICAL
-from psdnet_qgis.core.options import DEVICES, PRECISIONS, RunOptions, is_model_path
+from psdnet_qgis.core.options import DEVICES, PRECISIONS, AdaptOptions, RunOptions, is_model_path
 from psdnet_qgis.errors import PSDNetInputError
 
 
@@ -55,3 +55,37 @@ def test_precision_without_case_and_empty_is_auto() -> None:
 ])
 def test_is_model_path(value, path) -> None:
     assert is_model_path(value) is path
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("part", "body", "adapt_options part 'body' is unknown; use one of head, all."),
+    ("losses", "l2", "adapt_options losses 'l2' is unknown; use one of both, fullres, wald."),
+    ("lr", 0.0, "adapt_options lr 0.0: give a positive learning rate (default 0.001)."),
+    ("lr", "1e-3", "adapt_options lr '1e-3': give a positive learning rate (default 0.001)."),
+    ("spatial_weight", -1.0, "adapt_options spatial_weight -1.0: give a number >= 0 (default 1)."),
+    ("max_steps", 2.5, "adapt_options max_steps 2.5: give a whole number of steps >= 0, or None to let "
+                       "the budget decide."),
+])
+def test_adapt_options_refuse_a_value_naming_the_option_and_the_fix(field, value, message) -> None:
+    with pytest.raises(PSDNetInputError, match=f"^{re.escape(message)}$"):
+        AdaptOptions(**{field: value})
+    with pytest.raises(PSDNetInputError, match=f"^{re.escape(message)}$"):  # the same through a dict
+        AdaptOptions.of({field: value})
+
+
+def test_adapt_options_of_a_dict_is_the_defaults_with_its_values() -> None:
+    assert AdaptOptions.of(None) is None
+    opts = AdaptOptions(losses="wald", max_steps=20)
+    assert AdaptOptions.of(opts) is opts
+    assert AdaptOptions.of({"losses": "wald", "max_steps": 20}) == opts
+    assert AdaptOptions.of({}) == AdaptOptions() == AdaptOptions(part="head", losses="both", lr=1e-3,
+                                                                   spatial_weight=1.0, max_steps=None)
+    assert RunOptions(adapt_options=opts).validate().adapt_options is opts
+
+
+def test_adapt_options_of_a_dict_refuses_an_unknown_key() -> None:
+    with pytest.raises(PSDNetInputError, match=re.escape(
+            "adapt_options has no option 'loss', 'steps'; use part, losses, lr, spatial_weight, max_steps.")):
+        AdaptOptions.of({"loss": "wald", "steps": 3})
+    with pytest.raises(PSDNetInputError, match=re.escape("adapt_options 'wald': give an AdaptOptions")):
+        AdaptOptions.of("wald")  # type: ignore[arg-type]

@@ -58,3 +58,13 @@ def test_a_jobs_cell_is_checked_against_the_same_list(tmp_path) -> None:
     with pytest.raises(PSDNetInputError) as err:
         batch_jobs.read_jobs(str(p), str(tmp_path))
     assert "line 2: precision 'fp8' is unknown; use one of auto, fp32, bf16, fp16." in str(err.value)
+
+
+def test_the_engine_refuses_an_adaptation_option_before_reading_the_inputs(tmp_path) -> None:
+    from psdnet_qgis.engine.adapt_scene import adapt_scene
+
+    none = str(tmp_path / "none.tif")
+    with pytest.raises(PSDNetInputError, match=r"^adapt_options part 'body' is unknown; use one of head, all\.$"):
+        pansharpen(none, none, str(tmp_path / "o.tif"), adapt_seconds=5, adapt_options={"part": "body"})
+    with pytest.raises(PSDNetInputError, match=r"^adapt_options losses 'l1' is unknown; use one of both, "):
+        adapt_scene(none, none, str(tmp_path / "w.pt"), seconds=5, adapt_options={"losses": "l1"})
