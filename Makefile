@@ -2,7 +2,7 @@
 #   make demo                 fuse the embedded Landsat 8 demo scene (or PAN=... MS=... OUT=...)
 #   make test                 the whole test suite on real QGIS (3.40 / 3.44 LTR; CI runs this)
 #   make test-fast            the same without the tests marked slow (pytest -m "not slow")
-#   make lint                 ruff + mypy on core/ and model/ (pyproject.toml; CI runs this first)
+#   make lint                 ruff + mypy on core/, model/ and engine/ (pyproject.toml; CI runs this first)
 #   make package              plugin zip for QGIS's "Install from ZIP"
 #   make train MODEL=landsat3 retrain a bundled model from DATA (default ../shared/data)
 #   make bench / bench-speed  quality and speed tables
@@ -64,7 +64,7 @@ test: deps | $(XDG_RUNTIME_DIR)
 test-fast: deps | $(XDG_RUNTIME_DIR)
 	$(PY) -m pytest -m "not slow"
 
-# ruff with the rules of pyproject.toml, then mypy on core/ and model/ ([tool.mypy]; CI runs both
+# ruff with the rules of pyproject.toml, then mypy on core/, model/ and engine/ ([tool.mypy]; CI runs both
 # before the tests)
 lint: deps
 	$(PY) -m ruff check .

@@ -130,6 +130,7 @@ class ClassicalPredictor:
                 )
             where = f"{len(ms_l)} full-resolution windows of {FIT_WINDOW} MS px"
         stats = classical.fit(method, ms_l, pan_l, r, sensor=sensor, valid=val_l)
+        assert stats is not None  # a method of classical.FITTED has statistics
         logger.info("%s statistics from %s: %s", method, where, stats.to_dict())
         return cls(method, normalizer, r, stats=stats, sensor=sensor)
 

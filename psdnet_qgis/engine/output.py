@@ -122,8 +122,9 @@ def create_output(out: str, inputs: RasterInputs, dtype: int, nodata: float | No
 def dtype_range(dtype: int) -> tuple[float, float] | None:
     """(min, max) representable by an integer GDAL type, None for floats."""
     np_type = gdal.GetDataTypeName(dtype).lower()
-    table = {"byte": np.uint8, "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32,
-             "int32": np.int32, "int8": np.int8, "uint64": np.uint64, "int64": np.int64}
+    table: dict[str, type[np.integer]] = {
+        "byte": np.uint8, "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32,
+        "int32": np.int32, "int8": np.int8, "uint64": np.uint64, "int64": np.int64}
     if np_type in table:
         info = np.iinfo(table[np_type])
         return float(info.min), float(info.max)

@@ -6,25 +6,30 @@ caller's bar (:class:`SpanFeedback`) and the tile loop's in the rest (:func:`til
 
 from __future__ import annotations
 
-from typing import Any
-
 from psdnet_qgis.engine.feedback import Feedback
 
 PROGRESS_END = 30.0  # percent of the bar at the end of adaptation (the tiles take the rest)
 
 
-class SpanFeedback:
-    """Engine feedback whose progress 0..100 lands in [lo, hi] of the caller's bar."""
+class SpanFeedback(Feedback):
+    """Engine feedback whose progress 0..100 lands in [lo, hi] of the caller's bar; the other
+    three methods are the caller's."""
 
     def __init__(self, fb: Feedback, lo: float, hi: float) -> None:
         self._fb, self._lo, self._hi = fb, float(lo), float(hi)
+
+    def info(self, msg: str) -> None:
+        self._fb.info(msg)
+
+    def warning(self, msg: str) -> None:
+        self._fb.warning(msg)
 
     def progress(self, percent: float) -> None:
         """Forward ``percent`` of this span."""
         self._fb.progress(self._lo + (self._hi - self._lo) * float(percent) / 100.0)
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._fb, name)
+    def is_canceled(self) -> bool:
+        return self._fb.is_canceled()
 
 
 def tile_feedback(fb: Feedback) -> SpanFeedback:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from osgeo import gdal, osr
@@ -284,8 +284,8 @@ class RasterInputs:
     def close(self) -> None:
         """Drop GDAL handles (idempotent)."""
         self.ms_src = None
-        self.pan_ds = None  # type: ignore[assignment]
-        self.ms_ds = None  # type: ignore[assignment]
+        self.pan_ds = None
+        self.ms_ds = None
 
 
 def _padded_read(reader, height: int, width: int, row0: int, col0: int, rows: int, cols: int
@@ -297,7 +297,7 @@ def _padded_read(reader, height: int, width: int, row0: int, col0: int, rows: in
     pads = ((r0 - row0, row0 + rows - r1), (c0 - col0, col0 + cols - c1))
     if any(p for pair in pads for p in pair):
         # reflect needs >= 2 samples on an axis; a 1-pixel axis is replicated instead
-        mode = "reflect" if min(arr.shape[-2:]) > 1 else "edge"
+        mode: Literal["reflect", "edge"] = "reflect" if min(arr.shape[-2:]) > 1 else "edge"
         arr = np.pad(arr, ((0, 0),) + pads, mode=mode)
         valid = np.pad(valid, pads, mode=mode)
     return arr, valid

@@ -173,7 +173,7 @@ def _worker_model(model: Any, job: Job, device: str) -> tuple[Any, bool]:
         from psdnet_qgis.model.weights import load_model
 
         net, meta = load_model(source)
-        net.psdnet_meta = meta
+        net.psdnet_meta = meta  # type: ignore[assignment]  # torch types unknown module attributes as Tensor | Module
         _MODELS[key] = net
         return net, False
 
