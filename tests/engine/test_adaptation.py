@@ -76,26 +76,20 @@ def test_guard_keeps_the_original_when_adaptation_fails(scene, net, tmp_path: Pa
 
 @pytest.mark.slow
 def test_a_dict_and_adapt_options_give_the_same_run(scene, net, tmp_path: Path) -> None:
-    """``adapt_options`` as the plain dict of scripts written before AdaptOptions: converted once, same run."""
+    """``adapt_options`` as the plain dict of scripts written before AdaptOptions: converted once,
+    at the entry, to the same AdaptOptions, which the run then uses.
+
+    (Two adaptation runs are not compared number for number: the same options twice differ in
+    the losses' last digits on Debian 13's torch, 5e-5 relative.)"""
     from psdnet_qgis.core.options import AdaptOptions
 
+    typed = AdaptOptions(losses="fullres", max_steps=3)
+    assert AdaptOptions.of({"losses": "fullres", "max_steps": 3}) == typed
+    assert AdaptOptions.of(typed) is typed
     pan, ms = scene
-    timing = ("seconds", "max_step_seconds", "prepare_seconds")
-    reports = []
-    for name, opts in (("dict", {"losses": "fullres", "max_steps": 3}),
-                       ("typed", AdaptOptions(losses="fullres", max_steps=3))):
-        rep = pansharpen(str(pan), str(ms), str(tmp_path / f"{name}.tif"), model=net, adapt_seconds=60,
-                         adapt_options=opts, calibrate=False)
-        assert rep.adaptation is not None and rep.adaptation["steps"] == 3 and rep.adaptation["losses"] == "fullres"
-        reports.append({k: v for k, v in rep.adaptation.items() if k not in timing})
-    # losses and metrics agree to float32 rounding: two runs with the same dict differ as much here
-    for key, value in reports[0].items():
-        other = reports[1][key]
-        if isinstance(value, (dict, float)):
-            assert value == pytest.approx(other, rel=1e-5), key
-        else:
-            assert value == other, key
-    np.testing.assert_array_equal(read(tmp_path / "dict.tif"), read(tmp_path / "typed.tif"))
+    rep = pansharpen(str(pan), str(ms), str(tmp_path / "dict.tif"), model=net, adapt_seconds=60,
+                     adapt_options={"losses": "fullres", "max_steps": 3}, calibrate=False)
+    assert rep.adaptation is not None and rep.adaptation["steps"] == 3 and rep.adaptation["losses"] == "fullres"
 
 
 def test_cancel_during_adaptation_leaves_no_output(scene, net, tmp_path: Path) -> None:
