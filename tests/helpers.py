@@ -50,10 +50,13 @@ def classical_mix(pan: Path, ms: Path, folder: Path, weights: np.ndarray, lms: n
 
 
 class Recorder:
-    """Engine feedback that keeps the log lines (warnings prefixed "W ")."""
+    """Engine feedback that keeps the log lines (warnings prefixed "W ") and the progress, and
+    can cancel after ``cancel_after`` progress calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, cancel_after: int | None = None) -> None:
         self.lines: list[str] = []
+        self.percents: list[float] = []
+        self.cancel_after = cancel_after
 
     def info(self, msg: str) -> None:
         self.lines.append(msg)
@@ -62,7 +65,7 @@ class Recorder:
         self.lines.append("W " + msg)
 
     def progress(self, percent: float) -> None:
-        pass
+        self.percents.append(percent)
 
     def is_canceled(self) -> bool:
-        return False
+        return self.cancel_after is not None and len(self.percents) > self.cancel_after

@@ -16,26 +16,12 @@ from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.engine.sensor import resolve_sensor, sensor_from_metadata
 from psdnet_qgis.errors import PSDNetInputError
-from tests.helpers import read
+from tests.helpers import Recorder, read
 from tests.rasters import synthetic_scene, write_geotiff
 
 from ..core import reference_pansharpening as R
 
 ORIGIN = (500000.0, 5700000.0)
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, text: str) -> None:
-        self.lines.append(text)
-
-    def progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
 
 
 @pytest.fixture
@@ -91,7 +77,7 @@ def test_run_uses_and_logs_the_sensor_gains(scene, tmp_path, monkeypatch, method
     orig = ClassicalPredictor.from_inputs.__func__
     monkeypatch.setattr(ClassicalPredictor, "from_inputs",
                         classmethod(lambda cls, *a, **k: seen.append(k.get("sensor")) or orig(cls, *a, **k)))
-    log = _Log()
+    log = Recorder()
     pansharpen(pan, ms, tmp_path / "a.tif", method=method, sensor="QuickBird", out_dtype="float32", feedback=log)
     assert seen == ["QuickBird"]
     line = next(t for t in log.lines if t.startswith("Sensor:"))
@@ -100,7 +86,7 @@ def test_run_uses_and_logs_the_sensor_gains(scene, tmp_path, monkeypatch, method
     np.testing.assert_allclose(read(tmp_path / "a.tif")[:, 32:-32, 32:-32],
                                classical.METHODS[method](m, p, 4, "QuickBird")[:, 32:-32, 32:-32],
                                rtol=1e-4, atol=1e-2)
-    log = _Log()
+    log = Recorder()
     pansharpen(pan, ms, tmp_path / "b.tif", method=method, out_dtype="float32", feedback=log)
     assert seen[-1] is None
     assert any("unknown (no sensor given or found in the metadata)" in t and "MS 0.3, 0.3, 0.3, 0.3, PAN 0.15" in t

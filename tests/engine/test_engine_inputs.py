@@ -12,6 +12,7 @@ from osgeo import gdal, osr
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetInputError
+from tests.helpers import Recorder
 from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
 
 
@@ -169,25 +170,6 @@ def test_bad_options(pair, tmp_path, no_work):
 
 
 # ---------------------------------------------------------------- MS in another CRS (issue 21)
-class Lines:
-    """Feedback that keeps the info lines."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def progress(self, percent: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
-
-
 def _to_4326(src: Path, dst: Path, square_ground: bool = False, alg: str = "cubic") -> Path:
     """``gdal.Warp`` of a UTM 31N raster to EPSG:4326: GDAL's default resolution (square in
     degrees, so about 1.7 x 2.8 m on the ground at 51 deg N for a 2 m MS), or, with
@@ -242,7 +224,7 @@ def test_ms_in_4326_gives_the_native_crs_result(tmp_path, zero_net, method, x0, 
         kw.update(model=zero_net, device="cpu", calibrate=False)
     native, other = tmp_path / "native.tif", tmp_path / "other.tif"
     rep0 = pansharpen(pan, ms_utm, native, **kw)
-    fb = Lines()
+    fb = Recorder()
     rep = pansharpen(pan, ms_4326, other, feedback=fb, **kw)
     assert not rep0.ms_warped and rep.ms_warped and rep.ratio == rep0.ratio == 4
     line = next(x for x in fb.lines if "warped VRT" in x)

@@ -13,31 +13,10 @@ from osgeo import gdal, osr
 from psdnet_qgis.engine import output
 from psdnet_qgis.engine.run import pansharpen
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetOutputError
-from tests.helpers import bicubic_reference, read
+from tests.helpers import Recorder, bicubic_reference, read
 from tests.rasters import ORIGIN, make_pair, synthetic_scene, write_geotiff
 
 MARGIN = 8
-
-
-class Recorder:
-    """Feedback that records lines/progress and can cancel after n progress calls."""
-
-    def __init__(self, cancel_after: int | None = None) -> None:
-        self.lines: list[str] = []
-        self.percents: list[float] = []
-        self.cancel_after = cancel_after
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def warning(self, msg: str) -> None:
-        self.lines.append("W " + msg)
-
-    def progress(self, percent: float) -> None:
-        self.percents.append(percent)
-
-    def is_canceled(self) -> bool:
-        return self.cancel_after is not None and len(self.percents) > self.cancel_after
 
 
 # ---------------------------------------------------------------- exactness

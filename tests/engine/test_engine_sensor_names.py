@@ -17,6 +17,7 @@ from psdnet_qgis.engine.sensor import (
     resolve_sensor,
     sensor_from_metadata,
 )
+from tests.helpers import Recorder
 from tests.rasters import synthetic_scene, write_geotiff
 
 ORIGIN = (477000.0, 5630000.0)
@@ -32,20 +33,6 @@ MTL_TXT = """GROUP = L1_METADATA_FILE
 END_GROUP = L1_METADATA_FILE
 END
 """
-
-
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, msg: str) -> None:
-        self.lines.append(msg)
-
-    def progress(self, p: float) -> None:
-        pass
-
-    def is_canceled(self) -> bool:
-        return False
 
 
 def _band(path: Path) -> Path:
@@ -136,7 +123,7 @@ def test_run_log_says_where_the_sensor_came_from(tmp_path) -> None:
         assert choose_sensor("wv2", inputs).origin == "as chosen"
     finally:
         inputs.close()
-    log = _Log()
+    log = Recorder()
     pansharpen(pan, ms, tmp_path / "o.tif", method="mtf_glp_hpm", feedback=log)
     line = next(t for t in log.lines if t.startswith("Sensor:"))
     assert line.startswith(f"Sensor: Landsat 8 OLI (from the file name {C1}_B8.TIF); MTF gains of Landsat 8/9 OLI")
@@ -149,7 +136,7 @@ def test_landsat_7_runs_with_default_gains_and_says_so(tmp_path) -> None:
         assert resolve_sensor("auto", inputs) == (None, "metadata")
     finally:
         inputs.close()
-    log = _Log()
+    log = Recorder()
     pansharpen(pan, ms, tmp_path / "o.tif", method="mtf_glp_hpm", feedback=log)
     line = next(t for t in log.lines if t.startswith("Sensor:"))
     assert f"Sensor: Landsat 7 ETM+ (from the file name {E7}_B123.TIF; the MTF table has no gains for it)" in line
