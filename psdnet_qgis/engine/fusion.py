@@ -13,6 +13,7 @@ method (``engine.classical_predictor``).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
@@ -87,6 +88,15 @@ class SceneModel(NamedTuple):
 def model_name(info: ModelInfo | None, net: Any) -> str:
     """The model's name: its metadata's, else the torch module's own ``name`` or its class name."""
     return info.name if info is not None else str(getattr(net, "name", type(net).__name__))
+
+
+def true_colour(info: ModelInfo | None, network_bands: Sequence[int] | None = None) -> list[int] | None:
+    """The output's true-colour bands (0-based MS band numbers) from the model's ``rgb``, through
+    ``network_bands`` (the MS band of each model band) where the network takes some of the MS
+    bands; None (unknown) without metadata or without three of them."""
+    if info is None or len(info.rgb) != 3:
+        return None
+    return [network_bands[i] for i in info.rgb] if network_bands is not None else list(info.rgb)
 
 
 def scene_model(inputs: RasterInputs, method: str, model: ModelChoice, sensor: str | None, fb: Feedback,
@@ -164,8 +174,7 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
                                                    sensor=sensor)
         bs = int(batch_size or 1)
         name = method
-    rgb = list(info.rgb) if info is not None and len(info.rgb) == 3 else None  # none or partial: unknown
-    return Fusion(predictor, normalizer, info, rgb, name, bs,
+    return Fusion(predictor, normalizer, info, true_colour(info), name, bs,
                   str(getattr(predictor, "device_report", device)), adaptation)
 
 
@@ -204,10 +213,9 @@ def mixed_fusion(inputs: RasterInputs, scene: SceneModel, device: str, batch_siz
         fb.warning(f"The band order of MS input '{inputs.ms_path}' could not be confirmed on the pixels "
                    f"({plan.check.reason}); if the fused colours look wrong, set Model bands (--model-bands).")
     rest = [b + 1 for b in range(inputs.bands) if b not in plan.network]
-    rgb = [plan.network[i] for i in info.rgb] if len(info.rgb) == 3 else None  # in MS band numbers
     methods = {name: [b + 1 for b in plan.network], **({other_method: rest} if rest else {})}
-    return Fusion(predictor, normalizer, info, rgb, name, predictor.batch_size, predictor.device_report,
-                  adaptation, methods)
+    return Fusion(predictor, normalizer, info, true_colour(info, plan.network), name, predictor.batch_size,
+                  predictor.device_report, adaptation, methods)
 
 
 def log_sensor(sensor: str | None, inputs: RasterInputs, fb: Feedback) -> SensorChoice:
