@@ -164,6 +164,29 @@ def test_whole_scene_check_rejects_a_copy_made_worse_on_purpose(scene) -> None:
         inputs.close()
 
 
+def test_whole_scene_check_keeps_the_original_when_reduced_resolution_cannot_be_judged(tmp_path: Path) -> None:
+    """28 x 28 MS px at ratio 4: full-resolution windows fit, a Wald pair (8 MS px degraded) does not."""
+    import copy
+
+    from psdnet_qgis.core.radiometry import Normalizer
+    from psdnet_qgis.engine.adaptation import check_windows, scene_check
+    from psdnet_qgis.engine.raster import open_inputs
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    pan, ms = make_pair(tmp_path, ms_shape=(28, 28), bands=4, ratio=4, seed=5)
+    torch.manual_seed(0)
+    good = PSDNet(4, 4, width=8).zero_residual_().eval()
+    inputs = open_inputs(str(pan), str(ms))
+    try:
+        norm = Normalizer.from_arrays(*inputs.read_sample())
+        assert check_windows(inputs)
+        keep, reason, before, after = scene_check(inputs, good, copy.deepcopy(good), norm, None)
+        assert not keep and "too small to check the adapted model at reduced resolution" in reason
+        assert "needs 32" in reason and before == {} and after == {}
+    finally:
+        inputs.close()
+
+
 def test_scene_decision_needs_every_metric_not_worse() -> None:
     from psdnet_qgis.model.adapt import scene_decision
 
