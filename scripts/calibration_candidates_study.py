@@ -9,7 +9,7 @@ each candidate set in turn (``engine.calibration.CANDIDATES``).
 Usage::
 
     python scripts/calibration_candidates_study.py --recipe fast8 \
-        --sets mtf_glp_fs+mtf_glp_hpm,mtf_glp_fs+mtf_glp_hpm+bdsd_pc [--held-out a,b]
+        --sets mtf_glp_fs+mtf_glp_hpm,mtf_glp_fs+mtf_glp_hpm+bdsd_pc [--held-out a,b] [--adapt-seconds S]
 
 Writes ``runs/calcand_<recipe>_<tag>.json`` (scene -> set -> ERGAS, SAM, HQNR, weights) and
 prints one line per run.
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sets", default="mtf_glp_fs+mtf_glp_hpm", help="comma-separated; '+' joins a set")
     ap.add_argument("--held-out", default=",".join(VHR_LOSO))
     ap.add_argument("--tag", default="study")
+    ap.add_argument("--adapt-seconds", type=float, default=0.0, help="scene adaptation budget of every run")
     a = ap.parse_args(argv)
     sets = [tuple(s.split("+")) for s in a.sets.split(",") if s]
     path = ROOT / "runs" / f"calcand_{a.recipe}_{a.tag}.json"
@@ -54,19 +55,22 @@ def main(argv: list[str] | None = None) -> int:
             sc = bq.prepare_scene("vhr4", a.data, Path(tmp), held)
             sensor = sc["spec"].sensor
             for cands in sets:
-                name = "+".join(cands)
+                name = "+".join(cands) + (f" adapt {a.adapt_seconds:g}" if a.adapt_seconds else "")
                 if name in out.get(held, {}):
                     continue
                 cal.CANDIDATES = cands
                 cals: list = []
+                adapted: list = []
                 t0 = time.time()
                 rr, fr, _ = bq.score_method(
-                    lambda p, m, o, k=cals, w=weights, s=sensor: bq.run_engine(
-                        "psdnet", p, m, o, model=str(w), sensor=s, calibrate=True, calibrations=k), sc, name)
+                    lambda p, m, o, k=cals, w=weights, s=sensor, ad=adapted: bq.run_engine(
+                        "psdnet", p, m, o, model=str(w), sensor=s, calibrate=True, calibrations=k,
+                        adapt_seconds=a.adapt_seconds, adaptations=ad), sc, name)
                 row = {k: rr["metrics"][k] for k in ("ERGAS", "SAM")}
                 row["HQNR"] = fr["metrics"]["HQNR"]
                 row["weights"] = cals[0]["weights"] if cals else None
                 row["candidates"] = cals[0]["candidates"] if cals else None
+                row["adapted_kept"] = [bool(x.get("kept")) for x in adapted]
                 out.setdefault(held, {})[name] = row
                 print(held, name, {k: round(v, 4) for k, v in row.items() if k in ("ERGAS", "SAM", "HQNR")},
                       f"{time.time() - t0:.0f}s", flush=True)
