@@ -11,9 +11,9 @@ from typing import Any
 #: glibc ``mallopt`` parameters (malloc.h) and their defaults.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _GLIBC_DEFAULT = -1, -3, 128 * 1024
 #: Threshold used while tiles run: buffers up to this size come from the heap and stay there.
-#: 40 MB keeps most of the network's activations (mostly 20-25 MB on a 144 MS px tile) in the
-#: heap and sends the width-sized row buffers of big rasters to mmap: a lower peak than a 1 GB
-#: threshold at the same speed.
+#: 40 MB keeps the network's activations (at most 35 MB on a 144 MS px tile: the full model's
+#: whole-tile maps; its stage-1 pieces 10-19 MB) in the heap and sends the width-sized row
+#: buffers of big rasters to mmap: a lower peak than a 1 GB threshold at the same speed.
 _TILE_HEAP_BYTES = 40 << 20
 
 

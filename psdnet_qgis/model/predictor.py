@@ -23,6 +23,7 @@ from psdnet_qgis.core.options import DEVICES
 from psdnet_qgis.core.registry import ModelInfo
 from psdnet_qgis.core.tiling import plan_tiles, tile_weights
 from psdnet_qgis.errors import PSDNetInputError, PSDNetResourceError
+from psdnet_qgis.model.psdnet import PSDNet
 
 logger = logging.getLogger("psdnet_qgis.model")
 
@@ -143,7 +144,6 @@ class TorchPredictor:
         self._autocast = _AUTOCAST[self.precision]
         if self.device.type == "cpu" and self.precision == "bf16":
             from psdnet_qgis.model import fastcpu
-            from psdnet_qgis.model.psdnet import PSDNet
 
             if isinstance(self.model, PSDNet) and fastcpu.available():
                 self.runner = fastcpu.fuse_for_cpu(self.model, torch.bfloat16)
@@ -245,7 +245,8 @@ class TorchPredictor:
         pan_t = torch.from_numpy(pan).to(self.device).contiguous(memory_format=torch.channels_last)
         dtype = self._autocast
         with torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            out = self.runner(ms_t, pan_t)
+            # A PSDNet's infer: out3 only, each map released as soon as it is used (less memory).
+            out = self.runner.infer(ms_t, pan_t) if isinstance(self.runner, PSDNet) else self.runner(ms_t, pan_t)
         img = getattr(out, "out3", out)
         return img.float().cpu().contiguous().numpy()
 

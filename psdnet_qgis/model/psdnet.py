@@ -44,6 +44,17 @@ Design decisions not fixed by the paper (documented here, measured elsewhere):
   stage outputs are ``lms + tanh(residual)`` with ``lms`` computed from the
   *unpadded* MS, so a zero residual gives exactly ``lms``.
 
+Memory at inference (``torch.no_grad`` / ``torch.inference_mode``, eager): the same network
+runs with fewer maps alive at once. Stage 1 and the stage-2 encoder run one sub-patch, then
+one half at a time (nothing mixes the pieces before they are stitched, so the numbers are
+those of the stacked pieces); the blocks work in the buffers they have made
+(``model/blocks.py``); :meth:`PSDNet.infer` (the predictor's path) keeps only what ``out3``
+needs. On the engine's 576 px tile at width 28 that halves the largest set of live
+activations (about 310 -> 160 MB). Outputs differ from the autograd path by float rounding
+only (split concatenations, 1x1 convolutions before the decoder's upsampling, one sum
+reordered in ``infer``: max 5e-7 on a bundled model's ``out3``). Training (autograd) runs the
+plain ops, as written.
+
 Size: 2.716 M parameters at 4 bands / width 28 / ratio 4 (paper: 2.78 M),
 2.723 M at 8 bands; 1.92 M at ratio 2 and 2.29 M at ratio 3 (smaller DBPN kernels).
 """
@@ -57,8 +68,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from psdnet_qgis.errors import PSDNetInputError
-from psdnet_qgis.model.blocks import OFB, DBPNBlock, Head, ResBlock, Stem, TransBlock, conv1, conv3
-from psdnet_qgis.model.stitching import merge_pieces, split_pieces
+from psdnet_qgis.model.blocks import (
+    OFB,
+    DBPNBlock,
+    Head,
+    PReLU,
+    ResBlock,
+    Stem,
+    TransBlock,
+    add_into,
+    conv1,
+    conv3,
+    conv_of_cat,
+    eager_inference,
+)
+from psdnet_qgis.model.stitching import merge_pieces, split_pieces, stitch
 
 #: Overlap between neighbouring sub-patches, in MS pixels (PSDNET.md).
 OVERLAP_MS = 8
@@ -96,6 +120,36 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def _chain(seq: nn.Module, box: list[torch.Tensor]) -> torch.Tensor:
+    """``seq(x)`` for ``box = [x]`` (emptied).
+
+    Outside autograd module by module, so that each intermediate is released as soon as the
+    next module has made its output: a module call holds its input until it returns, so
+    ``seq(x)`` keeps ``x`` through the whole chain, and a caller's variable would too.
+    """
+    x = box.pop()
+    if not eager_inference() or not isinstance(seq, nn.Sequential):
+        return seq(x)
+    for m in seq:
+        x = m(x)
+    return x
+
+
+def _conv_up(conv: nn.Module, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``conv(_resize(x, size))`` for the decoder's 1x1 convolutions.
+
+    Outside autograd (``blocks.eager_inference``) as ``_resize(conv(x), size)``: the same map
+    (a 1x1 convolution acts on channels, the bilinear resize on pixels, and its weights sum to
+    one, so the bias passes through), computed on the coarser grid and resized with fewer
+    channels: float rounding only, and no map of the wider input channels at the finer level.
+    """
+    if (eager_inference() and type(conv) is nn.Conv2d and conv.kernel_size == (1, 1)
+            and conv.stride == (1, 1) and conv.padding == (0, 0) and conv.groups == 1
+            and conv.out_channels <= conv.in_channels):
+        return _resize(conv(x), size)
+    return conv(_resize(x, size))
+
+
 class PSDNet(nn.Module):
     """PSDNet pansharpening network.
 
@@ -130,16 +184,16 @@ class PSDNet(nn.Module):
 
         # Stage 1: multipatch DBPN.
         ms_branch = nn.Sequential(
-            nn.ConvTranspose2d(c, w, kernel_size=r, stride=r), nn.PReLU(), conv3(w, w), nn.PReLU()
+            nn.ConvTranspose2d(c, w, kernel_size=r, stride=r), PReLU(), conv3(w, w), PReLU()
         )
         self.stem1 = Stem(ms_branch, w)
         self.dbpn = nn.ModuleList([DBPNBlock(w, r) for _ in range(3)])
-        self.fuse1_hr = nn.Sequential(conv1(3 * w, w), nn.PReLU())
-        self.fuse1_lr = nn.Sequential(conv1(3 * w, w), nn.PReLU())
+        self.fuse1_hr = nn.Sequential(conv1(3 * w, w), PReLU())
+        self.fuse1_lr = nn.Sequential(conv1(3 * w, w), PReLU())
         self.head1 = Head(w, c)
 
         # Stage 2: UNet on halves, decoder on the whole.
-        self.stem2 = Stem(nn.Sequential(conv3(c, w), nn.PReLU()), w)
+        self.stem2 = Stem(nn.Sequential(conv3(c, w), PReLU()), w)
         self.tb2_hr = TransBlock(w, w)
         self.tb2_lr = TransBlock(w, 3 * w)
         self.enc1 = nn.Sequential(ResBlock(w), ResBlock(w))
@@ -156,7 +210,7 @@ class PSDNet(nn.Module):
         self.head2 = Head(w, c)
 
         # Stage 3: OFBs on the whole patch.
-        self.stem3 = Stem(nn.Sequential(conv3(c, w), nn.PReLU()), w)
+        self.stem3 = Stem(nn.Sequential(conv3(c, w), PReLU()), w)
         self.tb3_enc = TransBlock(w, w)
         self.tb3_dec = TransBlock(w, w)
         self.ofbs = nn.Sequential(OFB(w), OFB(w), OFB(w))
@@ -218,10 +272,48 @@ class PSDNet(nn.Module):
         Returns:
             :class:`PSDNetOutput` cropped to ``(h r, w r)``.
         """
+        lms, ms, pan, lms_p, gt = self._prepare(ms, pan, gt)
+        H, W = lms.shape[-2:]
+        res1, res2, res3, f2, f3 = self._forward_padded(ms, pan, lms_p, gt if self.teacher else None)
+        crop = (slice(None), slice(None), slice(0, H), slice(0, W))
+        return PSDNetOutput(
+            out1=lms + res1[crop],
+            out2=lms + res2[crop],
+            out3=lms + res3[crop],
+            f2=f2[crop],
+            f3=f3[crop],
+        )
+
+    def infer(self, ms: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+        """The final image only: ``forward(ms, pan).out3``, the same numbers, less memory.
+
+        The inference path of ``model/predictor.py``: the stage-1 and stage-2 residuals and
+        the features ``f2`` / ``f3`` are released as soon as the next stage has used them
+        instead of being kept for the returned :class:`PSDNetOutput` (see the module
+        docstring, "Memory at inference"): ``forward(ms, pan).out3`` up to float rounding.
+        A teacher model needs ``gt``: use ``forward``.
+
+        Returns:
+            ``out3`` ``(B, C, h r, w r)``.
+        """
+        if self.teacher:
+            raise PSDNetInputError("PSDNet.infer: a teacher model needs gt; call the model itself.")
+        lms, ms, pan, lms_p, _ = self._prepare(ms, pan, None)
+        H, W = lms.shape[-2:]
+        res3 = self._infer_padded(ms, pan, lms_p)
+        return lms + res3[:, :, :H, :W]
+
+    def _prepare(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Checks, bicubic ``lms``, padding to multiples of 8 MS px and the body's dtype.
+
+        Returns:
+            ``(lms, ms, pan, lms_p, gt)``: ``lms`` of the unpadded MS in the input dtype, then
+            the padded ``ms``, ``pan``, ``lms`` and ``gt`` in the weights' dtype.
+        """
         self._check(ms, pan, gt)
         r = self.ratio
         h, w = ms.shape[-2:]
-        H, W = h * r, w * r
         lms = F.interpolate(ms, scale_factor=r, mode="bicubic", align_corners=False)
 
         ph = (-h) % PAD_MULTIPLE
@@ -243,16 +335,7 @@ class PSDNet(nn.Module):
             # lms and the outputs stay in the input dtype (zero residual -> exactly lms).
             ms, pan, lms_p = ms.to(dt), pan.to(dt), lms_p.to(dt)
             gt = gt.to(dt) if gt is not None else None
-
-        res1, res2, res3, f2, f3 = self._forward_padded(ms, pan, lms_p, gt if self.teacher else None)
-        crop = (slice(None), slice(None), slice(0, H), slice(0, W))
-        return PSDNetOutput(
-            out1=lms + res1[crop],
-            out2=lms + res2[crop],
-            out3=lms + res3[crop],
-            f2=f2[crop],
-            f3=f3[crop],
-        )
+        return lms, ms, pan, lms_p, gt
 
     def _forward_padded(
         self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor | None
@@ -263,63 +346,111 @@ class PSDNet(nn.Module):
             ``(res1, res2, res3, f2, f3)``: tanh residuals ``(B, C, H, W)`` and
             features ``(B, w, H, W)`` on the padded PAN grid.
         """
-        res1, e1, e2, e3 = self._stage2_encoder(ms, pan, lms, gt)
+        res1, e1, *e23 = self._stage2_encoder(ms, pan, lms, gt)
         # ---- Stage 2: decoder on the whole patch.
-        d2 = self.dec2(self.up2(_resize(e3, (e2.shape[-2], e2.shape[-1]))) + self.skip2(e2))
-        del e2, e3
-        f2 = self.dec1(self.up1(_resize(d2, (e1.shape[-2], e1.shape[-1]))) + self.skip1(e1))
-        del d2
+        f2 = _chain(self.dec1, [self._decoder_in(e1, e23)])
         res2 = torch.tanh(self.head2(f2))
         out2 = lms + res2
 
         # ---- Stage 3: OFBs on the whole patch.
-        x = self.stem3(out2, pan) + self.tb3_enc(e1) + self.tb3_dec(f2)
+        box = [add_into(add_into(self.stem3(out2, pan), self.tb3_enc(e1)), self.tb3_dec(f2))]
         del e1, out2
-        f3 = self.ofbs(x)
-        del x
+        f3 = _chain(self.ofbs, box)
         res3 = torch.tanh(self.head3(f3))
         return res1, res2, res3, f2, f3
 
-    def _stage1(self, ms: torch.Tensor, pan: torch.Tensor
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _infer_padded(self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        """:meth:`_forward_padded` for ``res3`` only (:meth:`infer`).
+
+        Each map is released as soon as it has been used: the stage-3 transfers of ``e1`` and
+        ``f2`` run as soon as those exist and are summed before the stem's output is added,
+        ``stem3 + (tb3_enc + tb3_dec)`` instead of ``(stem3 + tb3_enc) + tb3_dec`` (float
+        rounding only), so that at most four full-resolution maps exist at once.
+        """
+        e1, *e23 = self._stage2_encoder(ms, pan, lms, None)[1:]
+        box = [self._decoder_in(e1, e23)]
+        t3 = self.tb3_enc(e1)
+        del e1
+        f2 = _chain(self.dec1, box)
+        out2 = lms + torch.tanh(self.head2(f2))
+        t3 = add_into(t3, self.tb3_dec(f2))
+        del f2
+        box = [add_into(self.stem3(out2, pan), t3)]
+        del t3, out2
+        return torch.tanh(self.head3(_chain(self.ofbs, box)))
+
+    def _decoder_in(self, e1: torch.Tensor, e23: list[torch.Tensor]) -> torch.Tensor:
+        """The stage-2 decoder up to the input of ``dec1`` (``e23`` = ``[e2, e3]``, emptied)."""
+        e2, e3 = e23
+        e23.clear()
+        d2 = _chain(self.dec2, [add_into(_conv_up(self.up2, e3, (e2.shape[-2], e2.shape[-1])), self.skip2(e2))])
+        del e2, e3
+        up = _conv_up(self.up1, d2, (e1.shape[-2], e1.shape[-1]))
+        del d2
+        return add_into(up, self.skip1(e1))
+
+    def _stage1(self, ms: torch.Tensor, pan: torch.Tensor, groups: int = 1
+                ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
         """Stage 1 on a padded tile: DBPN on the sub-patches, fused into the two halves.
 
+        Args:
+            groups: 1: the pieces stacked on the batch axis, as the network is written; 2
+                (inference): one sub-patch, then one half at a time, with the same numbers
+                (no operation mixes the pieces before they are stitched) and maps a quarter /
+                half the size.
+
         Returns:
-            ``(res1, res1_h, feat_hr, feat_lr)``: the stage-1 tanh residual ``(B, C, H, W)``,
-            the same on the two halves ``(2B, C, Ph, W)`` and the fused HR / LR features of
-            the halves ``(2B, w, Ph, W)`` / ``(2B, w, ph, w)``.
+            ``(res1_h, feat_hr, feat_lr)``, each a list of ``groups`` tensors holding the two
+            halves ``(2B, ...)`` (or the top ``(B, ...)``, then the bottom): the stage-1 tanh
+            residual ``(., C, Ph, W)`` and the fused HR / LR features ``(., w, Ph, W)`` /
+            ``(., w, ph, w)``.
         """
         ov_ms = OVERLAP_MS
         ov_pan = OVERLAP_MS * self.ratio
+        # sub-blocks 2 and 3 of each group, when they ran before the split (ablation)
+        done: list[list[torch.Tensor]] | None = None
         # Order of the 4 sub-patches (quarters) on the batch axis (4B, ...):
         # [top-left, bottom-left, top-right, bottom-right] (split rows first, then columns),
         # so merging columns gives [top, bottom].
         if self.stage1 == "multipatch":
             ms_q = split_pieces(split_pieces(ms, 2, ov_ms), 3, ov_ms)
             pan_q = split_pieces(split_pieces(pan, 2, ov_pan), 3, ov_pan)
-            x = self.stem1(ms_q, pan_q)
+            n = 1 if groups == 1 else 4
+            q_hr, q_lr = [], []
+            for m_q, p_q in zip(ms_q.chunk(n), pan_q.chunk(n), strict=True):
+                h, lo = self.dbpn[0](self.stem1(m_q, p_q))
+                q_hr.append(h)
+                q_lr.append(lo)
+                del h, lo
             del ms_q, pan_q
-            hr1, lr1 = self.dbpn[0](x)
-            del x
             # Sub-block 1 merges left/right: 4 pieces -> 2 halves (top, bottom).
-            hr1 = merge_pieces(hr1, 3, ov_pan)
-            lr1 = merge_pieces(lr1, 3, ov_ms)
-            hr2, lr2 = self.dbpn[1](hr1)
-            hr3, lr3 = self.dbpn[2](hr2)
+            hr1 = _halves(q_hr, 3, ov_pan)
+            lr1 = _halves(q_lr, 3, ov_ms)
         else:
             # Ablation: the whole patch through DBPN, split into halves afterwards.
-            hr1, lr1 = self.dbpn[0](self.stem1(ms, pan))
-            hr2, lr2 = self.dbpn[1](hr1)
-            hr3, lr3 = self.dbpn[2](hr2)
-            hr1, hr2, hr3 = (split_pieces(t, 2, ov_pan) for t in (hr1, hr2, hr3))
-            lr1, lr2, lr3 = (split_pieces(t, 2, ov_ms) for t in (lr1, lr2, lr3))
-        feat_hr = self.fuse1_hr(torch.cat([hr1, hr2, hr3], dim=1))  # (2B, w, Ph, W)
-        feat_lr = self.fuse1_lr(torch.cat([lr1, lr2, lr3], dim=1))  # (2B, w, ph, w)
-        # Inference keeps a tile's activations only while they are needed (the engine's peak
-        # memory per tile); under autograd the graph keeps them anyway.
-        del hr1, hr2, hr3, lr1, lr2, lr3
-        res1_h = torch.tanh(self.head1(feat_hr))  # (2B, C, Ph, W)
-        return merge_pieces(res1_h, 2, ov_pan), res1_h, feat_hr, feat_lr
+            w1, v1 = self.dbpn[0](self.stem1(ms, pan))
+            w2, v2 = self.dbpn[1](w1)
+            w3, v3 = self.dbpn[2](w2)
+            hr1, lr1, *done = [list(split_pieces(t, 2, ov).chunk(groups)) for t, ov in
+                               ((w1, ov_pan), (v1, ov_ms), (w2, ov_pan), (v2, ov_ms), (w3, ov_pan), (v3, ov_ms))]
+            del w1, w2, w3, v1, v2, v3
+        res1_h, feat_hr, feat_lr = [], [], []
+        for _ in range(groups):
+            h1, l1 = hr1.pop(0), lr1.pop(0)
+            if done is None:
+                h2, l2 = self.dbpn[1](h1)
+                h3, l3 = self.dbpn[2](h2)
+            else:
+                h2, l2, h3, l3 = (t.pop(0) for t in done)
+            fh = conv_of_cat(self.fuse1_hr, [h1, h2, h3])  # (2B, w, Ph, W) or one half of it
+            feat_lr.append(conv_of_cat(self.fuse1_lr, [l1, l2, l3]))  # (2B, w, ph, w) or a half
+            # Inference keeps a tile's activations only while they are needed (the engine's peak
+            # memory per tile); under autograd the graph keeps them anyway.
+            del h1, h2, h3, l1, l2, l3
+            res1_h.append(torch.tanh(self.head1(fh)))  # (2B, C, Ph, W) or a half
+            feat_hr.append(fh)
+            del fh
+        return res1_h, feat_hr, feat_lr
 
     def _stage2_encoder(
         self, ms: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor | None
@@ -327,32 +458,63 @@ class PSDNet(nn.Module):
         """Stage 1, then the stage-2 UNet encoder on the two halves, stitched to the whole patch.
 
         Stage 1 runs in here so that its features are released as soon as the encoder has
-        used them (a caller holding them would keep them through stages 2 and 3).
+        used them (a caller holding them would keep them through stages 2 and 3). Outside
+        autograd both run one sub-patch / half at a time (:meth:`_stage1`): the same numbers.
 
         Returns:
             ``(res1, e1, e2, e3)``: the stage-1 residual and the encoder levels (PAN, 1/2, 1/4).
         """
         ov_pan = OVERLAP_MS * self.ratio
-        res1, res1_h, feat_hr, feat_lr = self._stage1(ms, pan)
-        pan_h = split_pieces(pan, 2, ov_pan)
-        if gt is not None:
-            img_h = split_pieces(gt, 2, ov_pan)
-        else:
-            img_h = split_pieces(lms, 2, ov_pan) + res1_h
-        x = self.stem2(img_h, pan_h) + self.tb2_hr(feat_hr)
-        del img_h, pan_h, feat_hr
-        e1 = self.enc1(x)
-        del x
-        size2 = (e1.shape[-2] // 2, e1.shape[-1] // 2)
-        e2 = self.enc2(self.down1(_resize(e1, size2)))
-        size3 = (size2[0] // 2, size2[1] // 2)
-        e3 = self.enc3(self.down2(_resize(e2, size3)) + self.tb2_lr(_resize(feat_lr, size3)))
-        del feat_lr
+        groups = 2 if eager_inference() else 1
+        res1_h, feat_hr, feat_lr = self._stage1(ms, pan, groups)
+        pan_h = split_pieces(pan, 2, ov_pan).chunk(groups)
+        img_h = split_pieces(gt if gt is not None else lms, 2, ov_pan).chunk(groups)
+        e1s, e2s, e3s = [], [], []
+        for g in range(groups):
+            img = img_h[g] if gt is not None else img_h[g] + res1_h[g]
+            box = [add_into(self.stem2(img, pan_h[g]), self.tb2_hr(feat_hr.pop(0)))]
+            del img
+            e1 = _chain(self.enc1, box)
+            size2 = (e1.shape[-2] // 2, e1.shape[-1] // 2)
+            e2 = _chain(self.enc2, [self.down1(_resize(e1, size2))])
+            size3 = (size2[0] // 2, size2[1] // 2)
+            e3 = _chain(self.enc3, [add_into(self.down2(_resize(e2, size3)),
+                                             self.tb2_lr(_resize(feat_lr.pop(0), size3)))])
+            e1s.append(e1)
+            e2s.append(e2)
+            e3s.append(e3)
+            del e1, e2, e3
+        del pan_h, img_h
         # Stitch encoder levels top/bottom (overlap 8 MS px at each level's scale).
-        e1 = merge_pieces(e1, 2, ov_pan)
-        e2 = merge_pieces(e2, 2, ov_pan // 2)
-        e3 = merge_pieces(e3, 2, ov_pan // 4)
-        return res1, e1, e2, e3
+        e1 = _join(e1s, 2, ov_pan)
+        e2 = _join(e2s, 2, ov_pan // 2)
+        e3 = _join(e3s, 2, ov_pan // 4)
+        return _join(res1_h, 2, ov_pan), e1, e2, e3
+
+
+def _halves(q: list[torch.Tensor], dim: int, overlap: int) -> list[torch.Tensor]:
+    """Merge the left/right sub-patches ``q`` along ``dim`` into the top/bottom halves (emptying ``q``).
+
+    ``q``: ``[4B stacked]`` (-> ``[2B stacked]``) or ``[top-left, bottom-left, top-right,
+    bottom-right]`` (-> ``[top, bottom]``).
+    """
+    if len(q) == 1:
+        return [merge_pieces(q.pop(), dim, overlap)]
+    tl, bl, tr, br = q
+    q.clear()
+    top = stitch(tl, tr, dim, overlap)
+    del tl, tr
+    return [top, stitch(bl, br, dim, overlap)]
+
+
+def _join(pieces: list[torch.Tensor], dim: int, overlap: int) -> torch.Tensor:
+    """Stitch the first and the second pieces along ``dim``, given stacked (``[2B]``, as
+    :func:`merge_pieces`) or apart (``[first, second]``); empties ``pieces``."""
+    if len(pieces) == 1:
+        return merge_pieces(pieces.pop(), dim, overlap)
+    a, b = pieces
+    pieces.clear()
+    return stitch(a, b, dim, overlap)
 
 
 def count_parameters(model: nn.Module) -> int:
