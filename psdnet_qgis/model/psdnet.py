@@ -499,12 +499,9 @@ def _halves(q: list[torch.Tensor], dim: int, overlap: int) -> list[torch.Tensor]
     bottom-right]`` (-> ``[top, bottom]``).
     """
     if len(q) == 1:
-        return [merge_pieces(q.pop(), dim, overlap)]
-    tl, bl, tr, br = q
-    q.clear()
-    top = stitch(tl, tr, dim, overlap)
-    del tl, tr
-    return [top, stitch(bl, br, dim, overlap)]
+        return [_join(q, dim, overlap)]
+    top = _join([q.pop(0), q.pop(1)], dim, overlap)  # top-left + top-right, released once stitched
+    return [top, _join(q, dim, overlap)]  # bottom-left + bottom-right
 
 
 def _join(pieces: list[torch.Tensor], dim: int, overlap: int) -> torch.Tensor:
