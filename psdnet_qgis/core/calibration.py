@@ -241,3 +241,33 @@ class CalibrationFit:
         with np.errstate(divide="ignore", invalid="ignore"):
             erg = ergas_from_errors(mse, ref_mean, self.ratio)
         return {"ERGAS": erg, "SAM": self._sam(w)}
+
+
+def cross_fitted(a: CalibrationFit, b: CalibrationFit) -> dict[str, float] | None:
+    """Reduced-resolution ERGAS and SAM of the calibrated result scored out of sample.
+
+    Two-fold cross-fitting: the pixels of ``a`` are scored with the weights fitted on ``b`` and
+    the other way round, so no pixel is scored with weights fitted on it. In sample, a larger or
+    noisier candidate set always fits its own pixels at least as well (weight 0 is allowed), so
+    only this score can tell two networks' calibrated results apart.
+
+    Args:
+        a, b: fits of the same candidates on disjoint pixels.
+
+    Returns:
+        ``{"ERGAS": .., "SAM": ..}`` pooled over both halves; None when a half has no pixel.
+    """
+    if a.n == 0 or b.n == 0:
+        return None
+    wa, wb = a.solve().weights, b.solve().weights
+    n = a.n + b.n
+    mse = np.maximum((a._mse(wb) * a.n + b._mse(wa) * b.n) / n, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        erg = ergas_from_errors(mse, (a.ref_sum + b.ref_sum) / n, a.ratio)
+    refs, fused = [], []
+    for fit, w in ((a, wb), (b, wa)):
+        for ref, lms, d in fit._keep:
+            refs.append(ref)
+            fused.append(lms + np.einsum("ck,kcn->cn", w.astype(np.float32), d))
+    return {"ERGAS": erg, "SAM": sam(np.concatenate(fused, axis=1)[:, None, :],
+                                     np.concatenate(refs, axis=1)[:, None, :])}

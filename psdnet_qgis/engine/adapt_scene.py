@@ -16,7 +16,7 @@ from typing import Any
 from psdnet_qgis.core.options import AdaptChoice, AdaptOptions
 from psdnet_qgis.engine.adaptation import adapt_step
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
-from psdnet_qgis.engine.fusion import scene_model
+from psdnet_qgis.engine.fusion import calibrated_judge, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.errors import PSDNetInputError
@@ -78,8 +78,10 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
                     f"({', '.join(scene.info.band_names if scene.info else [])}), by its band descriptions: "
                     f"adaptation needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
                     "and adapt on that file.")
+            # the saved weights will run calibrated (the default): the check judges them so
+            judge = calibrated_judge(inputs, scene, "cpu", None, "fp32", fb)
             adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
-                                         options=options)
+                                         options=options, judge=judge)
         finally:
             inputs.close()
     info, name, sensor_name = scene.info, scene.name, scene.sensor

@@ -15,15 +15,16 @@ reduced-resolution ERGAS / SAM of every candidate and of the calibrated result.
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from psdnet_qgis.core import bands as bandnames
 from psdnet_qgis.core import classical, mtf
-from psdnet_qgis.core.calibration import Calibration, CalibrationFit
+from psdnet_qgis.core.calibration import Calibration, CalibrationFit, cross_fitted
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.resample import upsample_bicubic
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
@@ -50,6 +51,9 @@ MAX_WINDOWS = 48
 BUDGET = 0.08
 #: Below this degraded-MS side (px) the scene is too small to calibrate on.
 MIN_LR_SIDE = 4
+#: Side (MS px of the run) of the squares of the checkerboard that splits the sample in two for
+#: the out-of-sample score of adaptation's whole-scene check (:func:`check_calibration`).
+CROSS_BLOCK = 32
 
 
 class _Window(NamedTuple):
@@ -163,7 +167,7 @@ def _read_windows(inputs: RasterInputs, gains: mtf.SensorMTF, fb: Feedback) -> l
 def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sensor: str | None,
                     fb: Feedback, network_bands: Sequence[int] | None = None,
                     candidates: Sequence[str] = CANDIDATES, name: str = "psdnet",
-                    covered: Sequence[bool] | None = None) -> Calibration | None:
+                    covered: Sequence[bool] | None = None, cross: bool = False) -> Calibration | None:
     """Fit the calibration of ``base`` (a predictor on the run's normalised tiles) on this scene.
 
     Args:
@@ -178,6 +182,9 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
         name: the network's name in the weights table.
         covered: per band, whether the PAN covers it (None: all); an uncovered band (SWIR, thermal)
             gets no detail from any candidate: it keeps the upsampled MS.
+        cross: also score the calibrated result out of sample (``core.calibration.cross_fitted``:
+            the sample's pixels split in a checkerboard of :data:`CROSS_BLOCK` px squares, each
+            half scored with the other half's weights), as ``metrics["cross_fitted"]``.
 
     Returns:
         The fitted :class:`Calibration`, or None when the scene is too small (logged).
@@ -194,8 +201,12 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
     if network_bands is not None:
         allowed[0] = False
         allowed[0, list(network_bands)] = True
-    fit = CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT,
-                         covered=None if covered is None else np.asarray(covered, bool))
+    def new_fit() -> CalibrationFit:
+        return CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT,
+                              covered=None if covered is None else np.asarray(covered, bool))
+
+    fit = new_fit()
+    halves = (new_fit(), new_fit()) if cross else None
     stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], r,
                            sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
     m = PSDNET_MARGIN * r
@@ -208,8 +219,19 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
         outs = [normalizer.denorm_ms(net)[core]]
         outs += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st)[core] for mth, st in zip(candidates, stats,
                                                                                            strict=True)]
-        fit.add(w.ref, upsample_bicubic(w.ms_lr, r)[core], outs, w.valid)
-    return fit.solve()
+        lms = upsample_bicubic(w.ms_lr, r)[core]
+        fit.add(w.ref, lms, outs, w.valid)
+        if halves is not None:
+            yy, xx = np.indices(w.valid.shape) // CROSS_BLOCK
+            even = (yy + xx) % 2 == 0
+            halves[0].add(w.ref, lms, outs, w.valid & even)
+            halves[1].add(w.ref, lms, outs, w.valid & ~even)
+    cal = fit.solve()
+    if halves is not None:
+        scores = cross_fitted(*halves)
+        if scores is not None:
+            cal = dataclasses.replace(cal, metrics={**cal.metrics, "cross_fitted": scores})
+    return cal
 
 
 def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: tuple, margin: int,
@@ -231,15 +253,11 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     candidates = list(CANDIDATES)
     if network_bands is not None and other_method and other_method not in candidates:
         candidates.append(other_method)
-    covered = None
-    if band_names is not None and len(band_names) == inputs.bands:
-        covered = [bandnames.pan_covers(str(n)) for n in band_names]
-        outside = [str(n) for n, c in zip(band_names, covered, strict=True) if not c]
-        if outside:
-            fb.info(f"{', '.join(outside)}: no PAN detail (outside the PAN's spectral range); "
-                    "they keep the upsampled MS.")
-        else:
-            covered = None
+    covered = _covered(band_names, inputs.bands)
+    if covered is not None:
+        outside = [str(n) for n, c in zip(band_names or (), covered, strict=True) if not c]
+        fb.info(f"{', '.join(outside)}: no PAN detail (outside the PAN's spectral range); "
+                "they keep the upsampled MS.")
     cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name, covered)
     if cal is None:
         return base, None
@@ -256,3 +274,43 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     report["seconds"] = round(seconds, 3)
     report["margin"] = outer
     return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin), report
+
+
+def _covered(band_names: Sequence[str] | None, bands: int) -> list[bool] | None:
+    """Per band, whether the PAN covers it by its name (``core.bands.pan_covers``); None when
+    every band is covered or the names are unknown."""
+    if band_names is None or len(band_names) != bands:
+        return None
+    covered = [bandnames.pan_covers(str(n)) for n in band_names]
+    return None if all(covered) else covered
+
+
+def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tuple, sensor: str | None,
+                      fb: Feedback, band_names: Sequence[str] | None = None
+                      ) -> Callable[[Any], tuple[CalibratedPredictor, dict[str, float]] | None]:
+    """For adaptation's whole-scene check of a calibrated run: judge each network as calibrated.
+
+    Returns a function that calibrates a network's predictor on this scene as the run would
+    (same windows, candidates and constraint; nothing logged) and gives ``(the calibrated
+    predictor, {"ERGAS_reduced", "SAM_reduced"})``: the predictor for windows read without a
+    context margin, the scores those of the calibrated result on the calibration's own sample,
+    **out of sample** (``cross_fitted``: in sample, a network whose detail is noise would fit as
+    well as the original); None when the scene is too small to calibrate (or to split). The
+    classical candidates are the same for both networks: made once.
+    """
+    covered = _covered(band_names, inputs.bands)
+    made: list[list[ClassicalPredictor]] = []
+
+    def judge(base: Any) -> tuple[CalibratedPredictor, dict[str, float]] | None:
+        cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, covered=covered,
+                              cross=True)
+        if cal is None or "cross_fitted" not in cal.metrics:
+            return None
+        if not made:
+            made.append([ClassicalPredictor.from_inputs(m, normalizer, inputs, sample, CLASSICAL_MARGIN,
+                                                        sensor=sensor) for m in CANDIDATES])
+        scores = cal.metrics["cross_fitted"]
+        return (CalibratedPredictor(base, made[0], cal, inputs.ratio),
+                {"ERGAS_reduced": scores["ERGAS"], "SAM_reduced": scores["SAM"]})
+
+    return judge

@@ -47,6 +47,23 @@ class NullFeedback(Feedback):
         logger.warning(msg)
 
 
+class QuietFeedback(Feedback):
+    """``fb``'s cancel button only: messages go to the debug log, progress nowhere (work done
+    on the side of a step, such as the calibrations that adaptation's check compares)."""
+
+    def __init__(self, fb: Feedback) -> None:
+        self._fb = fb
+
+    def info(self, msg: str) -> None:
+        logger.debug(msg)
+
+    def warning(self, msg: str) -> None:
+        logger.debug(msg)
+
+    def is_canceled(self) -> bool:
+        return self._fb.is_canceled()
+
+
 class TqdmFeedback(Feedback):
     """Terminal feedback for the CLI: a tqdm bar on stderr, log lines printed above it."""
 

@@ -23,9 +23,9 @@ from psdnet_qgis.core.options import AdaptOptions, ModelBands, ModelChoice
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.registry import AUTO_CHOICES, ModelInfo
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import AdaptReport, adapt_or_skip, skipped
+from psdnet_qgis.engine.adaptation import AdaptReport, Judge, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
-from psdnet_qgis.engine.feedback import Feedback
+from psdnet_qgis.engine.feedback import Feedback, QuietFeedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
@@ -127,7 +127,7 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     PSDNet on its bands plus a classical method on the others, or a classical method; PSDNet
     calibrated on the scene with ``calibrate`` (``engine.calibration``)."""
     fusion = _choose(inputs, scene, method, device, batch_size, precision, margin, fb, adapt_seconds,
-                     adapt_options, model_bands, other_method)
+                     adapt_options, model_bands, other_method, calibrate)
     known = scene.band_names
     if known.source == "files" and known.names and not any(inputs.descriptions):
         fusion = fusion._replace(descriptions=list(known.names))
@@ -138,20 +138,41 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     net_bands = None
     if fusion.band_methods is not None:
         net_bands = [b - 1 for b in fusion.band_methods[fusion.model_name]]
-    names = scene.band_names.names or (list(scene.info.band_names) if scene.info is not None else None)
-    if names is not None and len(names) != inputs.bands:
-        names = None
     predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
-                                   scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
+                                   scene.sensor, fb, net_bands, fusion.model_name, _band_names(scene, inputs),
+                                   other_method)
     return fusion._replace(predictor=predictor, calibration=report,
                            device_report=str(getattr(predictor, "device_report", fusion.device_report)),
                            margin=getattr(predictor, "margin", None))
 
 
+def calibrated_judge(inputs: RasterInputs, scene: SceneModel, device: str, batch_size: int | None,
+                     precision: str, fb: Feedback) -> Judge:
+    """Adaptation's whole-scene check for a calibrated run (``engine.adaptation.scene_check``):
+    each network judged as the run would calibrate it on this scene (nothing logged)."""
+    from psdnet_qgis.engine.calibration import check_calibration
+
+    quiet = QuietFeedback(fb)
+    calibrate_on_scene = check_calibration(inputs, scene.normalizer, scene.sample, scene.sensor, quiet,
+                                           _band_names(scene, inputs))
+
+    def judge(candidate: Any) -> Any:
+        return calibrate_on_scene(torch_predictor(candidate, scene.name, device, batch_size, precision, quiet))
+
+    return judge
+
+
+def _band_names(scene: SceneModel, inputs: RasterInputs) -> list[str] | None:
+    """The MS band names the calibration goes by (the MS's, else the model's), None when unknown."""
+    names = scene.band_names.names or (list(scene.info.band_names) if scene.info is not None else None)
+    return list(names) if names is not None and len(names) == inputs.bands else None
+
+
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
             precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: AdaptOptions | None,
-            model_bands: ModelBands, other_method: str) -> Fusion:
-    """:func:`choose_predictor` before calibration."""
+            model_bands: ModelBands, other_method: str, calibrate: bool = False) -> Fusion:
+    """:func:`choose_predictor` before calibration (``calibrate``: adaptation's check judges the
+    networks calibrated, as the run will use them)."""
     net, info, sensor, normalizer = scene.net, scene.info, scene.sensor, scene.normalizer
     if method == "psdnet" and ((info.bands if info is not None else inputs.bands) < inputs.bands
                                or scene.band_plan is not None):
@@ -159,8 +180,9 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
                             model_bands, other_method)
     adaptation = None
     if adapt_seconds and method == "psdnet":
-        net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds,
-                                        SpanFeedback(fb, 0.0, PROGRESS_END), sensor=sensor, options=adapt_options)
+        judge = calibrated_judge(inputs, scene, device, batch_size, precision, fb) if calibrate else None
+        net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
+                                        sensor=sensor, options=adapt_options, judge=judge)
     elif adapt_seconds:
         fb.info(f"Adaptation applies to PSDNet only; {method} runs without it.")
     predictor: Predictor

@@ -333,13 +333,24 @@ def held_metrics(net: torch.nn.Module, hb: Batch, normalizer: Normalizer, ratio:
     The formulas of ``core.metrics.d_lambda_khan`` / ``d_s``, with the Q block shrunk to the
     crop when a small scene gives crops under the usual 32 MS px.
     """
-    block = min(metrics.BLOCK, *hb.ms.shape[-2:])
-    # Q2n casts to integers: reflectances (<= 2) get the factor engine.assess uses for them
-    dn_scale = 10000.0 if float(np.abs(normalizer.denorm_ms(hb.ms.numpy()[0])).max()) <= 2.0 else 1.0
     with torch.no_grad():
         fused = net(hb.ms, hb.pan).out3.float().numpy()
+    return fused_metrics(fused, hb.ms.numpy(), hb.pan.numpy(), normalizer, ratio, gains_ms, sensor)
+
+
+def fused_metrics(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, normalizer: Normalizer, ratio: int,
+                  gains_ms: Sequence[float], sensor: str | None) -> dict[str, float]:
+    """:func:`held_metrics` of fused crops however they were made (a calibrated run's, say).
+
+    Args:
+        fused, ms, pan: (B, C, H, W), (B, C, H/r, W/r), (B, 1, H, W) in the run's normalisation.
+        normalizer, ratio, gains_ms, sensor: as for :func:`held_metrics`.
+    """
+    block = min(metrics.BLOCK, *ms.shape[-2:])
+    # Q2n casts to integers: reflectances (<= 2) get the factor engine.assess uses for them
+    dn_scale = 10000.0 if float(np.abs(normalizer.denorm_ms(ms[0])).max()) <= 2.0 else 1.0
     dk, ds, sam_c, ergas_c = [], [], [], []
-    for f, m, p in zip(fused, hb.ms.numpy(), hb.pan.numpy(), strict=True):
+    for f, m, p in zip(fused, ms, pan, strict=True):
         f_dn = normalizer.denorm_ms(f).astype(np.float64)
         m_dn = normalizer.denorm_ms(m).astype(np.float64)
         p_dn = normalizer.denorm_pan(p).astype(np.float64)

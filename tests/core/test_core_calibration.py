@@ -127,3 +127,28 @@ def test_report_and_log_lines():
     assert set(rep["reduced_resolution"]) == {"net", "fs", "calibrated"}
     lines = cal.describe(["blue", "green", "red"])
     assert lines[0].startswith("  blue: net 1.000") and "reduced resolution" in lines[-1]
+
+
+def test_cross_fitted_scores_out_of_sample():
+    """Each half scored with the other half's weights: equal to the in-sample score when both halves
+    fit the same weights, worse than it when a candidate is noise that fits its own pixels."""
+    from psdnet_qgis.core.calibration import cross_fitted
+
+    rng, lms, d = _scene(4)
+    ref = lms + 0.6 * d[0] + 0.4 * d[1]
+    even = (np.indices(ref.shape[1:]).sum(axis=0) // 8) % 2 == 0
+
+    def fits(outs, names):
+        whole, a, b = (CalibrationFit(names, 3, 4) for _ in range(3))
+        whole.add(ref, lms, outs)
+        a.add(ref, lms, outs, even)
+        b.add(ref, lms, outs, ~even)
+        return whole.solve(), cross_fitted(a, b)
+
+    one, cross = fits([lms + d[0]], ["net"])  # one candidate, simplex: weight 1 on both halves
+    assert cross["ERGAS"] == pytest.approx(one.metrics["calibrated"]["ERGAS"], rel=1e-9)
+    assert cross["SAM"] == pytest.approx(one.metrics["calibrated"]["SAM"], rel=1e-5)
+    small = [lms + 0.05 * rng.normal(0, 10, lms.shape).astype(np.float32) + d[0], lms + d[1]]
+    noisy, cross = fits(small, ["noisy", "b"])
+    assert cross["ERGAS"] > noisy.metrics["calibrated"]["ERGAS"]
+    assert cross_fitted(CalibrationFit(["a"], 3, 4), CalibrationFit(["a"], 3, 4)) is None

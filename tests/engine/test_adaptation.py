@@ -187,6 +187,53 @@ def test_whole_scene_check_keeps_the_original_when_reduced_resolution_cannot_be_
         inputs.close()
 
 
+def test_calibrated_scene_check_judges_what_the_run_writes(scene) -> None:
+    """With calibration on, each network is judged calibrated on the scene: the copy with a colour
+    cast is still refused, an identical copy kept, and the reduced-resolution scores are those of
+    the calibration scored out of sample."""
+    import copy
+
+    from psdnet_qgis.engine.adaptation import scene_check
+    from psdnet_qgis.engine.feedback import NullFeedback
+    from psdnet_qgis.engine.fusion import calibrated_judge, scene_model
+    from psdnet_qgis.engine.raster import open_inputs
+    from psdnet_qgis.model.psdnet import PSDNet
+
+    torch.manual_seed(0)
+    good = PSDNet(4, 4, width=8).zero_residual_().eval()
+    bad = copy.deepcopy(good)
+    with torch.no_grad():
+        bad.head3.last.bias.copy_(torch.tensor([0.4, -0.4, 0.3, -0.3]))
+    inputs = open_inputs(str(scene[0]), str(scene[1]))
+    try:
+        sm = scene_model(inputs, "psdnet", good, None, NullFeedback())
+        judge = calibrated_judge(inputs, sm, "cpu", None, "fp32", NullFeedback())
+        keep, reason, before, after = scene_check(inputs, good, bad, sm.normalizer, None, judge)
+        assert not keep and reason.startswith("calibrated as the run") and "got worse" in reason
+        assert after["HQNR"] < before["HQNR"] and after["ERGAS_reduced"] > before["ERGAS_reduced"]
+        keep, reason, before, after = scene_check(inputs, good, copy.deepcopy(good), sm.normalizer, None, judge)
+        assert keep and before == after, reason
+        plain = scene_check(inputs, good, copy.deepcopy(good), sm.normalizer, None)[2]
+        assert plain["ERGAS_reduced"] != before["ERGAS_reduced"]  # the network alone: another number
+    finally:
+        inputs.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("calibrate", [True, False])
+def test_a_run_checks_the_adapted_copy_as_it_will_run(scene, net, tmp_path: Path, calibrate: bool,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pansharpen's whole-scene check judges calibrated networks when the run is calibrated."""
+    from psdnet_qgis.model import adapt
+
+    monkeypatch.setattr(adapt, "guard_decision", lambda before, after: (True, "held-out crops: passed for this test"))
+    rep = pansharpen(str(scene[0]), str(scene[1]), str(tmp_path / "o.tif"), model=net, adapt_seconds=60,
+                     adapt_options=dict(FAST, max_steps=2), calibrate=calibrate)
+    reason = rep.adaptation["scene_reason"]
+    assert reason.startswith("calibrated as the run") == calibrate, reason
+    assert (rep.calibration is not None) == calibrate
+
+
 def test_scene_decision_needs_every_metric_not_worse() -> None:
     from psdnet_qgis.model.adapt import scene_decision
 
