@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     ps.add_argument("--adapt-seconds", type=float, default=0.0,
                     help="PSDNet, experimental: seconds of unsupervised fine-tuning on this scene before "
                          "fusing (0 = off; the adapted copy is used only if held-out crops improve and no "
-                         "metric gets worse on windows spread over the whole scene; rarely helps)")
+                         "metric of the calibrated result gets worse on windows spread over the whole scene; "
+                         "rarely helps)")
 
     pa = sub.add_parser("adapt", help="adapt a model to a scene and write the adapted weights (.pt + .json)")
     pa.add_argument("pan", help="panchromatic raster")
