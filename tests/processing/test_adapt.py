@@ -41,11 +41,14 @@ def random_weights(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_adapt_writes_weights_that_pansharpen_loads(psdnet_provider, random_weights, tmp_path):
+def test_adapt_writes_weights_that_pansharpen_loads(psdnet_provider, random_weights, tmp_path, monkeypatch):
+    from psdnet_qgis.engine import adaptation
     from psdnet_qgis.model.weights import load_model, sha256_file
 
-    # a scene where 20 steps improve every whole-scene check metric (on the 64 px scene D_s
-    # gets worse while the rest improves, and the check rightly keeps the original)
+    # What is tested here is writing and loading the weights through Processing, so the whole-scene
+    # check (tests/engine/test_adaptation.py) is told to keep the copy: 20 steps of a random narrow
+    # network do not beat its calibrated original on any synthetic scene tried.
+    monkeypatch.setattr(adaptation, "scene_check", lambda *a, **k: (True, "kept for this test", {}, {}))
     pan, ms = make_pair(tmp_path, seed=0)
     zero_weights = random_weights
     out = tmp_path / "adapted.pt"
