@@ -217,6 +217,9 @@ def pansharpen(
                                       adapt_seconds, adapt, model_bands, other_method, calibrate)
             if fusion.margin and fusion.margin != plan.margin:  # calibrated: the classical methods' context
                 plan = dataclasses.replace(plan, margin=fusion.margin)
+            # the decimated sample (up to 1024 px a side: about 22 MB for a 4-band MS) is not needed
+            # by the tiles: released here, it is not under the tile loop's peak
+            del scene
         except BaseException:
             inputs.close()
             raise
