@@ -27,6 +27,7 @@ from psdnet_qgis.engine.adaptation import AdaptReport, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
+from psdnet_qgis.engine.memory import map_large_buffers
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
 from psdnet_qgis.engine.progress import PROGRESS_END, SpanFeedback
@@ -141,8 +142,9 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     names = scene.band_names.names or (list(scene.info.band_names) if scene.info is not None else None)
     if names is not None and len(names) != inputs.bands:
         names = None
-    predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
-                                   scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
+    with map_large_buffers():  # engine.memory: no holes left in the heap the tiles start with
+        predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
+                                       scene.sensor, fb, net_bands, fusion.model_name, names, other_method)
     return fusion._replace(predictor=predictor, calibration=report,
                            device_report=str(getattr(predictor, "device_report", fusion.device_report)),
                            margin=getattr(predictor, "margin", None))

@@ -215,8 +215,8 @@ def pansharpen(
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
             with map_large_buffers():  # engine.memory: the heap the tiles start with does not grow with the scene
                 scene = scene_model(inputs, method, model, sensor, fb, model_bands)
-                fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
-                                          adapt_seconds, adapt, model_bands, other_method, calibrate)
+            fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
+                                      adapt_seconds, adapt, model_bands, other_method, calibrate)
             if fusion.margin and fusion.margin != plan.margin:  # calibrated: the classical methods' context
                 plan = dataclasses.replace(plan, margin=fusion.margin)
             # the decimated sample (up to 1024 px a side: about 22 MB for a 4-band MS) is not needed
