@@ -27,6 +27,7 @@ from psdnet_qgis.engine.adaptation import AdaptReport, Judge, adapt_or_skip, ski
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback, QuietFeedback
 from psdnet_qgis.engine.gdalerr import first_line
+from psdnet_qgis.engine.memory import map_large_buffers
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.msbands import UNKNOWN, MSBandNames, identify
 from psdnet_qgis.engine.progress import PROGRESS_END, SpanFeedback
@@ -138,9 +139,10 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     net_bands = None
     if fusion.band_methods is not None:
         net_bands = [b - 1 for b in fusion.band_methods[fusion.model_name]]
-    predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
-                                   scene.sensor, fb, net_bands, fusion.model_name, _band_names(scene, inputs),
-                                   other_method)
+    with map_large_buffers():  # engine.memory: no holes left in the heap the tiles start with
+        predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
+                                       scene.sensor, fb, net_bands, fusion.model_name, _band_names(scene, inputs),
+                                       other_method)
     return fusion._replace(predictor=predictor, calibration=report,
                            device_report=str(getattr(predictor, "device_report", fusion.device_report)),
                            margin=getattr(predictor, "margin", None))

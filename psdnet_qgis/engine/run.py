@@ -38,6 +38,7 @@ from psdnet_qgis.engine import output
 from psdnet_qgis.engine.feedback import Feedback, FeedbackLike, as_feedback
 from psdnet_qgis.engine.fusion import Fusion, Predictor, choose_predictor, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
+from psdnet_qgis.engine.memory import map_large_buffers
 from psdnet_qgis.engine.mixed import DEFAULT_OTHER
 from psdnet_qgis.engine.progress import tile_feedback
 from psdnet_qgis.engine.raster import RasterInputs, open_inputs
@@ -212,11 +213,15 @@ def pansharpen(
         inputs = open_inputs(pan, ms, pan_band)
         try:
             plan = _resolve_plan(inputs, out, method, out_dtype, tile, overlap, margin)
-            scene = scene_model(inputs, method, model, sensor, fb, model_bands)
+            with map_large_buffers():  # engine.memory: the heap the tiles start with does not grow with the scene
+                scene = scene_model(inputs, method, model, sensor, fb, model_bands)
             fusion = choose_predictor(inputs, scene, method, device, batch_size, precision, plan.margin, fb,
                                       adapt_seconds, adapt, model_bands, other_method, calibrate)
             if fusion.margin and fusion.margin != plan.margin:  # calibrated: the classical methods' context
                 plan = dataclasses.replace(plan, margin=fusion.margin)
+            # the decimated sample (up to 1024 px a side: about 22 MB for a 4-band MS) is not needed
+            # by the tiles: released here, it is not under the tile loop's peak
+            del scene
         except BaseException:
             inputs.close()
             raise

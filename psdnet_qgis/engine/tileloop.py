@@ -11,6 +11,7 @@ error or cancellation the partial output is removed.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -159,6 +160,10 @@ class _TileRowBand:
         self.W = raster_width
         self.seam = np.zeros((bands, 0, raster_width), np.float32)
         self.seam_next = self.seam
+        #: the two seam buffers, reused row after row (see :func:`_outside_heap`): the one under
+        #: ``seam``, the one under ``seam_next``
+        self._seam_buf: np.ndarray | None = None
+        self._next_buf: np.ndarray | None = None
         self.y0 = self.rows = self.until = self.c0 = self.lo = 0
 
     def start(self, y0: int, rows: int, until: int) -> None:
@@ -167,12 +172,19 @@ class _TileRowBand:
         if self.seam_next.shape[1] and y0 != self.until:
             raise ValueError(f"tile row at PAN row {y0} does not start where the previous one's seam "
                              f"does ({self.until})")
-        self.seam = self.seam_next  # the previous row's seam, rows [y0, y0 + seam rows)
+        free = self._seam_buf  # under the seam of the row before the previous one: done with
+        self.seam, self._seam_buf = self.seam_next, self._next_buf  # the previous row's seam, rows [y0, y0 + seam rows)
         keep = max(0, y0 + rows - until)
         if keep > self.win.shape[1]:
             raise ValueError("tile row seam taller than a tile")
-        self.seam_next = np.zeros((self.win.shape[0], keep, self.W), np.float32) if keep else \
-            np.zeros((self.win.shape[0], 0, self.W), np.float32)
+        if keep:
+            if free is None or free.shape[1] < keep:
+                free = _outside_heap((self.win.shape[0], keep, self.W))
+            self.seam_next = free[:, :keep]
+            self.seam_next.fill(0.0)
+        else:
+            self.seam_next = np.zeros((self.win.shape[0], 0, self.W), np.float32)
+        self._next_buf = free
         self.y0, self.rows, self.until = y0, rows, until
         self.c0 = self.lo = 0
         self._load(0, self.win.shape[2])
@@ -217,6 +229,20 @@ class _TileRowBand:
     def finish(self, emit: Callable[[int, int, np.ndarray], None]) -> None:
         """Hand over every column left (the tile row is done)."""
         self._emit(self.W, emit)
+
+
+def _outside_heap(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed float32 array in an anonymous memory map of its own, out of the heap.
+
+    The seam rows are as wide as the raster (``C x overlap * ratio x W``: 5 MB at 10240 px).
+    Allocated from the heap at every tile row, as they were, they landed among the tiles'
+    buffers that the heap keeps while tiles run (``engine.memory``), and the peak of the tile
+    rows grew with the raster width; two maps, reused row after row, stay out of it.
+    """
+    n = int(np.prod(shape))
+    if n == 0:
+        return np.zeros(shape, np.float32)
+    return np.frombuffer(mmap.mmap(-1, n * 4), np.float32).reshape(shape)
 
 
 def read_batch(inputs: RasterInputs, batch: Sequence[Tile], margin: int, normalizer: Normalizer

@@ -152,3 +152,28 @@ def test_cross_fitted_scores_out_of_sample():
     noisy, cross = fits(small, ["noisy", "b"])
     assert cross["ERGAS"] > noisy.metrics["calibrated"]["ERGAS"]
     assert cross_fitted(CalibrationFit(["a"], 3, 4), CalibrationFit(["a"], 3, 4)) is None
+
+
+def test_expected_pixels_bound_the_sam_subsample_and_change_no_weight(monkeypatch):
+    from psdnet_qgis.core import calibration as ccal
+
+    monkeypatch.setattr(ccal, "SAM_PIXELS", 1000)
+    rng, lms, d = _scene(3, n=40)
+    ref = lms + 0.4 * d[0] + 0.6 * d[2] + rng.normal(0, 0.5, lms.shape).astype(np.float32)
+    outs = [lms + dk for dk in d]
+    rows = [slice(k, k + 4) for k in range(0, 40, 4)]  # 10 windows of 160 px: 1600 px in all
+    grown, bounded = CalibrationFit(["a", "b", "c"], 3, 2), CalibrationFit(["a", "b", "c"], 3, 2, expected=1600)
+    for fit in (grown, bounded):
+        for sl in rows:
+            fit.add(ref[:, sl], lms[:, sl], [o[:, sl] for o in outs])
+    assert bounded._kept <= 1000 + len(rows) < grown._kept  # the old stride kept more than asked
+    a, b = grown.solve(), bounded.solve()
+    np.testing.assert_array_equal(a.weights, b.weights)  # the weights do not use the subsample
+    assert a.metrics["calibrated"]["ERGAS"] == b.metrics["calibrated"]["ERGAS"]
+    assert b.metrics["calibrated"]["SAM"] == pytest.approx(a.metrics["calibrated"]["SAM"], rel=0.05)
+    monkeypatch.setattr(ccal, "SAM_PIXELS", 200_000)
+    few, old = CalibrationFit(["a", "b", "c"], 3, 2, expected=1600), CalibrationFit(["a", "b", "c"], 3, 2)
+    for fit in (few, old):  # fewer pixels than SAM_PIXELS: every one kept, the same SAM as before
+        for sl in rows:
+            fit.add(ref[:, sl], lms[:, sl], [o[:, sl] for o in outs])
+    assert few.solve().metrics == old.solve().metrics
