@@ -158,8 +158,8 @@ class _TileRowBand:
     def __init__(self, bands: int, height: int, width: int, raster_width: int) -> None:
         self.win = np.zeros((bands, height, width), np.float32)
         self.W = raster_width
-        self.seam = np.zeros((bands, 0, raster_width), np.float32)
-        self.seam_next = self.seam
+        self.seam: np.ndarray = np.zeros((bands, 0, raster_width), np.float32)
+        self.seam_next: np.ndarray = self.seam
         #: the two seam buffers, reused row after row (see :func:`_outside_heap`): the one under
         #: ``seam``, the one under ``seam_next``
         self._seam_buf: np.ndarray | None = None
