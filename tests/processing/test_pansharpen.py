@@ -184,9 +184,16 @@ def test_real_bundled_model_auto(psdnet_provider, pair, tmp_path):
     np.testing.assert_allclose(fused.mean(axis=(1, 2)), lr_mean, rtol=0.1)
 
 
-def test_result_loaded_on_map_as_true_colour(psdnet_provider, pair, zero_weights, tmp_path):
-    from qgis.core import QgsMultiBandColorRenderer
+def test_result_loaded_on_map_as_true_colour(psdnet_provider, pair, zero_weights, tmp_path, qgis_iface, monkeypatch):
+    from qgis.core import QgsLayerTreeModel, QgsMultiBandColorRenderer
+    from qgis.gui import QgsLayerTreeView
 
+    # Processing's result loading hands the layer tree view to C++ since QGIS 3.44: pytest-qgis's
+    # interface answers with a mock, so give it a real view of the project's layer tree
+    model = QgsLayerTreeModel(QgsProject.instance().layerTreeRoot())
+    view = QgsLayerTreeView()
+    view.setModel(model)
+    monkeypatch.setattr(qgis_iface, "layerTreeView", lambda: view)
     pan, ms = pair
     out = tmp_path / "loaded.tif"
     processing.runAndLoadResults("psdnet:pansharpen", params(pan, ms, out, zero_weights))
