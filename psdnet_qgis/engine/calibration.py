@@ -176,10 +176,31 @@ def _compact(ref: np.ndarray) -> np.ndarray:
     return ref.copy()
 
 
+class _Sample(NamedTuple):
+    """What a calibration fit needs of the scene whatever the network: the degraded windows and
+    each classical candidate's statistics fitted on them."""
+
+    windows: list[_Window]
+    stats: list[Any]
+
+
+def degraded_sample(inputs: RasterInputs, sensor: str | None, fb: Feedback,
+                    candidates: Sequence[str] = CANDIDATES) -> _Sample:
+    """The scene's degraded sample windows (:func:`sample_windows`) and the candidates' statistics
+    on them; no windows when the scene is too small."""
+    windows = _read_windows(inputs, mtf.gnyq_for(sensor, inputs.bands), fb)
+    if not windows:
+        return _Sample([], [])
+    stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], inputs.ratio,
+                           sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
+    return _Sample(windows, stats)
+
+
 def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sensor: str | None,
                     fb: Feedback, network_bands: Sequence[int] | None = None,
                     candidates: Sequence[str] = CANDIDATES, name: str = "psdnet",
-                    covered: Sequence[bool] | None = None, cross: bool = False) -> Calibration | None:
+                    covered: Sequence[bool] | None = None, cross: bool = False,
+                    sample: _Sample | None = None) -> Calibration | None:
     """Fit the calibration of ``base`` (a predictor on the run's normalised tiles) on this scene.
 
     Args:
@@ -197,13 +218,16 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
         cross: also score the calibrated result out of sample (``core.calibration.cross_fitted``:
             the sample's pixels split in a checkerboard of :data:`CROSS_BLOCK` px squares, each
             half scored with the other half's weights), as ``metrics["cross_fitted"]``.
+        sample: the degraded windows and the candidates' statistics (:func:`degraded_sample`), when
+            several networks are fitted on the same scene; None: made here.
 
     Returns:
         The fitted :class:`Calibration`, or None when the scene is too small (logged).
     """
     r, c = inputs.ratio, inputs.bands
-    gains = mtf.gnyq_for(sensor, c)
-    windows = _read_windows(inputs, gains, fb)
+    if sample is None:
+        sample = degraded_sample(inputs, sensor, fb, candidates)
+    windows, stats = sample
     if not windows:
         fb.warning(f"Calibration skipped: the scene is too small (or has no valid window) for a "
                    f"reduced-resolution sample at ratio {r}; the network runs uncalibrated.")
@@ -221,8 +245,6 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
 
     fit = new_fit()
     halves = (new_fit(), new_fit()) if cross else None
-    stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], r,
-                           sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
     m = PSDNET_MARGIN * r
     for w in windows:
         if fb.is_canceled():
@@ -310,14 +332,18 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
     context margin, the scores those of the calibrated result on the calibration's own sample,
     **out of sample** (``cross_fitted``: in sample, a network whose detail is noise would fit as
     well as the original); None when the scene is too small to calibrate (or to split). The
-    classical candidates are the same for both networks: made once.
+    classical candidates, the degraded windows and their statistics are the same for both
+    networks: made once.
     """
     covered = _covered(band_names, inputs.bands)
     made: list[list[ClassicalPredictor]] = []
+    samples: list[_Sample] = []
 
     def judge(base: Any) -> tuple[CalibratedPredictor, dict[str, float]] | None:
+        if not samples:  # read, degraded and fitted once for both networks
+            samples.append(degraded_sample(inputs, sensor, fb))
         cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, covered=covered,
-                              cross=True)
+                              cross=True, sample=samples[0])
         if cal is None or "cross_fitted" not in cal.metrics:
             return None
         if not made:
