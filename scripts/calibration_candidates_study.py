@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out", default=",".join(VHR_LOSO))
     ap.add_argument("--tag", default="study")
     ap.add_argument("--adapt-seconds", type=float, default=0.0, help="scene adaptation budget of every run")
+    ap.add_argument("--shared", action="store_true", help="one weight vector for all bands")
     a = ap.parse_args(argv)
+    cal.SHARED = a.shared
     sets = [tuple(s.split("+")) for s in a.sets.split(",") if s]
     path = ROOT / "runs" / f"calcand_{a.recipe}_{a.tag}.json"
     out = json.loads(path.read_text()) if path.exists() else {}
@@ -55,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
             sc = bq.prepare_scene("vhr4", a.data, Path(tmp), held)
             sensor = sc["spec"].sensor
             for cands in sets:
-                name = "+".join(cands) + (f" adapt {a.adapt_seconds:g}" if a.adapt_seconds else "")
+                name = "+".join(cands) + (f" adapt {a.adapt_seconds:g}" if a.adapt_seconds else "") + (
+                    " shared" if a.shared else "")
                 if name in out.get(held, {}):
                     continue
                 cal.CANDIDATES = cands

@@ -133,6 +133,10 @@ class CalibrationFit:
         prior: (C, K) weights of the uncalibrated result (default: candidate 0 alone, else the
             allowed candidates equally); the fit is shrunk toward it (:data:`PRIOR_PIXELS`).
         prior_pixels: the prior's strength in pixels (0: none).
+        shared: one weight vector for all the bands that may take the same candidates (fitted on
+            ERGAS's own objective, each band's squared error over its squared mean) instead of
+            one per band: the fused detail is then the same mix in every band, which keeps the
+            candidates' spectral angle (per-band weights rotate it).
         expected: the number of pixels :meth:`add` will be given in all (None: unknown). With it,
             every window keeps the same regular subsample for the report's SAM, at most
             :data:`SAM_PIXELS` in all (plus one per window); without it, each window's stride
@@ -143,10 +147,11 @@ class CalibrationFit:
     def __init__(self, candidates: Sequence[str], bands: int, ratio: int,
                  allowed: np.ndarray | None = None, covered: np.ndarray | None = None,
                  constraint: str = "simplex", prior: np.ndarray | None = None,
-                 prior_pixels: float = PRIOR_PIXELS, expected: int | None = None) -> None:
+                 prior_pixels: float = PRIOR_PIXELS, expected: int | None = None, shared: bool = False) -> None:
         if constraint not in CONSTRAINTS:
             raise PSDNetInputError(f"CalibrationFit: constraint {constraint!r}; use one of {CONSTRAINTS}.")
         self.constraint = constraint
+        self.shared = bool(shared)
         self.candidates = tuple(candidates)
         k = len(self.candidates)
         if k == 0:
@@ -223,17 +228,19 @@ class CalibrationFit:
                                    "check the nodata values or switch calibration off.")
         c, k = self.bands, len(self.candidates)
         w = np.zeros((c, k))
-        for b in range(c):
-            free = np.flatnonzero(self.allowed[:, b]) if self.covered[b] else np.array([], int)
-            if free.size:
-                gram, rhs = self.gram[b][np.ix_(free, free)], self.rhs[b][free]
-                # shrinkage: + kappa |w - prior|^2, kappa = prior pixels x the mean detail energy per pixel
-                kappa = self.prior_pixels * float(np.trace(gram)) / (free.size * self.n)
-                gram = gram + kappa * np.eye(free.size)
-                rhs = rhs + kappa * self.prior[b, free]
-                solve = simplex_gram if self.constraint == "simplex" else nnls_gram
-                w[b, free] = solve(gram, rhs)
         ref_mean = self.ref_sum / self.n
+        solve = simplex_gram if self.constraint == "simplex" else nnls_gram
+        for bands in self._groups():
+            group = np.asarray(bands)
+            free = np.flatnonzero(self.allowed[:, group[0]])
+            # shared: sum over the group of each band's error over its squared mean (ERGAS's terms)
+            scale = 1.0 / np.maximum(ref_mean[group] ** 2, 1e-12) if self.shared else np.ones(len(group))
+            gram = np.einsum("b,bkl->kl", scale, self.gram[group][:, free][:, :, free])
+            rhs = np.einsum("b,bk->k", scale, self.rhs[group][:, free])
+            prior = np.einsum("b,bk->k", scale, self.prior[group][:, free]) / scale.sum()
+            # shrinkage: + kappa |w - prior|^2, kappa = prior pixels x the mean detail energy per pixel
+            kappa = self.prior_pixels * float(np.trace(gram)) / (free.size * self.n)
+            w[np.ix_(group, free)] = solve(gram + kappa * np.eye(free.size), rhs + kappa * prior)
         metrics: dict[str, dict[str, float]] = {}
         for j, name in enumerate(self.candidates):
             one = np.zeros((c, k))
@@ -241,6 +248,16 @@ class CalibrationFit:
             metrics[name] = self._scores(one, ref_mean)
         metrics["calibrated"] = self._scores(w, ref_mean)
         return Calibration(self.candidates, w, metrics, self.n)
+
+    def _groups(self) -> list[list[int]]:
+        """The bands fitted together: each covered band with a candidate alone, or (``shared``)
+        the covered bands that may take the same candidates."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for b in range(self.bands):
+            free = tuple(np.flatnonzero(self.allowed[:, b])) if self.covered[b] else ()
+            if free:
+                groups.setdefault(free if self.shared else (b, *free), []).append(b)
+        return list(groups.values())
 
     def _scores(self, w: np.ndarray, ref_mean: np.ndarray) -> dict[str, float]:
         mse = np.maximum(self._mse(w), 0.0)

@@ -16,7 +16,7 @@ from typing import Any
 from psdnet_qgis.core.options import AdaptChoice, AdaptOptions
 from psdnet_qgis.engine.adaptation import adapt_step
 from psdnet_qgis.engine.feedback import Feedback, as_feedback
-from psdnet_qgis.engine.fusion import calibrated_judge, scene_model
+from psdnet_qgis.engine.fusion import CalibratedJudge, scene_model
 from psdnet_qgis.engine.gdalerr import gdal_errors
 from psdnet_qgis.engine.raster import open_inputs
 from psdnet_qgis.errors import PSDNetInputError
@@ -79,7 +79,7 @@ def adapt_scene(pan: str, ms: str, out: str, *, model: Any = "auto", seconds: fl
                     f"adaptation needs them in the model's order; write the MS reordered (gdal_translate {order} ...) "
                     "and adapt on that file.")
             # the saved weights will run calibrated (the default): the check judges them so
-            judge = calibrated_judge(inputs, scene, "cpu", None, "fp32", fb)
+            judge = CalibratedJudge(inputs, scene, "cpu", None, "fp32", fb)
             adapted, report = adapt_step(inputs, scene.net, scene.normalizer, seconds, fb, sensor=scene.sensor,
                                          options=options, judge=judge)
         finally:

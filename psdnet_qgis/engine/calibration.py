@@ -43,6 +43,8 @@ from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "mtf_glp_hpm")
 #: Weights per band: a convex combination of the candidates (``core.calibration.CONSTRAINTS``).
 CONSTRAINT = "simplex"
+#: One weight vector for all bands (``core.calibration.CalibrationFit(shared=)``) instead of one per band.
+SHARED = False
 #: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.
 WINDOW = 192
 #: At most this many sample windows...
@@ -240,7 +242,7 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
     expected = sum(int(np.count_nonzero(w.valid)) for w in windows)
 
     def new_fit() -> CalibrationFit:  # each half of a cross fit keeps at most half the SAM subsample
-        return CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT,
+        return CalibrationFit(names, c, r, allowed=allowed, constraint=CONSTRAINT, shared=SHARED,
                               covered=None if covered is None else np.asarray(covered, bool), expected=expected)
 
     fit = new_fit()
@@ -272,8 +274,8 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
 
 def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: tuple, margin: int,
                sensor: str | None, fb: Feedback, network_bands: Sequence[int] | None = None,
-               name: str = "psdnet", band_names: Sequence[str] | None = None, other_method: str | None = None
-               ) -> tuple[Any, dict[str, Any] | None]:
+               name: str = "psdnet", band_names: Sequence[str] | None = None, other_method: str | None = None,
+               fitted: Calibration | None = None) -> tuple[Any, dict[str, Any] | None]:
     """``base`` calibrated on the scene: (predictor, report dict); (base, None) when skipped.
 
     The tiles of a calibrated run need the classical methods' context margin: the predictor's
@@ -284,6 +286,10 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     the other bands) joins the candidates, so those bands choose between it and the others. Bands
     whose names (``band_names``) say the PAN does not cover them (``core.bands.NO_PAN_DETAIL``:
     SWIR, cirrus, thermal) get no detail at all: they keep the upsampled MS (logged).
+
+    ``fitted``: the calibration of ``base`` already fitted on this scene with the same windows,
+    candidates and constraint (adaptation's whole-scene check, :func:`check_calibration`); it is
+    used as it is instead of being fitted a second time.
     """
     t0 = time.perf_counter()
     candidates = list(CANDIDATES)
@@ -294,7 +300,12 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
         outside = [str(n) for n, c in zip(band_names or (), covered, strict=True) if not c]
         fb.info(f"{', '.join(outside)}: no PAN detail (outside the PAN's spectral range); "
                 "they keep the upsampled MS.")
-    cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name, covered)
+    if fitted is not None and fitted.candidates == (name, *candidates):
+        metrics = {k: v for k, v in fitted.metrics.items() if k != "cross_fitted"}
+        cal: Calibration | None = dataclasses.replace(fitted, metrics=metrics)
+        fb.info("Calibration: the fit of adaptation's whole-scene check (same windows and candidates).")
+    else:
+        cal = fit_calibration(inputs, base, normalizer, sensor, fb, network_bands, candidates, name, covered)
     if cal is None:
         return base, None
     used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]
@@ -322,7 +333,7 @@ def _covered(band_names: Sequence[str] | None, bands: int) -> list[bool] | None:
 
 
 def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tuple, sensor: str | None,
-                      fb: Feedback, band_names: Sequence[str] | None = None
+                      fb: Feedback, band_names: Sequence[str] | None = None, name: str = "psdnet"
                       ) -> Callable[[Any], tuple[CalibratedPredictor, dict[str, float]] | None]:
     """For adaptation's whole-scene check of a calibrated run: judge each network as calibrated.
 
@@ -342,7 +353,7 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
     def judge(base: Any) -> tuple[CalibratedPredictor, dict[str, float]] | None:
         if not samples:  # read, degraded and fitted once for both networks
             samples.append(degraded_sample(inputs, sensor, fb))
-        cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, covered=covered,
+        cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, name, covered=covered,
                               cross=True, sample=samples[0])
         if cal is None or "cross_fitted" not in cal.metrics:
             return None

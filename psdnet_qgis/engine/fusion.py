@@ -23,7 +23,7 @@ from psdnet_qgis.core.options import AdaptOptions, ModelBands, ModelChoice
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.registry import AUTO_CHOICES, ModelInfo
 from psdnet_qgis.engine import mixed
-from psdnet_qgis.engine.adaptation import AdaptReport, Judge, adapt_or_skip, skipped
+from psdnet_qgis.engine.adaptation import AdaptReport, adapt_or_skip, skipped
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback, QuietFeedback
 from psdnet_qgis.engine.gdalerr import first_line
@@ -127,8 +127,11 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     """The predictor of the run: PSDNet (adapted to the scene first with ``adapt_seconds``),
     PSDNet on its bands plus a classical method on the others, or a classical method; PSDNet
     calibrated on the scene with ``calibrate`` (``engine.calibration``)."""
+    judge = None
+    if calibrate and adapt_seconds and method == "psdnet":
+        judge = CalibratedJudge(inputs, scene, device, batch_size, precision, fb)  # fits nothing until called
     fusion = _choose(inputs, scene, method, device, batch_size, precision, margin, fb, adapt_seconds,
-                     adapt_options, model_bands, other_method, calibrate)
+                     adapt_options, model_bands, other_method, judge)
     known = scene.band_names
     if known.source == "files" and known.names and not any(inputs.descriptions):
         fusion = fusion._replace(descriptions=list(known.names))
@@ -142,26 +145,41 @@ def choose_predictor(inputs: RasterInputs, scene: SceneModel, method: str, devic
     with map_large_buffers():  # engine.memory: no holes left in the heap the tiles start with
         predictor, report = calibrated(inputs, fusion.predictor, fusion.normalizer, scene.sample, margin,
                                        scene.sensor, fb, net_bands, fusion.model_name, _band_names(scene, inputs),
-                                       other_method)
+                                       other_method, judge.fit_of_kept(fusion.adaptation) if judge else None)
     return fusion._replace(predictor=predictor, calibration=report,
                            device_report=str(getattr(predictor, "device_report", fusion.device_report)),
                            margin=getattr(predictor, "margin", None))
 
 
-def calibrated_judge(inputs: RasterInputs, scene: SceneModel, device: str, batch_size: int | None,
-                     precision: str, fb: Feedback) -> Judge:
+class CalibratedJudge:
     """Adaptation's whole-scene check for a calibrated run (``engine.adaptation.scene_check``):
-    each network judged as the run would calibrate it on this scene (nothing logged)."""
-    from psdnet_qgis.engine.calibration import check_calibration
+    each network judged as the run would calibrate it on this scene (nothing logged).
 
-    quiet = QuietFeedback(fb)
-    calibrate_on_scene = check_calibration(inputs, scene.normalizer, scene.sample, scene.sensor, quiet,
-                                           _band_names(scene, inputs))
+    ``fits`` keeps the calibrations in the order the networks were judged (the original, then
+    the adapted copy), so that the run reuses the kept network's instead of fitting it again.
+    """
 
-    def judge(candidate: Any) -> Any:
-        return calibrate_on_scene(torch_predictor(candidate, scene.name, device, batch_size, precision, quiet))
+    def __init__(self, inputs: RasterInputs, scene: SceneModel, device: str, batch_size: int | None,
+                 precision: str, fb: Feedback) -> None:
+        from psdnet_qgis.engine.calibration import check_calibration
 
-    return judge
+        self._quiet = QuietFeedback(fb)
+        self._args = (scene.name, device, batch_size, precision)
+        self._calibrate = check_calibration(inputs, scene.normalizer, scene.sample, scene.sensor, self._quiet,
+                                            _band_names(scene, inputs), scene.name)
+        self.fits: list[Any] = []
+
+    def __call__(self, candidate: Any) -> Any:
+        name, device, batch_size, precision = self._args
+        judged = self._calibrate(torch_predictor(candidate, name, device, batch_size, precision, self._quiet))
+        self.fits.append(judged[0].calibration if judged is not None else None)
+        return judged
+
+    def fit_of_kept(self, adaptation: AdaptReport | None) -> Any:
+        """The calibration of the network the adaptation kept, when the check fitted both (else None)."""
+        if adaptation is None or len(self.fits) != 2:
+            return None
+        return self.fits[1] if adaptation.kept else self.fits[0]
 
 
 def _band_names(scene: SceneModel, inputs: RasterInputs) -> list[str] | None:
@@ -172,9 +190,9 @@ def _band_names(scene: SceneModel, inputs: RasterInputs) -> list[str] | None:
 
 def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, batch_size: int | None,
             precision: str, margin: int, fb: Feedback, adapt_seconds: float, adapt_options: AdaptOptions | None,
-            model_bands: ModelBands, other_method: str, calibrate: bool = False) -> Fusion:
-    """:func:`choose_predictor` before calibration (``calibrate``: adaptation's check judges the
-    networks calibrated, as the run will use them)."""
+            model_bands: ModelBands, other_method: str, judge: CalibratedJudge | None = None) -> Fusion:
+    """:func:`choose_predictor` before calibration (``judge``, a calibrated run's: adaptation's
+    check judges the networks calibrated, as the run will use them)."""
     net, info, sensor, normalizer = scene.net, scene.info, scene.sensor, scene.normalizer
     if method == "psdnet" and ((info.bands if info is not None else inputs.bands) < inputs.bands
                                or scene.band_plan is not None):
@@ -182,7 +200,6 @@ def _choose(inputs: RasterInputs, scene: SceneModel, method: str, device: str, b
                             model_bands, other_method)
     adaptation = None
     if adapt_seconds and method == "psdnet":
-        judge = calibrated_judge(inputs, scene, device, batch_size, precision, fb) if calibrate else None
         net, adaptation = adapt_or_skip(inputs, net, normalizer, adapt_seconds, SpanFeedback(fb, 0.0, PROGRESS_END),
                                         sensor=sensor, options=adapt_options, judge=judge)
     elif adapt_seconds:

@@ -77,6 +77,25 @@ def test_allowed_and_covered_constrain_bands():
     assert w[2, 0] == 0.0 and w[2].sum() == pytest.approx(1.0)
 
 
+def test_shared_weights_are_one_mix_per_set_of_allowed_candidates():
+    rng, lms, d = _scene(4, c=4)
+    true = np.array([0.6, 0.4, 0.0])
+    ref = lms + sum(true[k] * d[k] for k in range(3)) + rng.normal(0, 0.01, lms.shape).astype(np.float32)
+    allowed = np.ones((3, 4), bool)
+    allowed[0, 3] = False  # band 4: no network output, its own group
+    fit = CalibrationFit(["net", "fs", "gsa"], 4, 4, allowed=allowed, covered=np.array([True, True, False, True]),
+                         shared=True)
+    fit.add(ref, lms, [lms + dk for dk in d])
+    w = fit.solve().weights
+    np.testing.assert_allclose(w[:2], [true, true], atol=2e-3)
+    np.testing.assert_array_equal(w[0], w[1])  # one vector for the bands with the same candidates
+    assert (w[2] == 0).all() and w[3, 0] == 0.0 and w[3].sum() == pytest.approx(1.0)
+    # per band (the default) the two bands' weights are fitted apart, and the same data agree
+    per_band = CalibrationFit(["net", "fs", "gsa"], 4, 4, allowed=allowed, covered=np.array([True, True, False, True]))
+    per_band.add(ref, lms, [lms + dk for dk in d])
+    np.testing.assert_allclose(per_band.solve().weights[:2], w[:2], atol=2e-3)
+
+
 def test_zero_weights_give_the_upsampled_ms_exactly_and_one_hot_the_candidate():
     _, lms, d = _scene(4)
     outs = [lms + dk for dk in d]

@@ -195,7 +195,7 @@ def test_calibrated_scene_check_judges_what_the_run_writes(scene) -> None:
 
     from psdnet_qgis.engine.adaptation import scene_check
     from psdnet_qgis.engine.feedback import NullFeedback
-    from psdnet_qgis.engine.fusion import calibrated_judge, scene_model
+    from psdnet_qgis.engine.fusion import CalibratedJudge, scene_model
     from psdnet_qgis.engine.raster import open_inputs
     from psdnet_qgis.model.psdnet import PSDNet
 
@@ -207,7 +207,7 @@ def test_calibrated_scene_check_judges_what_the_run_writes(scene) -> None:
     inputs = open_inputs(str(scene[0]), str(scene[1]))
     try:
         sm = scene_model(inputs, "psdnet", good, None, NullFeedback())
-        judge = calibrated_judge(inputs, sm, "cpu", None, "fp32", NullFeedback())
+        judge = CalibratedJudge(inputs, sm, "cpu", None, "fp32", NullFeedback())
         keep, reason, before, after = scene_check(inputs, good, bad, sm.normalizer, None, judge)
         assert not keep and reason.startswith("calibrated as the run") and "got worse" in reason
         assert after["HQNR"] < before["HQNR"] and after["ERGAS_reduced"] > before["ERGAS_reduced"]
@@ -232,6 +232,29 @@ def test_a_run_checks_the_adapted_copy_as_it_will_run(scene, net, tmp_path: Path
     reason = rep.adaptation["scene_reason"]
     assert reason.startswith("calibrated as the run") == calibrate, reason
     assert (rep.calibration is not None) == calibrate
+
+
+@pytest.mark.slow
+def test_an_adapted_calibrated_run_reuses_the_checks_fit(scene, net, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check fitted the kept network's calibration: the run uses it (two fits, not three), and
+    writes what fitting it again would write."""
+    from psdnet_qgis.engine import calibration, fusion
+    from psdnet_qgis.model import adapt
+
+    monkeypatch.setattr(adapt, "guard_decision", lambda before, after: (True, "held-out crops: passed for this test"))
+    fits: list = []
+    fit = calibration.fit_calibration
+    monkeypatch.setattr(calibration, "fit_calibration", lambda *a, **k: fits.append(fit(*a, **k)) or fits[-1])
+    kw = dict(model=net, adapt_seconds=60, adapt_options=dict(FAST, max_steps=2))
+    rep = pansharpen(str(scene[0]), str(scene[1]), str(tmp_path / "o.tif"), **kw)
+    assert len(fits) == 2 and rep.calibration is not None and "cross_fitted" not in rep.calibration["reduced_resolution"]
+    kept = fits[1] if rep.adaptation["kept"] else fits[0]
+    assert rep.calibration["weights"] == kept.to_dict()["weights"]
+    monkeypatch.setattr(fusion.CalibratedJudge, "fit_of_kept", lambda self, adaptation: None)
+    again = pansharpen(str(scene[0]), str(scene[1]), str(tmp_path / "again.tif"), **kw)
+    assert len(fits) == 5 and again.calibration["weights"] == rep.calibration["weights"]
+    np.testing.assert_array_equal(read(tmp_path / "o.tif"), read(tmp_path / "again.tif"))
 
 
 def test_scene_decision_needs_every_metric_not_worse() -> None:
