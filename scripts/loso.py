@@ -81,12 +81,12 @@ def train_fold(a: argparse.Namespace, held: str | None, scenes: list[str]) -> Pa
     out.mkdir(parents=True, exist_ok=True)
     train = [s for s in scenes if s != held] + EXTRA_SCENES.get(a.recipe, [])
     cmd = [sys.executable, "-m", "psdnet_qgis.training", "--model", "vhr4", "--data", str(a.data),
-           *RECIPES[a.recipe], "--threads", "1", "--seed", str(a.seed), "--train-scenes", ",".join(train),
+           *RECIPES[a.recipe], "--threads", str(a.threads), "--seed", str(a.seed), "--train-scenes", ",".join(train),
            "--val-scenes", "none", "--out", str(out), "--export", str(weights), "--resume", "--no-progress",
            "--notes", f"LOSO recipe {a.recipe}" + (f", held out {held}" if held else ", all VHR scenes")]
     with open(out / "train.log", "a", encoding="utf-8") as log:
         subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                       env={**os.environ, "PSDNET_THREADS": "1", "OMP_NUM_THREADS": "1"})
+                       env={**os.environ, "PSDNET_THREADS": str(a.threads), "OMP_NUM_THREADS": str(a.threads)})
     return weights
 
 
@@ -174,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--held-out", default=",".join(VHR_LOSO), help="folds to run (default: all six)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=1, help="folds trained at once (one thread each)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of each training (a lone --final: 2)")
     ap.add_argument("--work", default=None, help="default runs/loso_<recipe>")
     ap.add_argument("--bench", type=Path, default=ROOT / "runs" / "bench" / "bench_quality.json",
                     help="bench_quality.json with the bundled models' and classical rows of these scenes")
