@@ -215,11 +215,13 @@ class CalibrationFit:
         quad = np.einsum("ck,ckl,cl->c", w, self.gram, w)
         return (self.tt - 2.0 * np.einsum("ck,ck->c", w, self.rhs) + quad) / max(self.n, 1)
 
+    def _kept_fused(self, w: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """The SAM subsample: its references and the result fused with weights ``w``, per window."""
+        w32 = w.astype(np.float32)
+        return [k[0] for k in self._keep], [k[1] + np.einsum("ck,kcn->cn", w32, k[2]) for k in self._keep]
+
     def _sam(self, w: np.ndarray) -> float:
-        ref = np.concatenate([k[0] for k in self._keep], axis=1)
-        fused = np.concatenate([k[1] + np.einsum("ck,kcn->cn", w.astype(np.float32), k[2])
-                                for k in self._keep], axis=1)
-        return sam(fused[:, None, :], ref[:, None, :])
+        return _sam_of(*self._kept_fused(w))
 
     def solve(self) -> Calibration:
         """The non-negative least-squares weights per band and the reduced-resolution metrics."""
@@ -287,10 +289,10 @@ def cross_fitted(a: CalibrationFit, b: CalibrationFit) -> dict[str, float] | Non
     mse = np.maximum((a._mse(wb) * a.n + b._mse(wa) * b.n) / n, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         erg = ergas_from_errors(mse, (a.ref_sum + b.ref_sum) / n, a.ratio)
-    refs, fused = [], []
-    for fit, w in ((a, wb), (b, wa)):
-        for ref, lms, d in fit._keep:
-            refs.append(ref)
-            fused.append(lms + np.einsum("ck,kcn->cn", w.astype(np.float32), d))
-    return {"ERGAS": erg, "SAM": sam(np.concatenate(fused, axis=1)[:, None, :],
-                                     np.concatenate(refs, axis=1)[:, None, :])}
+    (refs_a, fused_a), (refs_b, fused_b) = a._kept_fused(wb), b._kept_fused(wa)
+    return {"ERGAS": erg, "SAM": _sam_of(refs_a + refs_b, fused_a + fused_b)}
+
+
+def _sam_of(refs: list[np.ndarray], fused: list[np.ndarray]) -> float:
+    """SAM of (C, n) pixel columns pooled over windows."""
+    return sam(np.concatenate(fused, axis=1)[:, None, :], np.concatenate(refs, axis=1)[:, None, :])
