@@ -64,6 +64,13 @@ RECIPES: dict[str, list[str]] = {
     "fast8_l7_b05": _schedule(30, 50, 16, balance="0.5"),
     # fast8 at the full model's width 28 (no teacher): what width alone adds on unseen scenes
     "w28": _schedule(30, 50, 16, width=28),
+    # fast8 with the stems seeing high-pass detail instead of images (PanNet's idea; model
+    # INPUT_MODES "detail"): nothing sensor-specific in the levels reaches the network
+    "fast8_detail": [*_schedule(30, 50, 16), "--inputs", "detail"],
+    # fast8 with every stage a residual on MTF-GLP-FS / -HPM of the same pair instead of on
+    # bicubic (model BASE_MODES; scored by scripts/base_study.py: the engine has no base path)
+    "fast8_fs": [*_schedule(30, 50, 16), "--base", "mtf_glp_fs"],
+    "fast8_hpm": [*_schedule(30, 50, 16), "--base", "mtf_glp_hpm"],
 }
 #: Training scenes a recipe adds to the five VHR scenes of a fold (never held out).
 EXTRA_SCENES: dict[str, list[str]] = {"fast8_l7": ["landsat7x4"], "fast8_l7_b05": ["landsat7x4"]}
@@ -94,15 +101,25 @@ def score(weights: Path, held: str, data: Path) -> dict[str, dict[str, Any]]:
     """The product path on the held-out scene: calibrated and uncalibrated, RR and FR metrics."""
     import bench_quality as bq
 
+    from psdnet_qgis.engine import calibration
+
     out: dict[str, dict[str, Any]] = {}
+    default = calibration.CONSISTENT
     with tempfile.TemporaryDirectory() as tmp:
         sc = bq.prepare_scene("vhr4", data, Path(tmp), held)
         sensor = sc["spec"].sensor
-        for label, cal in (("calibrated", True), ("uncalibrated", False)):
+        # the default; without the calibration; calibrated without the consistency step (its share)
+        for label, cal, step in (("calibrated", True, default), ("uncalibrated", False, default),
+                                 ("calibrated, no consistency step", True, False)):
             cals: list[dict[str, Any]] = []  # reduced resolution first: cals[0] is its calibration
-            rr, fr, _ = bq.score_method(
-                lambda p, m, o, c=cal, k=cals: bq.run_engine("psdnet", p, m, o, model=str(weights), sensor=sensor,
-                                                             calibrate=c, calibrations=k), sc, label)
+            calibration.CONSISTENT = step
+            try:
+                rr, fr, _ = bq.score_method(
+                    lambda p, m, o, c=cal, k=cals: bq.run_engine("psdnet", p, m, o, model=str(weights),
+                                                                 sensor=sensor, calibrate=c, calibrations=k),
+                    sc, label.replace(" ", "_").replace(",", ""))
+            finally:
+                calibration.CONSISTENT = default
             row = {k: rr["metrics"][k] for k in bq.REDUCED_KEYS}
             row.update({k: fr["metrics"][k] for k in bq.FULL_KEYS})
             if cals:

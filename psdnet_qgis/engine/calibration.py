@@ -28,7 +28,7 @@ from psdnet_qgis.core.calibration import Calibration, CalibrationFit, cross_fitt
 from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.resample import upsample_bicubic
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
-from psdnet_qgis.core.wald import degrade_pair
+from psdnet_qgis.core.wald import consistent, degrade_pair
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
@@ -45,6 +45,11 @@ CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "mtf_glp_hpm")
 CONSTRAINT = "simplex"
 #: One weight vector for all bands (``core.calibration.CalibrationFit(shared=)``) instead of one per band.
 SHARED = False
+#: After the weights, one back-projection step toward Wald's consistency property
+#: (``core.wald.consistent``: the fused tile degraded with the MS bands' MTF is made to give back
+#: the MS) on the bands that take PAN detail. Chosen by leave one scene out
+#: (docs/TRAINING_LOG.md, "Consistency projection").
+CONSISTENT = True
 #: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.
 WINDOW = 192
 #: At most this many sample windows...
@@ -76,16 +81,22 @@ class CalibratedPredictor:
     classical methods' (their MTF low-pass reaches about 20 PAN px); the network gets them
     cropped to its own ``net_margin``, so the calibration costs it nothing more. Only the
     tile's core (inside ``margin``) is used by the tile loop.
+
+    ``consistency``: per band, the MS bands' MTF gain for the consistency step
+    (``core.wald.consistent``) after the weights, None for a band left as it is; None: no step.
+    The step reads about 4 MS px around each pixel, inside the network's own margin.
     """
 
     def __init__(self, base: Any, classical_preds: Sequence[ClassicalPredictor | None],
-                 calibration: Calibration, ratio: int, margin: int = 0, net_margin: int = 0) -> None:
+                 calibration: Calibration, ratio: int, margin: int = 0, net_margin: int = 0,
+                 consistency: Sequence[float | None] | None = None) -> None:
         self.base = base
         self.classical = list(classical_preds)
         self.calibration = calibration
         self.ratio = int(ratio)
         self.margin = int(margin)
         self.trim = max(0, int(margin) - int(net_margin))  # MS px cut off for the network
+        self.consistency = None if consistency is None else list(consistency)
         self.batch_size = int(getattr(base, "batch_size", 1) or 1)
         self.threads = int(getattr(base, "threads", 0) or 0)
         self.device_report = str(getattr(base, "device_report", "cpu"))
@@ -106,8 +117,31 @@ class CalibratedPredictor:
             if t:  # the network's output in the tile's frame; the ring outside it is never used
                 net_i = lms.copy()
                 net_i[:, tr:-tr, tr:-tr] = net[i]
-            fused.append(self.calibration.combine(lms, [net_i] + [lms if o is None else o[i] for o in others]))
+            out = self.calibration.combine(lms, [net_i] + [lms if o is None else o[i] for o in others])
+            if self.consistency is not None:
+                out = project(out, ms[i], self.ratio, self.consistency)
+            fused.append(out)
         return np.stack(fused)
+
+
+
+def consistency_gains(sensor: str | None, bands: int, covered: Sequence[bool] | None) -> list[float | None] | None:
+    """Per band the MS MTF gain of the consistency step, None for a band the PAN does not cover;
+    None when :data:`CONSISTENT` is off."""
+    if not CONSISTENT:
+        return None
+    gains = mtf.gnyq_for(sensor, bands).ms
+    return [float(g) if covered is None or covered[b] else None for b, g in enumerate(gains)]
+
+
+def project(fused: np.ndarray, ms: np.ndarray, ratio: int, gains: Sequence[float | None]) -> np.ndarray:
+    """:func:`core.wald.consistent` on the bands with a gain (:func:`consistency_gains`); a copy."""
+    bands = [b for b, g in enumerate(gains) if g is not None]
+    out = np.array(fused, dtype=np.float32)
+    if bands:
+        out[bands] = consistent(out[bands], np.asarray(ms, np.float32)[bands], ratio,
+                                [float(g) for g in gains if g is not None])
+    return out
 
 
 def sample_windows(inputs: RasterInputs) -> tuple[list[tuple[int, int]], int, int, int]:
@@ -248,16 +282,21 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
     fit = new_fit()
     halves = (new_fit(), new_fit()) if cross else None
     m = PSDNET_MARGIN * r
+    # the consistency step is affine, so the run's step after the weights equals the same weights on
+    # stepped candidates: the weights are fitted, and the candidates scored, after it
+    steps = consistency_gains(sensor, c, covered)
     for w in windows:
         if fb.is_canceled():
             raise PSDNetCanceled("Cancelled by the user; nothing was written.")
         hh, ww = w.valid.shape
         core = (slice(None), slice(m, m + hh), slice(m, m + ww))
         net = base.predict(normalizer.norm_ms(w.ms_lr)[None], normalizer.norm_pan(w.pan_lr)[None])[0]
-        outs = [normalizer.denorm_ms(net)[core]]
-        outs += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st)[core] for mth, st in zip(candidates, stats,
-                                                                                           strict=True)]
-        lms = upsample_bicubic(w.ms_lr, r)[core]
+        full = [normalizer.denorm_ms(net)]
+        full += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st) for mth, st in zip(candidates, stats, strict=True)]
+        full.append(upsample_bicubic(w.ms_lr, r))
+        if steps is not None:
+            full = [project(o, w.ms_lr, r, steps) for o in full]
+        *outs, lms = (o[core] for o in full)
         fit.add(w.ref, lms, outs, w.valid)
         if halves is not None:
             yy, xx = np.indices(w.valid.shape) // CROSS_BLOCK
@@ -320,7 +359,13 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     report = cal.to_dict()
     report["seconds"] = round(seconds, 3)
     report["margin"] = outer
-    return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin), report
+    consistency = consistency_gains(sensor, inputs.bands, covered)
+    if consistency is not None:
+        fb.info("Consistency: each fused tile, degraded by the ratio with the MS bands' MTF, is made to "
+                "give back its MS (one back-projection step; bands with PAN detail only).")
+    # the MTF gain of each band's consistency step (None: no step for that band), or None
+    report["consistency"] = consistency
+    return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin, consistency), report
 
 
 def _covered(band_names: Sequence[str] | None, bands: int) -> list[bool] | None:

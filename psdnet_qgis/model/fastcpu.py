@@ -313,8 +313,9 @@ def _proj(p: nn.Module, dtype: torch.dtype) -> nn.Module:
 class _FusedPSDNet(P.PSDNet):
     """A PSDNet whose blocks were replaced by :func:`fuse_for_cpu` (padded features)."""
 
-    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None) -> P.PSDNetOutput:
-        out = super().forward(ms, pan, gt)
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> P.PSDNetOutput:
+        out = super().forward(ms, pan, gt, base)
         w = self.width  # drop the zero padding channels of the returned features
         return out._replace(f2=out.f2[:, :w], f3=out.f3[:, :w])
 

@@ -93,6 +93,24 @@ MIN_SIDE = 8
 
 #: Stage-1 layouts: the paper's four sub-patches, or the whole patch (ablation only).
 STAGE1_MODES = ("multipatch", "whole")
+#: What the stems see: the images (the paper) or their detail (beyond the paper; see
+#: :func:`detail`): the PAN and MS less a 5 x 5 box mean, and the previous stage's residual
+#: instead of its image, so that no stem sees a band's level or a sensor's radiometry.
+INPUT_MODES = ("image", "detail")
+#: What the stage outputs are residuals on: the bicubic ``lms`` (the paper), or a classical
+#: fusion of the same inputs given to ``forward`` / ``infer`` as ``base`` (beyond the paper:
+#: a zero residual then gives the classical method, which the network corrects).
+BASE_MODES = ("bicubic", "mtf_glp_fs", "mtf_glp_hpm")
+#: Side of the box mean taken off in ``inputs="detail"``.
+DETAIL_BOX = 5
+
+
+def detail(x: torch.Tensor) -> torch.Tensor:
+    """``x`` less its 5 x 5 box mean (reflect-padded): the high-pass the stems see in
+    ``inputs="detail"``, as PanNet (Yang et al., ICCV 2017) gives its network, so that what the
+    network learns does not depend on each sensor's band levels and spectral responses."""
+    k = DETAIL_BOX // 2
+    return x - F.avg_pool2d(F.pad(x, (k, k, k, k), mode="reflect"), DETAIL_BOX, stride=1)
 
 
 class PSDNetOutput(NamedTuple):
@@ -162,10 +180,14 @@ class PSDNet(nn.Module):
         stage1: ``"multipatch"`` (the paper: DBPN on four overlapping sub-patches) or
             ``"whole"`` (ablation: DBPN on the whole patch, then split into the two
             stage-2 halves). Same parameters either way.
+        inputs: ``"image"`` (the paper) or ``"detail"`` (:data:`INPUT_MODES`). Same
+            parameters either way; the outputs are ``lms + residual`` in both.
+        base: ``"bicubic"`` (the paper) or a classical method (:data:`BASE_MODES`) whose
+            output the caller passes as ``base``; it then takes ``lms``'s place everywhere.
     """
 
     def __init__(self, bands: int, ratio: int, width: int = 28, teacher: bool = False,
-                 stage1: str = "multipatch") -> None:
+                 stage1: str = "multipatch", inputs: str = "image", base: str = "bicubic") -> None:
         super().__init__()
         if int(bands) < 1:
             raise PSDNetInputError(f"PSDNet bands: got {bands}, need at least 1 band.")
@@ -175,7 +197,13 @@ class PSDNet(nn.Module):
             raise PSDNetInputError(f"PSDNet width: got {width}, use at least 4 (28 in the paper).")
         if stage1 not in STAGE1_MODES:
             raise PSDNetInputError(f"PSDNet stage1: got {stage1!r}, use one of {STAGE1_MODES}.")
+        if inputs not in INPUT_MODES:
+            raise PSDNetInputError(f"PSDNet inputs: got {inputs!r}, use one of {INPUT_MODES}.")
+        if base not in BASE_MODES:
+            raise PSDNetInputError(f"PSDNet base: got {base!r}, use one of {BASE_MODES}.")
         self.stage1 = stage1
+        self.inputs = inputs
+        self.base = base
         self.bands = int(bands)
         self.ratio = int(ratio)
         self.width = int(width)
@@ -222,6 +250,10 @@ class PSDNet(nn.Module):
         kw: dict[str, int | str] = {"bands": self.bands, "ratio": self.ratio, "width": self.width}
         if self.stage1 != "multipatch":
             kw["stage1"] = self.stage1
+        if self.inputs != "image":
+            kw["inputs"] = self.inputs
+        if self.base != "bicubic":
+            kw["base"] = self.base
         return kw
 
     @torch.no_grad()
@@ -260,7 +292,8 @@ class PSDNet(nn.Module):
                     f"({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
                 )
 
-    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None) -> PSDNetOutput:
+    def forward(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None = None,
+                base: torch.Tensor | None = None) -> PSDNetOutput:
         """Pansharpen a batch of tiles.
 
         Args:
@@ -268,11 +301,13 @@ class PSDNet(nn.Module):
             pan: normalised PAN ``(B, 1, h r, w r)``.
             gt: reference ``(B, C, h r, w r)``; required when ``teacher=True``,
                 ignored otherwise.
+            base: the classical fusion ``(B, C, h r, w r)`` of a model whose ``base`` is not
+                ``"bicubic"`` (normalised like ``ms``); None otherwise.
 
         Returns:
             :class:`PSDNetOutput` cropped to ``(h r, w r)``.
         """
-        lms, ms, pan, lms_p, gt = self._prepare(ms, pan, gt)
+        lms, ms, pan, lms_p, gt = self._prepare(ms, pan, gt, base)
         H, W = lms.shape[-2:]
         res1, res2, res3, f2, f3 = self._forward_padded(ms, pan, lms_p, gt if self.teacher else None)
         crop = (slice(None), slice(None), slice(0, H), slice(0, W))
@@ -284,7 +319,7 @@ class PSDNet(nn.Module):
             f3=f3[crop],
         )
 
-    def infer(self, ms: torch.Tensor, pan: torch.Tensor) -> torch.Tensor:
+    def infer(self, ms: torch.Tensor, pan: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
         """The final image only: ``forward(ms, pan).out3``, the same numbers, less memory.
 
         The inference path of ``model/predictor.py``: the stage-1 and stage-2 residuals and
@@ -298,23 +333,34 @@ class PSDNet(nn.Module):
         """
         if self.teacher:
             raise PSDNetInputError("PSDNet.infer: a teacher model needs gt; call the model itself.")
-        lms, ms, pan, lms_p, _ = self._prepare(ms, pan, None)
+        lms, ms, pan, lms_p, _ = self._prepare(ms, pan, None, base)
         H, W = lms.shape[-2:]
         res3 = self._infer_padded(ms, pan, lms_p)
         return lms + res3[:, :, :H, :W]
 
-    def _prepare(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None
+    def _prepare(self, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None,
+                 base: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Checks, bicubic ``lms``, padding to multiples of 8 MS px and the body's dtype.
 
         Returns:
             ``(lms, ms, pan, lms_p, gt)``: ``lms`` of the unpadded MS in the input dtype, then
-            the padded ``ms``, ``pan``, ``lms`` and ``gt`` in the weights' dtype.
+            the padded ``ms``, ``pan`` (their :func:`detail` in ``inputs="detail"``), ``lms``
+            and ``gt`` in the weights' dtype.
         """
         self._check(ms, pan, gt)
         r = self.ratio
         h, w = ms.shape[-2:]
-        lms = F.interpolate(ms, scale_factor=r, mode="bicubic", align_corners=False)
+        if self.base == "bicubic":
+            lms = F.interpolate(ms, scale_factor=r, mode="bicubic", align_corners=False)
+        elif base is None or tuple(base.shape) != (ms.shape[0], self.bands, h * r, w * r):
+            got = None if base is None else tuple(base.shape)
+            raise PSDNetInputError(
+                f"PSDNet base: a model on a {self.base} base needs base of shape "
+                f"({ms.shape[0]}, {self.bands}, {h * r}, {w * r}), got {got}."
+            )
+        else:
+            lms = base
 
         ph = (-h) % PAD_MULTIPLE
         pw = (-w) % PAD_MULTIPLE
@@ -329,6 +375,8 @@ class PSDNet(nn.Module):
                 gt = F.pad(gt, (0, pw * r, 0, ph * r), mode="reflect")
         else:
             lms_p = lms
+        if self.inputs == "detail":
+            ms, pan = detail(ms), detail(pan)
         dt = self.head3.last.weight.dtype
         if ms.dtype != dt:
             # Weights converted once (model/fastcpu.py, bf16): the body runs in their dtype,
@@ -350,7 +398,7 @@ class PSDNet(nn.Module):
         # ---- Stage 2: decoder on the whole patch.
         f2 = _chain(self.dec1, [self._decoder_in(e1, e23)])
         res2 = torch.tanh(self.head2(f2))
-        out2 = lms + res2
+        out2 = res2 if self.inputs == "detail" else lms + res2
 
         # ---- Stage 3: OFBs on the whole patch.
         box = [add_into(add_into(self.stem3(out2, pan), self.tb3_enc(e1)), self.tb3_dec(f2))]
@@ -372,7 +420,9 @@ class PSDNet(nn.Module):
         t3 = self.tb3_enc(e1)
         del e1
         f2 = _chain(self.dec1, box)
-        out2 = lms + torch.tanh(self.head2(f2))
+        out2 = torch.tanh(self.head2(f2))
+        if self.inputs != "detail":
+            out2 = lms + out2
         t3 = add_into(t3, self.tb3_dec(f2))
         del f2
         box = [add_into(self.stem3(out2, pan), t3)]
@@ -468,10 +518,15 @@ class PSDNet(nn.Module):
         groups = 2 if eager_inference() else 1
         res1_h, feat_hr, feat_lr = self._stage1(ms, pan, groups)
         pan_h = split_pieces(pan, 2, ov_pan).chunk(groups)
-        img_h = split_pieces(gt if gt is not None else lms, 2, ov_pan).chunk(groups)
+        detail_in = self.inputs == "detail"
+        if gt is not None:
+            img_h = split_pieces(gt - lms if detail_in else gt, 2, ov_pan).chunk(groups)
+        else:
+            img_h = () if detail_in else split_pieces(lms, 2, ov_pan).chunk(groups)
         e1s, e2s, e3s = [], [], []
         for g in range(groups):
-            img = img_h[g] if gt is not None else img_h[g] + res1_h[g]
+            # the stage-1 image (its residual in inputs="detail"), or the teacher's reference
+            img = img_h[g] if gt is not None else res1_h[g] if detail_in else img_h[g] + res1_h[g]
             box = [add_into(self.stem2(img, pan_h[g]), self.tb2_hr(feat_hr.pop(0)))]
             del img
             e1 = _chain(self.enc1, box)

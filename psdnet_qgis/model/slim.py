@@ -138,7 +138,8 @@ def slim(model: PSDNet, width: int) -> PSDNet:
         width: new base width, ``4 <= width <= model.width`` (multiples of 8 suit oneDNN).
 
     Returns:
-        ``PSDNet(bands, ratio, width, stage1=model.stage1)`` in eval mode, float32. Its
+        ``PSDNet(bands, ratio, width, stage1=model.stage1, inputs=model.inputs,
+                 base=model.base)`` in eval mode, float32. Its
         heads are slices of the full heads, so a zero-residual model stays zero-residual.
 
     Raises:
@@ -150,7 +151,8 @@ def slim(model: PSDNet, width: int) -> PSDNet:
         raise PSDNetInputError(f"slim width: got {width}, use 4 to {model.width} (the model's width).")
     width = int(width)
     keep = keep_indices(model, width)
-    out = PSDNet(model.bands, model.ratio, width=width, stage1=model.stage1)
+    out = PSDNet(model.bands, model.ratio, width=width, stage1=model.stage1, inputs=model.inputs,
+                 base=model.base)
     src = dict(model.named_parameters())
     new_params = dict(out.named_parameters())
     dims = {name: (out_d, in_d) for name, _, out_d, in_d in _dims(model)}

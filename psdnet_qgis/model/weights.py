@@ -60,7 +60,7 @@ def save_model(model: PSDNet, path: str | os.PathLike, meta: dict | None = None)
     given = dict(meta or {})
     out.update(given)
     for k, v in arch.items():
-        if k in given and int(given[k]) != v:
+        if k in given and (str(given[k]) if isinstance(v, str) else int(given[k])) != v:
             raise PSDNetInputError(
                 f"save_model meta: {k}={given[k]} but the model has {k}={v}; fix the metadata."
             )
@@ -164,7 +164,9 @@ def load_model(
             f"Model weights '{pt}' cannot be read ({exc}); re-save them with save_model."
         ) from None
     model = PSDNet(bands=info.bands, ratio=info.ratio, width=info.width,
-                   stage1=str(info.extra.get("stage1", "multipatch")))
+                   stage1=str(info.extra.get("stage1", "multipatch")),
+                   inputs=str(info.extra.get("inputs", "image")),
+                   base=str(info.extra.get("base", "bicubic")))
     state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)

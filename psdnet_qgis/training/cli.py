@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="input normalisation (core.radiometry): per-band or pooled MS statistics")
     setting("--stage1", choices=("multipatch", "whole"),
             help="student stage 1 on four sub-patches (paper) or the whole patch (ablation)")
+    setting("--inputs", choices=("image", "detail"),
+            help="what the network's stems see: the images (paper) or their high-pass detail "
+                 "and the previous stage's residual (model/psdnet.py INPUT_MODES)")
+    setting("--base", choices=("bicubic", "mtf_glp_fs", "mtf_glp_hpm"),
+            help="what the stages' residuals are added to: bicubic MS (paper) or a classical "
+                 "fusion of each training pair (model/psdnet.py BASE_MODES)")
     setting("--teacher-from", metavar="CKPT",
             help="take the frozen teacher from another run's last.pt (ablations)")
     setting("--fullres-epochs", type=int,
@@ -138,7 +144,8 @@ def _train(a: argparse.Namespace) -> int:
 
         train_pairs, val_pairs = load_pairs_dir(a.pairs, base_model(a.model), a.norm, a.train_scenes, a.val_scenes)
     else:
-        train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm, a.train_scenes, a.val_scenes)
+        train_pairs, val_pairs = load_pairs(base_model(a.model), a.data, a.norm, a.train_scenes, a.val_scenes,
+                                            base=a.base)
     full_pairs = val_full = None
     if a.fullres_epochs > 0:
         full_pairs = load_fullres_pairs(a.model, a.data, a.norm)

@@ -85,6 +85,8 @@ class TrainConfig:
     reserve_s: float = 60.0
     norm: str = "zscore4"
     stage1: str = "multipatch"
+    inputs: str = "image"
+    base: str = "bicubic"
     teacher_from: str | None = None
     # Full-resolution fine-tuning (beyond the paper; training/losses.py), after the student
     # or from --init weights: each step adds a batch of real full-resolution patches with

@@ -51,6 +51,8 @@ class WaldPair:
         ratio: r.
         pan_full: (1, h r^2, w r^2) float32 the original PAN normalised with the input-PAN
             statistics (what ``training.augment`` degrades afresh); None where not kept.
+        base: (C, h r, w r) float32 a classical fusion of the degraded inputs, normalised like
+            ``gt``, for a network on a classical base (``PSDNet(base=...)``); None otherwise.
     """
 
     name: str
@@ -61,6 +63,7 @@ class WaldPair:
     normalizer: Normalizer
     ratio: int
     pan_full: np.ndarray | None = None
+    base: np.ndarray | None = None
 
 
 def make_wald_pair(
@@ -73,6 +76,8 @@ def make_wald_pair(
     pan_valid: np.ndarray | None = None,
     name: str = "",
     norm_method: str = "zscore4",
+    base: str = "bicubic",
+    sensor: str | None = None,
 ) -> WaldPair:
     """Build a normalised Wald reduced-resolution pair from a real scene.
 
@@ -85,6 +90,9 @@ def make_wald_pair(
         ms_valid: optional (h, w) bool mask.
         pan_valid: optional (h r, w r) bool mask.
         name: scene name for messages.
+        base: ``"bicubic"`` or the classical method (``core.classical``) whose fusion of the
+            degraded pair, its statistics fitted on the pair's valid pixels with ``sensor``'s
+            MTF, is kept as ``WaldPair.base``.
 
     Returns:
         ``WaldPair`` with input MS (C, h//r, w//r), PAN (1, h', w') and gt (C, h', w'),
@@ -119,6 +127,12 @@ def make_wald_pair(
     if not lr_valid.any() or not pan_lr_valid.any():
         raise PSDNetInputError(f"make_wald_pair {name}: no valid data left after degradation")
     norm = Normalizer.from_arrays(ms_lr, pan_lr, lr_valid, pan_lr_valid, method=norm_method)
+    fused = None
+    if base != "bicubic":
+        from psdnet_qgis.core import classical
+
+        stats = classical.fit(base, ms_lr, pan_lr[0], r, sensor, valid=lr_valid)
+        fused = norm.norm_ms(classical.apply(base, ms_lr, pan_lr[0], r, stats))
     return WaldPair(
         name=name,
         ms=norm.norm_ms(ms_lr),
@@ -128,6 +142,7 @@ def make_wald_pair(
         normalizer=norm,
         ratio=r,
         pan_full=norm.norm_pan(pan),
+        base=fused,
     )
 
 
@@ -221,6 +236,13 @@ class PatchSampler:
         self.ratio = r
         self.augment = augment
         self.variety = variety if variety is not None and variety.p > 0 else None
+        self.with_base = pairs[0].base is not None
+        if any((p.base is not None) != self.with_base for p in self.pairs):
+            raise PSDNetInputError("PatchSampler: some pairs have a classical base and some do not")
+        if self.with_base and self.variety is not None:
+            raise PSDNetInputError("PatchSampler: sensor variety cannot redraw a classical base; use one or the other")
+        #: the base patches of the last batch (B, C, p, p), None without bases
+        self.last_base: torch.Tensor | None = None
         if self.variety is not None and any(p.pan_full is None for p in self.pairs):
             raise PSDNetInputError("PatchSampler: sensor variety needs pairs with their full-resolution PAN")
         m = self.variety.margin(r) if self.variety is not None else 0
@@ -261,7 +283,7 @@ class PatchSampler:
             left in ``self.last_stats`` (to denormalise, e.g. for a spectral-angle loss).
         """
         r, p = self.ratio, self.patch
-        ms_l, pan_l, gt_l = [], [], []
+        ms_l, pan_l, gt_l, base_l = [], [], [], []
         means, stds, names = [], [], []
         for _ in range(batch):
             k = int(self.rng.choice(len(self.pairs), p=self.weights))
@@ -277,16 +299,19 @@ class PatchSampler:
                 ms = pr.ms[:, y // r:(y + p) // r, x // r:(x + p) // r]
                 pan = pr.pan[:, y:y + p, x:x + p]
                 gt = pr.gt[:, y:y + p, x:x + p]
+            bs = pr.base[:, y:y + p, x:x + p] if pr.base is not None else gt[:0]
             if self.augment:
                 rot = int(self.rng.integers(4))
                 flip = bool(self.rng.integers(2))
-                ms, pan, gt = (np.rot90(a, rot, axes=(1, 2)) for a in (ms, pan, gt))
+                ms, pan, gt, bs = (np.rot90(a, rot, axes=(1, 2)) for a in (ms, pan, gt, bs))
                 if flip:
-                    ms, pan, gt = (a[:, :, ::-1] for a in (ms, pan, gt))
+                    ms, pan, gt, bs = (a[:, :, ::-1] for a in (ms, pan, gt, bs))
+            base_l.append(np.ascontiguousarray(bs))
             ms_l.append(np.ascontiguousarray(ms))
             pan_l.append(np.ascontiguousarray(pan))
             gt_l.append(np.ascontiguousarray(gt))
         self.last_names = names
+        self.last_base = torch.from_numpy(np.stack(base_l)) if self.with_base else None
         self.last_stats = (torch.from_numpy(np.stack(means).astype(np.float32)),
                            torch.from_numpy(np.stack(stds).astype(np.float32)))
         return (torch.from_numpy(np.stack(ms_l)), torch.from_numpy(np.stack(pan_l)),
@@ -320,11 +345,13 @@ def scene_gains(sensor: str | None, n_bands: int) -> tuple[tuple[float, ...], fl
 
 
 def load_pairs(model: str, data_dir: str | os.PathLike | None, norm: str = "zscore4",
-               train_scenes: str = "", val_scenes: str = "") -> tuple[list[WaldPair], list[WaldPair]]:
+               train_scenes: str = "", val_scenes: str = "", base: str = "bicubic"
+               ) -> tuple[list[WaldPair], list[WaldPair]]:
     """Read the model's training and validation scenes and make Wald pairs.
 
     ``norm`` is the ``core.radiometry`` method the pairs are normalised with;
-    ``train_scenes`` / ``val_scenes`` (comma-separated ``SCENES`` names) replace the model's.
+    ``train_scenes`` / ``val_scenes`` (comma-separated ``SCENES`` names) replace the model's;
+    ``base``: the classical fusion each pair keeps (:func:`make_wald_pair`).
 
     Returns:
         (train_pairs, val_pairs); validation pairs are cropped to their largest fully
@@ -339,7 +366,7 @@ def load_pairs(model: str, data_dir: str | os.PathLike | None, norm: str = "zsco
             sc = load_scene(spec, data_dir)
             ms_g, pan_g = scene_gains(spec.sensor, len(spec.bands))
             p = make_wald_pair(sc.ms, sc.pan, spec.ratio, ms_g, pan_g, sc.ms_valid,
-                               sc.pan_valid, spec.name, norm_method=norm)
+                               sc.pan_valid, spec.name, norm_method=norm, base=base, sensor=spec.sensor)
             if role == "val":
                 p = crop_pair(p, largest_valid_window(p.valid, p.ratio))
             pairs.append(p)

@@ -189,8 +189,9 @@ def _new_run(cfg: TrainConfig, train_pairs: Sequence[WaldPair]) -> _Run:
     # The teacher is always the paper's multipatch network (also in the stage-1 ablation,
     # so that ablation changes the student only).
     cl = torch.channels_last
-    teacher = PSDNet(bands, ratio, cfg.width, teacher=True).to(device, memory_format=cl)
-    student = PSDNet(bands, ratio, cfg.width, stage1=cfg.stage1).to(device, memory_format=cl)
+    arch = {"inputs": cfg.inputs, "base": cfg.base}
+    teacher = PSDNet(bands, ratio, cfg.width, teacher=True, **arch).to(device, memory_format=cl)
+    student = PSDNet(bands, ratio, cfg.width, stage1=cfg.stage1, **arch).to(device, memory_format=cl)
     opt = {"teacher": torch.optim.Adam(teacher.parameters(), lr=cfg.lr),
            "student": torch.optim.Adam(student.parameters(), lr=cfg.lr)}
     budget = cfg.minutes * 60.0 if cfg.minutes else None
@@ -252,8 +253,9 @@ def calibrate_lambda(student: PSDNet, teacher: PSDNet, sampler: PatchSampler,
     with torch.no_grad():
         for _ in range(3):
             ms, pan, gt = (to_device(t, device) for t in probe.sample(cfg.batch))
-            ot = forward(teacher, ms, pan, gt, amp, device)
-            os_ = forward(student, ms, pan, None, amp, device)
+            base = None if probe.last_base is None else to_device(probe.last_base, device)
+            ot = forward(teacher, ms, pan, gt, amp, device, base)
+            os_ = forward(student, ms, pan, None, amp, device, base)
             l1s.append(float(stages_l1(os_, gt)))
             fms.append(float(feature_distillation(os_, ot)))
     l1, fm = float(np.mean(l1s)), float(np.mean(fms))
@@ -272,14 +274,15 @@ def _train_epoch(run: _Run, phase: str, lr: float, sam_weight: float, ema_on: bo
     bar = _steps(cfg.steps_per_epoch, f"{phase} {st['epoch'][phase] + 1}", progress)
     for _ in bar:
         ms, pan, gt = (to_device(t, dev) for t in run.sampler.sample(cfg.batch))
+        base = None if run.sampler.last_base is None else to_device(run.sampler.last_base, dev)
         if phase == "teacher":
-            o = forward(model, ms, pan, gt, amp, dev)
+            o = forward(model, ms, pan, gt, amp, dev, base)
             loss = stages_l1(o, gt)
             l1, dist = loss, torch.zeros(())
         else:
             with torch.no_grad():
-                ot = forward(run.teacher, ms, pan, gt, amp, dev)
-            o = forward(model, ms, pan, None, amp, dev)
+                ot = forward(run.teacher, ms, pan, gt, amp, dev, base)
+            o = forward(model, ms, pan, None, amp, dev, base)
             l1 = stages_l1(o, gt)
             dist = feature_distillation(o, ot)
             loss = l1 + st["lam"] * dist

@@ -58,10 +58,10 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def forward(model: PSDNet, ms: torch.Tensor, pan: torch.Tensor, gt: torch.Tensor | None,
-            amp: torch.dtype | None, device: torch.device) -> PSDNetOutput:
-    """``model(ms, pan, gt)`` under autocast ``amp`` (None: fp32); outputs back in fp32."""
+            amp: torch.dtype | None, device: torch.device, base: torch.Tensor | None = None) -> PSDNetOutput:
+    """``model(ms, pan, gt[, base])`` under autocast ``amp`` (None: fp32); outputs back in fp32."""
     with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
-        o = model(ms, pan, gt)
+        o = model(ms, pan, gt) if base is None else model(ms, pan, gt, base=base)
     return PSDNetOutput(*(t.float() for t in o))
 
 

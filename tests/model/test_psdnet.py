@@ -174,3 +174,57 @@ def test_stage1_whole_patch_ablation_same_parameters_and_shapes():
     assert b.arch_kwargs()["stage1"] == "whole" and "stage1" not in a.arch_kwargs()
     with pytest.raises(PSDNetInputError, match=r"PSDNet stage1: got 'quarters', use one of \('multipatch', 'whole'\)"):
         PSDNet(4, 4, 8, stage1="quarters")
+
+
+def test_detail_inputs_ignore_each_bands_level_and_keep_the_exact_lms(tmp_path) -> None:
+    """inputs="detail": the stems see high-pass detail and the previous stage's residual, so a
+    constant added to a band (a sensor's offset, haze) moves the output by exactly that constant
+    (up to float rounding); a zero residual still gives exactly ``lms``; infer is forward's out3;
+    the mode travels with the weights."""
+    from psdnet_qgis.model.weights import load_model, save_model
+
+    torch.manual_seed(0)
+    m = PSDNet(4, 4, 8, inputs="detail").eval()
+    ms, pan = _inputs(1, 4, 4, 12, 20)
+    shift = torch.tensor([0.3, -0.2, 0.1, 0.5]).view(1, 4, 1, 1)
+    with torch.inference_mode():
+        out = m(ms, pan).out3
+        moved = m(ms + shift, pan + 0.25).out3
+        assert torch.allclose(moved - shift, out, atol=1e-5)
+        assert torch.allclose(m.infer(ms, pan), out, atol=1e-5)
+    plain = PSDNet(4, 4, 8).eval()
+    plain.load_state_dict(m.state_dict())  # same parameters, different inputs
+    with torch.inference_mode():
+        assert not torch.allclose(plain(ms + shift, pan).out3 - shift, plain(ms, pan).out3, atol=1e-3)
+    assert m.arch_kwargs()["inputs"] == "detail" and "inputs" not in plain.arch_kwargs()
+    save_model(m, tmp_path / "d.pt")
+    back, _ = load_model(tmp_path / "d.pt")
+    assert back.inputs == "detail"
+    with torch.inference_mode():
+        assert torch.allclose(back.infer(ms, pan), m.infer(ms, pan), atol=2e-2)  # fp16 storage
+        lms = F.interpolate(ms, scale_factor=4, mode="bicubic", align_corners=False)
+        assert torch.equal(m.zero_residual_()(ms, pan).out3, lms)
+    with pytest.raises(PSDNetInputError, match=r"PSDNet inputs: got 'hp', use one of \('image', 'detail'\)"):
+        PSDNet(4, 4, 8, inputs="hp")
+
+
+def test_a_network_on_a_classical_base_adds_its_residual_to_that_base() -> None:
+    """base="mtf_glp_fs": the stage outputs are residuals on the ``base`` the caller gives (a
+    classical fusion), not on bicubic: a zero residual returns the base exactly; without a base,
+    or with one of the wrong shape, the message names the shape it needs; the mode is stored."""
+    m = PSDNet(4, 4, 8, base="mtf_glp_fs").eval()
+    ms, pan = _inputs(2, 4, 4, 12, 16)
+    base = torch.rand(2, 4, 48, 64)
+    with torch.inference_mode():
+        assert torch.allclose(m.infer(ms, pan, base), m(ms, pan, base=base).out3, atol=1e-5)
+        m.zero_residual_()
+        for o in m(ms, pan, base=base)[:3]:
+            assert torch.equal(o, base)
+        assert torch.equal(m.infer(ms, pan, base), base)
+    with pytest.raises(PSDNetInputError, match=r"on a mtf_glp_fs base needs base of shape \(2, 4, 48, 64\), got None"):
+        m(ms, pan)
+    with pytest.raises(PSDNetInputError, match=r"got \(2, 4, 44, 64\)"):
+        m.infer(ms, pan, base[:, :, :44])
+    assert m.arch_kwargs()["base"] == "mtf_glp_fs" and "base" not in PSDNet(4, 4, 8).arch_kwargs()
+    with pytest.raises(PSDNetInputError, match=r"PSDNet base: got 'gsa'"):
+        PSDNet(4, 4, 8, base="gsa")

@@ -123,3 +123,27 @@ def test_pairs_of_one_group_are_drawn_as_one_scene():
         np.testing.assert_allclose(s.weights[1:], s.weights[1])
     alone = PatchSampler([one, make_wald_pair(ms, pan, 4, 0.3, 0.15, name="other")], 32, balance=0.5)
     np.testing.assert_array_equal(alone.weights, [0.5, 0.5])  # names without '#': unchanged
+
+
+def test_a_pair_keeps_its_classical_base_and_the_sampler_cuts_it_with_the_gt():
+    """base="mtf_glp_fs": the pair keeps MTF-GLP-FS of its own degraded inputs (normalised like
+    the gt), and every batch's base patches are cut and turned exactly as its gt patches."""
+    from psdnet_qgis.core import classical
+
+    ms, pan = _scene()
+    p = make_wald_pair(ms, pan, 4, 0.3, 0.15, base="mtf_glp_fs", sensor="WV3")
+    plain = make_wald_pair(ms, pan, 4, 0.3, 0.15)
+    assert plain.base is None and p.base is not None and p.base.shape == p.gt.shape
+    ms_lr, pan_lr = p.normalizer.denorm_ms(p.ms), p.normalizer.denorm_pan(p.pan)[0]
+    want = classical.apply("mtf_glp_fs", ms_lr, pan_lr, 4, classical.fit("mtf_glp_fs", ms_lr, pan_lr, 4, "WV3"))
+    np.testing.assert_allclose(p.normalizer.denorm_ms(p.base), want, rtol=1e-3, atol=0.5)
+    twin = make_wald_pair(ms, pan, 4, 0.3, 0.15, base="mtf_glp_fs", sensor="WV3")
+    twin.base = twin.gt.copy()  # a base equal to the gt shows that both are cut alike
+    s = PatchSampler([twin], 32, seed=3)
+    for _ in range(3):
+        _, _, gt = s.sample(4)
+        assert s.last_base is not None and torch.equal(s.last_base, gt)
+    q = PatchSampler([plain], 32)
+    assert q.sample(2) and q.last_base is None
+    with pytest.raises(PSDNetInputError, match="some pairs have a classical base and some do not"):
+        PatchSampler([p, plain], 32)
