@@ -43,3 +43,16 @@ def test_psdnet_without_torch_is_a_resource_error(pair, tmp_path, monkeypatch) -
     with pytest.raises(PSDNetResourceError, match="torch cannot be imported.*classical method"):
         pansharpen(*pair, out, method="psdnet", model="auto")
     assert not out.exists()
+
+
+def test_a_study_model_on_a_classical_base_is_refused_by_name(pair, tmp_path) -> None:
+    torch = pytest.importorskip("torch")
+    from psdnet_qgis.model.psdnet import PSDNet
+    from psdnet_qgis.model.weights import save_model
+
+    torch.manual_seed(0)
+    save_model(PSDNet(4, 4, 8, base="mtf_glp_fs"), tmp_path / "onfs.pt")
+    out = tmp_path / "o.tif"
+    with pytest.raises(PSDNetInputError, match=r"Model 'onfs' adds its residual to a classical fusion \(mtf_glp_fs\)"):
+        pansharpen(*pair, out, model=str(tmp_path / "onfs.pt"))
+    assert not out.exists()
