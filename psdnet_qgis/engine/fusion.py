@@ -357,9 +357,10 @@ def resolve_model(model: ModelChoice, inputs: RasterInputs, model_bands: ModelBa
 
         mod, info = load_model(target)
     name = model_name(info, mod)
-    if getattr(mod, "base", "bicubic") != "bicubic":
+    base = getattr(mod, "base", "bicubic")
+    if base != "bicubic":
         raise PSDNetInputError(
-            f"Model '{name}' adds its residual to a classical fusion ({mod.base}), a study model of "
+            f"Model '{name}' adds its residual to a classical fusion ({base}), a study model of "
             "scripts/base_study.py that the tiled engine cannot run: choose a bundled model "
             "(`python -m psdnet_qgis models`) or a classical method."
         )
