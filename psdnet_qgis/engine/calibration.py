@@ -48,7 +48,7 @@ SHARED = False
 #: After the weights, one back-projection step toward Wald's consistency property
 #: (``core.wald.consistent``: the fused tile degraded with the MS bands' MTF is made to give back
 #: the MS) on the bands that take PAN detail. Chosen by leave one scene out
-#: (docs/TRAINING_LOG.md, "Consistency projection").
+#: (docs/TRAINING_LOG.md, "The consistency step").
 CONSISTENT = True
 #: Side (MS px of the run = PAN px of the degraded scene) of the sample windows.
 WINDOW = 192
@@ -122,7 +122,6 @@ class CalibratedPredictor:
                 out = project(out, ms[i], self.ratio, self.consistency)
             fused.append(out)
         return np.stack(fused)
-
 
 
 def consistency_gains(sensor: str | None, bands: int, covered: Sequence[bool] | None) -> list[float | None] | None:
