@@ -36,11 +36,14 @@ from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
 
 #: Classical candidates whose detail the calibration may combine with the network's: MTF-GLP-FS
-#: (regression gains) and MTF-GLP-HPM (multiplicative, the best classical method on three of the
-#: six VHR scenes). Chosen by leave-one-scene-out (networks that never saw the scene, as on a
-#: user's): against each scene's best classical method, mean ERGAS +0.8 % with both, +3.1 % with
-#: MTF-GLP-FS alone; adding GSA was worse (docs/TRAINING_LOG.md, "Calibration candidates").
-CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "mtf_glp_hpm")
+#: (regression gains), MTF-GLP-HPM (multiplicative, the best classical method on three of the
+#: six VHR scenes) and GSA with its intensity from the bands the network fuses (or the bands the
+#: PAN covers: :func:`intensity_bands`). Chosen by leave-one-scene-out (networks that never saw
+#: the scene, as on a user's), with the consistency step: GSA as the third lowers the mean ERGAS
+#: against each scene's best classical method from -1.2 % to -1.5 % and the worst fold from
+#: +2.8 % to +0.9 %; BDSD-PC as the third made Pléiades 9 % worse (docs/TRAINING_LOG.md,
+#: "Calibration candidates" and "GSA as the third candidate").
+CANDIDATES: tuple[str, ...] = ("mtf_glp_fs", "mtf_glp_hpm", "gsa")
 #: Weights per band: a convex combination of the candidates (``core.calibration.CONSTRAINTS``).
 CONSTRAINT = "simplex"
 #: One weight vector for all bands (``core.calibration.CalibrationFit(shared=)``) instead of one per band.
@@ -219,15 +222,27 @@ class _Sample(NamedTuple):
     stats: list[Any]
 
 
+def intensity_bands(network_bands: Sequence[int] | None, covered: Sequence[bool] | None) -> list[int] | None:
+    """The bands of the GSA candidate's intensity: those the network fuses (so that they get what a
+    run of them alone gives), else those the PAN covers; None: all."""
+    if network_bands is not None:
+        return sorted(int(b) for b in network_bands)
+    if covered is not None:
+        return [b for b, c in enumerate(covered) if c] or None
+    return None
+
+
 def degraded_sample(inputs: RasterInputs, sensor: str | None, fb: Feedback,
-                    candidates: Sequence[str] = CANDIDATES) -> _Sample:
+                    candidates: Sequence[str] = CANDIDATES, intensity: Sequence[int] | None = None) -> _Sample:
     """The scene's degraded sample windows (:func:`sample_windows`) and the candidates' statistics
-    on them; no windows when the scene is too small."""
+    on them (GSA's intensity from the bands ``intensity``, None: all); no windows when the scene is
+    too small."""
     windows = _read_windows(inputs, mtf.gnyq_for(sensor, inputs.bands), fb)
     if not windows:
         return _Sample([], [])
     stats = [classical.fit(mth, [w.ms_lr for w in windows], [w.pan_lr for w in windows], inputs.ratio,
-                           sensor=sensor, valid=[w.lr_valid for w in windows]) for mth in candidates]
+                           sensor=sensor, valid=[w.lr_valid for w in windows], intensity_bands=intensity)
+             for mth in candidates]
     return _Sample(windows, stats)
 
 
@@ -261,7 +276,7 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
     """
     r, c = inputs.ratio, inputs.bands
     if sample is None:
-        sample = degraded_sample(inputs, sensor, fb, candidates)
+        sample = degraded_sample(inputs, sensor, fb, candidates, intensity_bands(network_bands, covered))
     windows, stats = sample
     if not windows:
         fb.warning(f"Calibration skipped: the scene is too small (or has no valid window) for a "
@@ -348,7 +363,12 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
         return base, None
     used = [bool(np.any(cal.weights[:, k] != 0.0)) for k in range(1, len(cal.candidates))]
     outer = max(int(margin), CLASSICAL_MARGIN) if any(used) else int(margin)
-    preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, outer, sensor=sensor) if u else None
+    intensity = intensity_bands(network_bands, covered) if "gsa" in candidates else None
+    if intensity is not None:
+        fb.info(f"GSA candidate: intensity from bands {', '.join(str(b + 1) for b in intensity)} only ("
+                + ("the network's bands" if network_bands is not None else "the bands the PAN covers") + ").")
+    preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, outer, sensor=sensor,
+                                            intensity_bands=intensity) if u else None
              for mth, u in zip(candidates, used, strict=True)]
     seconds = time.perf_counter() - t0
     fb.info(f"Calibration on the scene degraded by the ratio (Wald, sensor MTF), {seconds:.1f} s; "
@@ -358,6 +378,8 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     report = cal.to_dict()
     report["seconds"] = round(seconds, 3)
     report["margin"] = outer
+    # 1-based bands of the GSA candidate's intensity; None: all bands (or no GSA candidate)
+    report["intensity_bands"] = None if intensity is None else [b + 1 for b in intensity]
     consistency = consistency_gains(sensor, inputs.bands, covered)
     if consistency is not None:
         fb.info("Consistency: each fused tile, degraded by the ratio with the MS bands' MTF, is made to "
@@ -396,14 +418,15 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
 
     def judge(base: Any) -> tuple[CalibratedPredictor, dict[str, float]] | None:
         if not samples:  # read, degraded and fitted once for both networks
-            samples.append(degraded_sample(inputs, sensor, fb))
+            samples.append(degraded_sample(inputs, sensor, fb, CANDIDATES, intensity_bands(None, covered)))
         cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, name, covered=covered,
                               cross=True, sample=samples[0])
         if cal is None or "cross_fitted" not in cal.metrics:
             return None
         if not made:
-            made.append([ClassicalPredictor.from_inputs(m, normalizer, inputs, sample, CLASSICAL_MARGIN,
-                                                        sensor=sensor) for m in CANDIDATES])
+            made.append([ClassicalPredictor.from_inputs(m, normalizer, inputs, sample, CLASSICAL_MARGIN, sensor=sensor,
+                                                        intensity_bands=intensity_bands(None, covered))
+                         for m in CANDIDATES])
         scores = cal.metrics["cross_fitted"]
         return (CalibratedPredictor(base, made[0], cal, inputs.ratio),
                 {"ERGAS_reduced": scores["ERGAS"], "SAM_reduced": scores["SAM"]})

@@ -9,7 +9,7 @@ chosen in :mod:`engine.sensor`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,8 @@ class ClassicalPredictor:
     @classmethod
     def from_inputs(cls, method: str, normalizer: Any, inputs: RasterInputs,
                     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-                    margin: int = CLASSICAL_MARGIN, sensor: str | None = None) -> ClassicalPredictor:
+                    margin: int = CLASSICAL_MARGIN, sensor: str | None = None,
+                    intensity_bands: Sequence[int] | None = None) -> ClassicalPredictor:
         """Fit the method's global statistics once for the raster, then return the predictor.
 
         The global sample (``inputs.read_sample()``, read once for the Normalizer) is used as
@@ -74,6 +75,7 @@ class ClassicalPredictor:
             margin: context margin of the windows in MS px.
             sensor: ``core.mtf.SENSORS`` name for the MTF gains (None = documented defaults),
                 see :func:`engine.sensor.resolve_sensor`.
+            intensity_bands: GSA's intensity from these 0-based bands only (``core.classical.fit``).
         """
         r = inputs.ratio
         if method not in classical.FITTED:
@@ -129,7 +131,7 @@ class ClassicalPredictor:
                     "'brovey' or 'exp'."
                 )
             where = f"{len(ms_l)} full-resolution windows of {FIT_WINDOW} MS px"
-        stats = classical.fit(method, ms_l, pan_l, r, sensor=sensor, valid=val_l)
+        stats = classical.fit(method, ms_l, pan_l, r, sensor=sensor, valid=val_l, intensity_bands=intensity_bands)
         assert stats is not None  # a method of classical.FITTED has statistics
         logger.info("%s statistics from %s: %s", method, where, stats.to_dict())
         return cls(method, normalizer, r, stats=stats, sensor=sensor)

@@ -181,3 +181,24 @@ def test_hpm_stays_bounded_when_bands_do_not_follow_the_pan():
     assert np.isfinite(fused).all()
     assert fused.min() >= 0.0
     assert fused.max() <= HPM_MAX_MODULATION * ms.max() * 1.5  # bicubic overshoot allowance
+
+
+def test_gsa_intensity_from_some_bands_is_gsa_of_those_bands(pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """The calibration's GSA candidate: with the intensity from bands 0-2, those bands get exactly
+    what GSA of a 3-band MS gives them, whatever band 3 holds; band 3 gets the same detail."""
+    _, ms, pan = pair
+    sub = K.gsa_stats(ms[:3], pan, RATIO, "QuickBird")
+    stats = K.fit("gsa", ms, pan, RATIO, "QuickBird", intensity_bands=[2, 0, 1])
+    assert stats is not None and stats.alpha[3] == 0.0
+    np.testing.assert_allclose(stats.alpha[[0, 1, 2, 4]], sub.alpha, rtol=1e-9)
+    fused = K.gsa_apply(ms, pan, RATIO, stats)
+    np.testing.assert_allclose(fused[:3], K.gsa_apply(ms[:3], pan, RATIO, sub), rtol=0, atol=1e-3)
+    other = ms.copy()
+    other[3] = other[3][::-1]  # another fourth band: the first three do not change
+    moved = K.gsa_apply(other, pan, RATIO, K.gsa_stats(other, pan, RATIO, "QuickBird", intensity_bands=[0, 1, 2]))
+    np.testing.assert_allclose(moved[:3], fused[:3], rtol=0, atol=1e-3)
+    # the other methods fit each band on its own (or all): the argument changes nothing for them
+    fs = K.fit("mtf_glp_fs", ms, pan, RATIO, intensity_bands=[0])
+    assert fs is not None and fs.to_dict() == K.mtf_glp_fs_stats(ms, pan, RATIO).to_dict()
+    with pytest.raises(PSDNetInputError, match=r"gsa: intensity bands \[4\] for 4 MS bands; pass 0-based band numbers"):
+        K.gsa_stats(ms, pan, RATIO, intensity_bands=[4])

@@ -107,6 +107,6 @@ def test_calibration_is_the_default_and_no_calibrate_switches_it_off(cli, tmp_pa
         assert p.returncode == 0, p.stderr
         reports[flag] = json.loads(p.stdout)
     cal = reports[()]["calibration"]
-    assert cal["candidates"] == ["psdnet_vhr4_fast", "mtf_glp_fs", "mtf_glp_hpm"] and len(cal["weights"]) == 4
+    assert cal["candidates"] == ["psdnet_vhr4_fast", "mtf_glp_fs", "mtf_glp_hpm", "gsa"] and len(cal["weights"]) == 4
     assert "calibrated" in cal["reduced_resolution"]
     assert reports[("--no-calibrate",)]["calibration"] is None

@@ -50,14 +50,17 @@ def test_auto_fuses_all_eight_bands(tmp_path, bundled_vhr4):
     pansharpen(pan, sub, tmp_path / "out4.tif", model="psdnet_vhr4", out_dtype="float32")
     np.testing.assert_allclose(out8[NET_BANDS], read(tmp_path / "out4.tif"), rtol=0, atol=0.05)
     # the others are the calibrated mix of the classical candidates fitted on all 8 bands (MTF-GLP-FS,
-    # the other bands' method, among them), with the reported weights and no network detail
+    # the other bands' method, among them; GSA's intensity from the network's bands), with the
+    # reported weights and no network detail
     cal = rep.calibration
     w = np.asarray(cal["weights"], np.float32)
     assert cal["candidates"][1:] == list(CANDIDATES) and (w[OTHER, 0] == 0).all()
+    assert cal["intensity_bands"] == [b + 1 for b in NET_BANDS]
+    assert any(m == "GSA candidate: intensity from bands 2, 3, 5, 7 only (the network's bands)." for m in lines)
     pansharpen(pan, ms, tmp_path / "exp.tif", method="exp", out_dtype="float32")
     lms = read(tmp_path / "exp.tif")[OTHER]
     expect = classical_mix(pan, ms, tmp_path, w, lms, bands=OTHER, consistency=cal["consistency"],
-                           out_dtype="float32")
+                           intensity=NET_BANDS, out_dtype="float32")
     # the report rounds the weights to 1e-4; the consistency step reads the engine's padding within
     # 5 MS px of the raster's edge, not the helper's: the edge is left out
     e = 5 * 4

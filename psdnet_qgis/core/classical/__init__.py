@@ -28,7 +28,7 @@ so ``classical.<name>`` reaches all of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -114,12 +114,19 @@ HELP = {
 
 
 def fit(method: str, ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
-        valid: Windows | None = None) -> GSAStats | HPMStats | FSStats | BDSDStats | None:
-    """Global statistics of ``method`` (None for the stateless ``exp`` and ``brovey``)."""
+        valid: Windows | None = None, intensity_bands: Sequence[int] | None = None
+        ) -> GSAStats | HPMStats | FSStats | BDSDStats | None:
+    """Global statistics of ``method`` (None for the stateless ``exp`` and ``brovey``).
+
+    ``intensity_bands``: GSA's intensity from these 0-based bands only (:func:`gsa_stats`); the
+    other methods fit each band on its own (MTF-GLP-HPM / -FS) or on all (BDSD-PC) and ignore it.
+    """
     if method not in METHODS:
         raise PSDNetInputError(f"Classical method {method!r} is unknown; use one of {', '.join(METHODS)}.")
     if method not in FITTED:
         return None
+    if method == "gsa" and intensity_bands is not None:
+        return gsa_stats(ms, pan, ratio, sensor, valid, intensity_bands)
     return FITTED[method][0](ms, pan, ratio, sensor, valid)
 
 

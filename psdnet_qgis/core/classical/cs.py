@@ -103,22 +103,32 @@ class GSAStats:
 
 
 def gsa_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
-              valid: Windows | None = None) -> GSAStats:
+              valid: Windows | None = None, intensity_bands: Sequence[int] | None = None) -> GSAStats:
     """Estimate the GSA coefficients (see :func:`gsa`) once, for a whole raster.
 
     ``sensor`` selects the PAN MTF that degrades the PAN to the MS scale; with ``valid`` the
     PAN is degraded over the whole window first. Arguments: the ``*_stats`` form of
-    :mod:`.base`.
+    :mod:`.base`, and ``intensity_bands``: the 0-based bands the intensity is regressed on
+    (None: all); the others get intensity weight 0, so the detail (and every band's result)
+    does not depend on them (the calibration's candidate: a band the network fuses gets what a
+    run of the network's bands alone gives it; SWIR stays out of a Landsat intensity).
     """
     ms_l, pan_l, val_l, ratio = check_windows(ms, pan, ratio, valid, "gsa")
     c = ms_l[0].shape[0]
+    used = list(range(c)) if intensity_bands is None else sorted({int(b) for b in intensity_bands})
+    if not used or used[0] < 0 or used[-1] >= c:
+        raise PSDNetInputError(f"gsa: intensity bands {list(intensity_bands or [])} for {c} MS bands; "
+                               f"pass 0-based band numbers below {c}.")
     g_pan = mtf.gnyq_for(sensor, c).pan
     # 1. least squares of the degraded PAN on the MS bands and a constant (MS scale)
     lr = [mtf.degrade(p, g_pan, ratio) for p in pan_l]
-    x = gather(ms_l, val_l)
+    x = gather([m[used] for m in ms_l], val_l)
     design = np.concatenate([x, np.ones((1, x.shape[1]), np.float32)]).T.astype(np.float64)
     y = gather([a[None] for a in lr], val_l)[0].astype(np.float64)
-    alpha, *_ = np.linalg.lstsq(design, y, rcond=None)
+    fitted, *_ = np.linalg.lstsq(design, y, rcond=None)
+    alpha = np.zeros(c + 1)
+    alpha[used] = fitted[:-1]
+    alpha[c] = fitted[-1]
     # 2. intensity statistics and injection gains (PAN scale, on the upsampled MS)
     pv = [pan_mask(v, ratio) for v in val_l]
     ups = [upsample_bicubic(m, ratio) for m in ms_l]
