@@ -75,8 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                     choices=OTHER_METHODS,
                     help="classical method of the MS bands the model does not know (default mtf_glp_fs)")
     ps.add_argument("--no-calibrate", dest="calibrate", action="store_false",
-                    help="PSDNet: skip the per-scene calibration (the network's, MTF-GLP-FS's and MTF-GLP-HPM's detail "
-                         "weighted per band on the scene degraded by the ratio) and write the network's "
+                    help="PSDNet: skip the per-scene calibration (the network's, MTF-GLP-FS's, MTF-GLP-HPM's and "
+                         "GSA's detail weighted per band on the scene degraded by the ratio) and write the network's "
                          "output as it comes")
     ps.add_argument("--float32", action="store_true", help="write float32 instead of the MS type")
     ps.add_argument("--quiet", action="store_true", help="no progress bar or log lines")

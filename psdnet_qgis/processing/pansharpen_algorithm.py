@@ -79,8 +79,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             extension="pt", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             self.CALIBRATE,
-            self.tr("Calibrate on this scene (weights of the network's, MTF-GLP-FS's and MTF-GLP-HPM's detail "
-                    "fitted on the scene degraded by the ratio)"), True, optional=True))
+            self.tr("Calibrate on this scene (weights of the network's, MTF-GLP-FS's, MTF-GLP-HPM's and GSA's "
+                    "detail fitted on the scene degraded by the ratio)"), True, optional=True))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
                                 [(d, self.tr(DEVICE_LABELS.get(d, d))) for d in DEVICES], "auto", advanced=True)
         # 0 (off) and advanced: with the bundled models it did not reliably help (model card,
@@ -183,7 +183,8 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             "infrared): they keep the upsampled MS, and the log says so.</p>"
             "<p><b>Calibrate on this scene</b> (on by default): before the tiles run, your PAN and MS are "
             "degraded by the resolution ratio with the sensor's MTF (Wald's protocol); the network, "
-            "MTF-GLP-FS and MTF-GLP-HPM fuse that smaller copy, and for each band the mix of their detail "
+            "MTF-GLP-FS, MTF-GLP-HPM and GSA (its intensity from the network's bands) fuse that smaller copy, "
+            "and for each band the mix of their detail "
             "that best gives "
             "back your real MS is fitted (non-negative weights summing to one). The same weights are used in "
             "every tile. Where the network does not know the sensor or the scene, the classical detail "
