@@ -29,7 +29,7 @@ from psdnet_qgis.core.radiometry import Normalizer
 from psdnet_qgis.core.resample import upsample_bicubic
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
 from psdnet_qgis.core.wald import consistent, degrade_pair
-from psdnet_qgis.engine.classical_predictor import ClassicalPredictor
+from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, StatsWindows, statistics_windows
 from psdnet_qgis.engine.feedback import Feedback
 from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
@@ -367,8 +367,10 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     if intensity is not None:
         fb.info(f"GSA candidate: intensity from bands {', '.join(str(b + 1) for b in intensity)} only ("
                 + ("the network's bands" if network_bands is not None else "the bands the PAN covers") + ").")
+    windows = _shared_windows(normalizer, inputs, sample, outer,
+                              [m for m, u in zip(candidates, used, strict=True) if u])
     preds = [ClassicalPredictor.from_inputs(mth, normalizer, inputs, sample, outer, sensor=sensor,
-                                            intensity_bands=intensity) if u else None
+                                            intensity_bands=intensity, windows=windows) if u else None
              for mth, u in zip(candidates, used, strict=True)]
     seconds = time.perf_counter() - t0
     fb.info(f"Calibration on the scene degraded by the ratio (Wald, sensor MTF), {seconds:.1f} s; "
@@ -387,6 +389,14 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
     # the MTF gain of each band's consistency step (None: no step for that band), or None
     report["consistency"] = consistency
     return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin, consistency), report
+
+
+def _shared_windows(normalizer: Normalizer, inputs: RasterInputs, sample: tuple, margin: int,
+                    methods: Sequence[str]) -> StatsWindows | None:
+    """The full-resolution statistics windows of the fitted methods among ``methods``, read once
+    for all of them (``engine.classical_predictor.statistics_windows``); None when none is fitted."""
+    fitted = [m for m in methods if m in classical.FITTED]
+    return statistics_windows(normalizer, inputs, sample, margin, ", ".join(fitted)) if fitted else None
 
 
 def _covered(band_names: Sequence[str] | None, bands: int) -> list[bool] | None:
@@ -424,8 +434,9 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
         if cal is None or "cross_fitted" not in cal.metrics:
             return None
         if not made:
+            windows = _shared_windows(normalizer, inputs, sample, CLASSICAL_MARGIN, CANDIDATES)
             made.append([ClassicalPredictor.from_inputs(m, normalizer, inputs, sample, CLASSICAL_MARGIN, sensor=sensor,
-                                                        intensity_bands=intensity_bands(None, covered))
+                                                        intensity_bands=intensity_bands(None, covered), windows=windows)
                          for m in CANDIDATES])
         scores = cal.metrics["cross_fitted"]
         return (CalibratedPredictor(base, made[0], cal, inputs.ratio),

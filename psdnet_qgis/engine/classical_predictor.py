@@ -54,18 +54,13 @@ class ClassicalPredictor:
     def from_inputs(cls, method: str, normalizer: Any, inputs: RasterInputs,
                     sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
                     margin: int = CLASSICAL_MARGIN, sensor: str | None = None,
-                    intensity_bands: Sequence[int] | None = None) -> ClassicalPredictor:
+                    intensity_bands: Sequence[int] | None = None,
+                    windows: StatsWindows | None = None) -> ClassicalPredictor:
         """Fit the method's global statistics once for the raster, then return the predictor.
 
-        The global sample (``inputs.read_sample()``, read once for the Normalizer) is used as
-        is when it holds the whole raster at full resolution (then the result equals the
-        one-call method on the whole image). Otherwise it is decimated by nearest neighbour:
-        its PAN keeps all its (aliased) high frequencies and is not co-registered pixel for
-        pixel with the MS, so it cannot give GSA's MTF-degraded-PAN regression nor HPM's
-        low-pass PAN std. Those statistics then come from a grid of at most
-        ``FIT_WINDOWS x FIT_WINDOWS`` full-resolution windows of ``FIT_WINDOW`` MS px (with a
-        context margin that is filtered but not counted), read here: a few percent of the
-        raster, not a second pass over it.
+        The statistics come from :func:`statistics_windows` (the whole raster when the global
+        sample holds it at full resolution, else a grid of full-resolution windows); several
+        methods fitted on one raster may share one read (``windows``).
 
         Args:
             method: classical method name.
@@ -76,61 +71,14 @@ class ClassicalPredictor:
             sensor: ``core.mtf.SENSORS`` name for the MTF gains (None = documented defaults),
                 see :func:`engine.sensor.resolve_sensor`.
             intensity_bands: GSA's intensity from these 0-based bands only (``core.classical.fit``).
+            windows: :func:`statistics_windows` of this raster, sample and margin, already read.
         """
         r = inputs.ratio
         if method not in classical.FITTED:
             return cls(method, normalizer, r, sensor=sensor)
-        s_ms, s_pan, s_mv, s_pv = sample
-        fill_ms = normalizer.ms_mean.astype(np.float32)
-        fill_pan = np.float32(normalizer.pan_mean)
-
-        def prepared(ms_w: np.ndarray, ms_v: np.ndarray, pan_w: np.ndarray, pan_v: np.ndarray,
-                     counted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            ms_w, pan_w = ms_w.copy(), pan_w.copy()
-            ms_w[:, ~ms_v] = fill_ms[:, None]
-            pan_w[:, ~pan_v] = fill_pan
-            h, w = ms_v.shape
-            valid = counted & ms_v & pan_v.reshape(h, r, w, r).all(axis=(1, 3))
-            return ms_w, pan_w, valid
-
-        full = (s_ms.shape[1:] == (inputs.ms_height, inputs.ms_width)
-                and s_pan.shape[1:] == (inputs.height, inputs.width))
-        ms_l: list[np.ndarray]
-        pan_l: list[np.ndarray]
-        val_l: list[np.ndarray]
-        if full:
-            a, b, v = prepared(s_ms, s_mv, s_pan, s_pv, np.ones_like(s_mv))
-            ms_l, pan_l, val_l = [a], [b], [v]
-            where = "the whole raster"
-        else:
-            ms_l, pan_l, val_l = [], [], []
-            m = int(margin)
-            for r0 in _window_starts(inputs.ms_height):
-                for c0 in _window_starts(inputs.ms_width):
-                    hh, ww = min(FIT_WINDOW, inputs.ms_height), min(FIT_WINDOW, inputs.ms_width)
-                    try:
-                        ms_w, ms_v = inputs.read_ms(r0 - m, c0 - m, hh + 2 * m, ww + 2 * m)
-                        pan_w, pan_v = inputs.read_pan((r0 - m) * r, (c0 - m) * r, (hh + 2 * m) * r,
-                                                       (ww + 2 * m) * r)
-                    except RuntimeError as exc:
-                        raise PSDNetInputError(
-                            f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row "
-                            f"{r0}, col {c0} ({first_line(exc)}); the file is damaged: copy it again."
-                        ) from None
-                    counted = np.zeros(ms_v.shape, dtype=bool)
-                    counted[m:m + hh, m:m + ww] = True  # margins: filter context only
-                    a, b, v = prepared(ms_w, ms_v, pan_w, pan_v, counted)
-                    if v.any():
-                        ms_l.append(a)
-                        pan_l.append(b)
-                        val_l.append(v)
-            if not ms_l:
-                raise PSDNetInputError(
-                    f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': no valid pixel in the "
-                    f"statistics windows of {method}; check the nodata values, or use method 'psdnet', "
-                    "'brovey' or 'exp'."
-                )
-            where = f"{len(ms_l)} full-resolution windows of {FIT_WINDOW} MS px"
+        if windows is None:
+            windows = statistics_windows(normalizer, inputs, sample, margin, method)
+        ms_l, pan_l, val_l, where = windows
         stats = classical.fit(method, ms_l, pan_l, r, sensor=sensor, valid=val_l, intensity_bands=intensity_bands)
         assert stats is not None  # a method of classical.FITTED has statistics
         logger.info("%s statistics from %s: %s", method, where, stats.to_dict())
@@ -148,6 +96,76 @@ class ClassicalPredictor:
                 fused = classical.apply(self.method, ms_p, pan_p, self.ratio, self.stats)
             out.append(self.normalizer.norm_ms(np.asarray(fused, dtype=np.float32)))
         return np.stack(out)
+
+
+#: What :func:`statistics_windows` returns: MS windows, PAN windows, counted-pixel masks and where
+#: they come from (for the log).
+StatsWindows = tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray], str]
+
+
+def statistics_windows(normalizer: Any, inputs: RasterInputs,
+                       sample: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                       margin: int = CLASSICAL_MARGIN, method: str = "the classical method") -> StatsWindows:
+    """The full-resolution pixels the fitted classical methods' statistics come from.
+
+    The global sample (``inputs.read_sample()``, read once for the Normalizer) is used as is
+    when it holds the whole raster at full resolution (then the result equals the one-call
+    method on the whole image). Otherwise it is decimated by nearest neighbour: its PAN keeps
+    all its (aliased) high frequencies and is not co-registered pixel for pixel with the MS, so
+    it cannot give GSA's MTF-degraded-PAN regression nor HPM's low-pass PAN std. Those
+    statistics then come from a grid of at most ``FIT_WINDOWS x FIT_WINDOWS`` full-resolution
+    windows of ``FIT_WINDOW`` MS px (with a context margin of ``margin`` MS px that is filtered
+    but not counted), read here: a few percent of the raster, not a second pass over it. Nodata
+    is filled with the normaliser's means. ``method`` names the method(s) in the error raised
+    when no window has a valid pixel.
+    """
+    r = inputs.ratio
+    s_ms, s_pan, s_mv, s_pv = sample
+    fill_ms = normalizer.ms_mean.astype(np.float32)
+    fill_pan = np.float32(normalizer.pan_mean)
+
+    def prepared(ms_w: np.ndarray, ms_v: np.ndarray, pan_w: np.ndarray, pan_v: np.ndarray,
+                 counted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        ms_w, pan_w = ms_w.copy(), pan_w.copy()
+        ms_w[:, ~ms_v] = fill_ms[:, None]
+        pan_w[:, ~pan_v] = fill_pan
+        h, w = ms_v.shape
+        valid = counted & ms_v & pan_v.reshape(h, r, w, r).all(axis=(1, 3))
+        return ms_w, pan_w, valid
+
+    if (s_ms.shape[1:] == (inputs.ms_height, inputs.ms_width)
+            and s_pan.shape[1:] == (inputs.height, inputs.width)):
+        a, b, v = prepared(s_ms, s_mv, s_pan, s_pv, np.ones_like(s_mv))
+        return [a], [b], [v], "the whole raster"
+    ms_l: list[np.ndarray] = []
+    pan_l: list[np.ndarray] = []
+    val_l: list[np.ndarray] = []
+    m = int(margin)
+    for r0 in _window_starts(inputs.ms_height):
+        for c0 in _window_starts(inputs.ms_width):
+            hh, ww = min(FIT_WINDOW, inputs.ms_height), min(FIT_WINDOW, inputs.ms_width)
+            try:
+                ms_w, ms_v = inputs.read_ms(r0 - m, c0 - m, hh + 2 * m, ww + 2 * m)
+                pan_w, pan_v = inputs.read_pan((r0 - m) * r, (c0 - m) * r, (hh + 2 * m) * r, (ww + 2 * m) * r)
+            except RuntimeError as exc:
+                raise PSDNetInputError(
+                    f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row "
+                    f"{r0}, col {c0} ({first_line(exc)}); the file is damaged: copy it again."
+                ) from None
+            counted = np.zeros(ms_v.shape, dtype=bool)
+            counted[m:m + hh, m:m + ww] = True  # margins: filter context only
+            a, b, v = prepared(ms_w, ms_v, pan_w, pan_v, counted)
+            if v.any():
+                ms_l.append(a)
+                pan_l.append(b)
+                val_l.append(v)
+    if not ms_l:
+        raise PSDNetInputError(
+            f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': no valid pixel in the "
+            f"statistics windows of {method}; check the nodata values, or use method 'psdnet', "
+            "'brovey' or 'exp'."
+        )
+    return ms_l, pan_l, val_l, f"{len(ms_l)} full-resolution windows of {FIT_WINDOW} MS px"
 
 
 def _window_starts(size: int) -> list[int]:
