@@ -152,3 +152,29 @@ def test_the_consistency_step_makes_the_fused_image_give_back_its_ms(scene, nois
     err = {k: np.abs(degrade(read(tmp_path / f"{k}.tif"), gains, 4) - read(ms))[:, e:-e, e:-e].mean()
            for k in ("on", "off")}
     assert err["on"] < 0.7 * err["off"], err
+
+
+def test_the_classical_candidates_share_one_read_of_their_statistics_windows(scene, noisy_net, tmp_path,
+                                                                             monkeypatch):
+    """A raster whose global sample is decimated: the candidates' statistics come from full-resolution
+    windows (engine.classical_predictor.statistics_windows), read once for all of them."""
+    from psdnet_qgis.engine import calibration, classical_predictor, raster
+
+    pan, ms = scene
+    sample = raster.RasterInputs.read_sample
+    monkeypatch.setattr(raster.RasterInputs, "read_sample", lambda self, max_side=1024: sample(self, 24))
+    monkeypatch.setattr(classical_predictor, "FIT_WINDOW", 8)
+    monkeypatch.setattr(classical_predictor, "FIT_WINDOWS", 4)
+    reads: list = []
+    read_windows = calibration.statistics_windows
+    monkeypatch.setattr(calibration, "statistics_windows",
+                        lambda *a, **k: reads.append(read_windows(*a, **k)) or reads[-1])
+    given: list = []
+    build = classical_predictor.ClassicalPredictor.from_inputs.__func__
+    monkeypatch.setattr(classical_predictor.ClassicalPredictor, "from_inputs",
+                        classmethod(lambda cls, *a, **k: given.append(k.get("windows")) or build(cls, *a, **k)))
+    rep = pansharpen(pan, ms, tmp_path / "w.tif", model=noisy_net, device="cpu", precision="fp32",
+                     out_dtype="float32")
+    assert rep.calibration is not None and len(reads) == 1 and given
+    assert all(w is reads[0] for w in given)
+    assert reads[0][3] == f"{len(reads[0][0])} full-resolution windows of 8 MS px"
