@@ -31,9 +31,8 @@ from psdnet_qgis.core.tiling import CLASSICAL_MARGIN, PSDNET_MARGIN
 from psdnet_qgis.core.wald import consistent, degrade_pair
 from psdnet_qgis.engine.classical_predictor import ClassicalPredictor, StatsWindows, statistics_windows
 from psdnet_qgis.engine.feedback import Feedback
-from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
-from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError
+from psdnet_qgis.errors import PSDNetCanceled
 
 #: Classical candidates whose detail the calibration may combine with the network's: MTF-GLP-FS
 #: (regression gains), MTF-GLP-HPM (multiplicative, the best classical method on three of the
@@ -182,13 +181,7 @@ def _read_windows(inputs: RasterInputs, gains: mtf.SensorMTF, fb: Feedback) -> l
     for r0, c0 in origins:
         if fb.is_canceled():
             raise PSDNetCanceled("Cancelled by the user; nothing was written.")
-        try:
-            ms_w, ms_v = inputs.read_ms(r0 - m, c0 - m, hh + 2 * m, ww + 2 * m)
-            pan_w, pan_v = inputs.read_pan((r0 - m) * r, (c0 - m) * r, (hh + 2 * m) * r, (ww + 2 * m) * r)
-        except RuntimeError as exc:
-            raise PSDNetInputError(
-                f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row {r0}, col {c0} "
-                f"({first_line(exc)}); the file is damaged: copy it again.") from None
+        ms_w, ms_v, pan_w, pan_v = inputs.read_tile(r0, c0, hh, ww, m)
         if not ms_v.any() or not pan_v.any():
             continue
         pair = degrade_pair(ms_w, pan_w, r, gains.ms, gains.pan, ms_v, pan_v)

@@ -16,7 +16,6 @@ import numpy as np
 
 from psdnet_qgis.core import classical
 from psdnet_qgis.core.tiling import CLASSICAL_MARGIN
-from psdnet_qgis.engine.gdalerr import first_line
 from psdnet_qgis.engine.raster import RasterInputs
 from psdnet_qgis.errors import PSDNetInputError
 
@@ -144,14 +143,7 @@ def statistics_windows(normalizer: Any, inputs: RasterInputs,
     for r0 in _window_starts(inputs.ms_height):
         for c0 in _window_starts(inputs.ms_width):
             hh, ww = min(FIT_WINDOW, inputs.ms_height), min(FIT_WINDOW, inputs.ms_width)
-            try:
-                ms_w, ms_v = inputs.read_ms(r0 - m, c0 - m, hh + 2 * m, ww + 2 * m)
-                pan_w, pan_v = inputs.read_pan((r0 - m) * r, (c0 - m) * r, (hh + 2 * m) * r, (ww + 2 * m) * r)
-            except RuntimeError as exc:
-                raise PSDNetInputError(
-                    f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row "
-                    f"{r0}, col {c0} ({first_line(exc)}); the file is damaged: copy it again."
-                ) from None
+            ms_w, ms_v, pan_w, pan_v = inputs.read_tile(r0, c0, hh, ww, m)
             counted = np.zeros(ms_v.shape, dtype=bool)
             counted[m:m + hh, m:m + ww] = True  # margins: filter context only
             a, b, v = prepared(ms_w, ms_v, pan_w, pan_v, counted)

@@ -216,6 +216,21 @@ class RasterInputs:
         """PAN window on the output grid, reflection-padded past it. Returns (1, rows, cols), valid."""
         return _padded_read(self._pan_window, self.height, self.width, row0, col0, rows, cols)
 
+    def read_tile(self, row0: int, col0: int, rows: int, cols: int, margin: int
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """MS px [row0, row0+rows) x [col0, col0+cols) with ``margin`` MS px of context on every
+        side, and the PAN px under them: (ms, ms_valid, pan, pan_valid) as :meth:`read_ms` and
+        :meth:`read_pan` give them. A failed read raises PSDNetInputError naming both inputs."""
+        r, m = self.ratio, int(margin)
+        try:
+            ms, ms_v = self.read_ms(row0 - m, col0 - m, rows + 2 * m, cols + 2 * m)
+            pan, pan_v = self.read_pan((row0 - m) * r, (col0 - m) * r, (rows + 2 * m) * r, (cols + 2 * m) * r)
+        except RuntimeError as exc:
+            raise PSDNetInputError(
+                f"Inputs '{self.pan_path}' / '{self.ms_path}': read failed at MS row {row0}, col {col0} "
+                f"({_first_line(exc)}); the file is damaged: copy it again.") from None
+        return ms, ms_v, pan, pan_v
+
     def valid_rows(self, row0: int, rows: int) -> np.ndarray | None:
         """Output validity for PAN rows [row0, row0+rows): (rows, width) bool, None if all valid."""
         return self.valid_window(row0, 0, rows, self.width)

@@ -25,7 +25,7 @@ from psdnet_qgis.engine.fusion import Fusion, Predictor
 from psdnet_qgis.engine.gdalerr import block_cache, clear_frames_below, closing_errors, first_line
 from psdnet_qgis.engine.memory import keep_freed_memory
 from psdnet_qgis.engine.raster import RasterInputs
-from psdnet_qgis.errors import PSDNetCanceled, PSDNetInputError, PSDNetOutputError
+from psdnet_qgis.errors import PSDNetCanceled, PSDNetOutputError
 
 
 def write_output(inputs: RasterInputs, out: str, dtype: int, nodata: float | None, tiles: Sequence[Tile],
@@ -251,21 +251,12 @@ def read_batch(inputs: RasterInputs, batch: Sequence[Tile], margin: int, normali
 
     Nodata pixels get the band mean (normalised 0.5), so no wild values enter the model.
     """
-    r, C, m = inputs.ratio, inputs.bands, margin
+    C, m = inputs.bands, margin
     fill_ms = normalizer.ms_mean.astype(np.float32)[:, None]
     fill_pan = np.float32(normalizer.pan_mean)
     ms_b, pan_b = [], []
     for t in batch:
-        try:
-            ms_t, ms_v = inputs.read_ms(t.row - m, t.col - m, t.height + 2 * m, t.width + 2 * m)
-            pan_t, pan_v = inputs.read_pan((t.row - m) * r, (t.col - m) * r,
-                                           (t.height + 2 * m) * r, (t.width + 2 * m) * r)
-        except RuntimeError as exc:
-            raise PSDNetInputError(
-                f"Inputs '{inputs.pan_path}' / '{inputs.ms_path}': read failed at MS row "
-                f"{t.row}, col {t.col} ({first_line(exc)}); the file is damaged: "
-                "copy it again."
-            ) from None
+        ms_t, ms_v, pan_t, pan_v = inputs.read_tile(t.row, t.col, t.height, t.width, m)
         if not ms_v.all():
             ms_t[:, ~ms_v] = np.broadcast_to(fill_ms, (C, int((~ms_v).sum())))
         if not pan_v.all():

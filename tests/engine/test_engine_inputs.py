@@ -265,3 +265,30 @@ def test_pan_and_ms_swapped_across_crs(tmp_path, no_work):
     ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
     msg = expect("swapped", ms, _to_4326(pan4, tmp_path / "p4_4326.tif", square_ground=True), tmp_path / "o.tif")
     assert "smaller ground pixels in the PAN's CRS (0.5" in msg and "(EPSG:32631, 2 m)" in msg
+
+
+def test_a_damaged_block_inside_the_raster_is_named_when_read(tmp_path):
+    """A block in the middle of the PAN is damaged (the first and last rows read fine, so opening
+    passes): the tile, calibration or statistics read that meets it names both inputs and the fix."""
+    from psdnet_qgis.engine.raster import open_inputs
+
+    pan_a, ms_a = synthetic_scene((24, 24), 4, 4, seed=3)
+    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
+    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
+    tiled = tmp_path / "p_tiled.tif"
+    gdal.Translate(str(tiled), str(pan), creationOptions=["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
+                                                          "COMPRESS=DEFLATE"])
+    ds = gdal.Open(str(tiled))
+    offset = int(ds.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_1_1", "TIFF"))
+    ds = None
+    data = bytearray(tiled.read_bytes())
+    data[offset:offset + 64] = b"\xff" * 64  # the deflate stream of block (1, 1): PAN px 32-63
+    tiled.write_bytes(bytes(data))
+    inputs = open_inputs(str(tiled), str(ms))
+    ms_w, ms_v, pan_w, pan_v = inputs.read_tile(0, 0, 4, 4, 2)  # PAN px -8..23: block (0, 0) only
+    assert ms_w.shape == (4, 8, 8) and pan_w.shape == (1, 32, 32) and pan_v[8:, 8:].all()
+    with pytest.raises(PSDNetInputError) as err:
+        inputs.read_tile(10, 10, 4, 4, 2)
+    msg = str(err.value)
+    assert str(tiled) in msg and str(ms) in msg and "read failed at MS row 10, col 10" in msg
+    assert msg.endswith("the file is damaged: copy it again.")
