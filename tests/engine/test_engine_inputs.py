@@ -52,13 +52,19 @@ def test_corrupt_file(pair, tmp_path, no_work):
     assert "MS input" in msg
 
 
-def test_truncated_file(tmp_path, no_work):
-    pan_a, ms_a = synthetic_scene((32, 32), 4, 4, seed=1)
-    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
-    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
-    trunc = tmp_path / "p_trunc.tif"
-    gdal.Translate(str(trunc), str(pan), creationOptions=["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
+def tiled_pair(folder: Path, ms_side: int, seed: int) -> tuple[Path, Path]:
+    """A generated scene: its PAN as a tiled, deflated GeoTIFF (blocks of 32 px, to damage one) and its MS."""
+    pan_a, ms_a = synthetic_scene((ms_side, ms_side), 4, 4, seed=seed)
+    pan = write_geotiff(folder / "p.tif", pan_a, ORIGIN, 0.5)
+    ms = write_geotiff(folder / "m.tif", ms_a, ORIGIN, 2.0)
+    tiled = folder / "p_tiled.tif"
+    gdal.Translate(str(tiled), str(pan), creationOptions=["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
                                                           "COMPRESS=DEFLATE"])
+    return tiled, ms
+
+
+def test_truncated_file(tmp_path, no_work):
+    trunc, ms = tiled_pair(tmp_path, 32, seed=1)
     data = trunc.read_bytes()
     # the directory comes first with gdal.Translate: cut the tail (last tiles)
     trunc.write_bytes(data[: int(len(data) * 0.6)])
@@ -272,12 +278,7 @@ def test_a_damaged_block_inside_the_raster_is_named_when_read(tmp_path):
     passes): the tile, calibration or statistics read that meets it names both inputs and the fix."""
     from psdnet_qgis.engine.raster import open_inputs
 
-    pan_a, ms_a = synthetic_scene((24, 24), 4, 4, seed=3)
-    pan = write_geotiff(tmp_path / "p.tif", pan_a, ORIGIN, 0.5)
-    ms = write_geotiff(tmp_path / "m.tif", ms_a, ORIGIN, 2.0)
-    tiled = tmp_path / "p_tiled.tif"
-    gdal.Translate(str(tiled), str(pan), creationOptions=["TILED=YES", "BLOCKXSIZE=32", "BLOCKYSIZE=32",
-                                                          "COMPRESS=DEFLATE"])
+    tiled, ms = tiled_pair(tmp_path, 24, seed=3)
     ds = gdal.Open(str(tiled))
     offset = int(ds.GetRasterBand(1).GetMetadataItem("BLOCK_OFFSET_1_1", "TIFF"))
     ds = None
