@@ -79,8 +79,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
             extension="pt", optional=True))
         self.addParameter(QgsProcessingParameterBoolean(
             self.CALIBRATE,
-            self.tr("Calibrate on this scene (weights of the network's, MTF-GLP-FS's, MTF-GLP-HPM's and GSA's "
-                    "detail fitted on the scene degraded by the ratio)"), True, optional=True))
+            self.tr("Calibrate on this scene (network + classical detail mix)"), True, optional=True))
         self.addChoiceParameter(self.DEVICE, self.tr("Device (auto = CUDA if available, else CPU)"),
                                 [(d, self.tr(DEVICE_LABELS.get(d, d))) for d in DEVICES], "auto", advanced=True)
         # 0 (off) and advanced: with the bundled models it did not reliably help (model card,
