@@ -416,12 +416,13 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
     networks: made once.
     """
     covered = _covered(band_names, inputs.bands)
+    intensity = intensity_bands(None, covered)
     made: list[list[ClassicalPredictor]] = []
     samples: list[_Sample] = []
 
     def judge(base: Any) -> tuple[CalibratedPredictor, dict[str, float]] | None:
         if not samples:  # read, degraded and fitted once for both networks
-            samples.append(degraded_sample(inputs, sensor, fb, CANDIDATES, intensity_bands(None, covered)))
+            samples.append(degraded_sample(inputs, sensor, fb, CANDIDATES, intensity))
         cal = fit_calibration(inputs, base, normalizer, sensor, fb, None, CANDIDATES, name, covered=covered,
                               cross=True, sample=samples[0])
         if cal is None or "cross_fitted" not in cal.metrics:
@@ -429,7 +430,7 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
         if not made:
             windows = _shared_windows(normalizer, inputs, sample, CLASSICAL_MARGIN, CANDIDATES)
             made.append([ClassicalPredictor.from_inputs(m, normalizer, inputs, sample, CLASSICAL_MARGIN, sensor=sensor,
-                                                        intensity_bands=intensity_bands(None, covered), windows=windows)
+                                                        intensity_bands=intensity, windows=windows)
                          for m in CANDIDATES])
         scores = cal.metrics["cross_fitted"]
         return (CalibratedPredictor(base, made[0], cal, inputs.ratio),
