@@ -417,6 +417,7 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
     """
     covered = _covered(band_names, inputs.bands)
     intensity = intensity_bands(None, covered)
+    steps = consistency_gains(sensor, inputs.bands, covered)  # the run's step: judged with it
     made: list[list[ClassicalPredictor]] = []
     samples: list[_Sample] = []
 
@@ -433,7 +434,7 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
                                                         intensity_bands=intensity, windows=windows)
                          for m in CANDIDATES])
         scores = cal.metrics["cross_fitted"]
-        return (CalibratedPredictor(base, made[0], cal, inputs.ratio),
+        return (CalibratedPredictor(base, made[0], cal, inputs.ratio, consistency=steps),
                 {"ERGAS_reduced": scores["ERGAS"], "SAM_reduced": scores["SAM"]})
 
     return judge

@@ -187,10 +187,11 @@ def test_whole_scene_check_keeps_the_original_when_reduced_resolution_cannot_be_
         inputs.close()
 
 
-def test_calibrated_scene_check_judges_what_the_run_writes(scene) -> None:
-    """With calibration on, each network is judged calibrated on the scene: the copy with a colour
-    cast is still refused, an identical copy kept, and the reduced-resolution scores are those of
-    the calibration scored out of sample."""
+def test_calibrated_scene_check_judges_what_the_run_writes(scene, tmp_path: Path) -> None:
+    """With calibration on, each network is judged calibrated on the scene, consistency step
+    included: the judged predictor writes what the run writes; a colour cast (which the step
+    takes back) changes nothing; a copy whose detail is noise is refused; an identical copy is
+    kept; the reduced-resolution scores are those of the calibration scored out of sample."""
     import copy
 
     from psdnet_qgis.engine.adaptation import scene_check
@@ -201,19 +202,35 @@ def test_calibrated_scene_check_judges_what_the_run_writes(scene) -> None:
 
     torch.manual_seed(0)
     good = PSDNet(4, 4, width=8).zero_residual_().eval()
-    bad = copy.deepcopy(good)
+    cast, noisy = copy.deepcopy(good), copy.deepcopy(good)
     with torch.no_grad():
-        bad.head3.last.bias.copy_(torch.tensor([0.4, -0.4, 0.3, -0.3]))
+        cast.head3.last.bias.copy_(torch.tensor([0.4, -0.4, 0.3, -0.3]))
+        weight = noisy.head3.last.weight
+        weight.copy_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))
+    pansharpen(str(scene[0]), str(scene[1]), str(tmp_path / "run.tif"), model=good)
     inputs = open_inputs(str(scene[0]), str(scene[1]))
     try:
         sm = scene_model(inputs, "psdnet", good, None, NullFeedback())
         judge = CalibratedJudge(inputs, sm, "cpu", None, "fp32", NullFeedback())
-        keep, reason, before, after = scene_check(inputs, good, bad, sm.normalizer, None, judge)
+        predictor = judge(good)[0]
+        assert predictor.consistency is not None  # the run's step
+        ms, _ = inputs.read_ms(0, 0, inputs.ms_height, inputs.ms_width)
+        pan, _ = inputs.read_pan(0, 0, inputs.height, inputs.width)
+        norm = sm.normalizer
+        judged = norm.denorm_ms(predictor.predict(norm.norm_ms(ms)[None], norm.norm_pan(pan)[None])[0])
+        written = read(tmp_path / "run.tif").astype(np.float64)
+        inner = (slice(None), slice(16, -16), slice(16, -16))  # the judge reads windows without a margin
+        np.testing.assert_allclose(np.clip(np.round(judged), 0, 65535)[inner], written[inner], atol=1.0)
+
+        _, _, before, after = scene_check(inputs, good, cast, norm, None, judge)
+        for k, v in before.items():  # the step takes the cast back: the run would write the same
+            assert after[k] == pytest.approx(v, rel=1e-4, abs=1e-6), k
+        keep, reason, before, after = scene_check(inputs, good, noisy, norm, None, judge)
         assert not keep and reason.startswith("calibrated as the run") and "got worse" in reason
-        assert after["HQNR"] < before["HQNR"] and after["ERGAS_reduced"] > before["ERGAS_reduced"]
-        keep, reason, before, after = scene_check(inputs, good, copy.deepcopy(good), sm.normalizer, None, judge)
+        assert after["SAM_consistency"] > 1.03 * before["SAM_consistency"]
+        keep, reason, before, after = scene_check(inputs, good, copy.deepcopy(good), norm, None, judge)
         assert keep and before == after, reason
-        plain = scene_check(inputs, good, copy.deepcopy(good), sm.normalizer, None)[2]
+        plain = scene_check(inputs, good, copy.deepcopy(good), norm, None)[2]
         assert plain["ERGAS_reduced"] != before["ERGAS_reduced"]  # the network alone: another number
     finally:
         inputs.close()
