@@ -84,15 +84,19 @@ class CalibratedPredictor:
     cropped to its own ``net_margin``, so the calibration costs it nothing more. Only the
     tile's core (inside ``margin``) is used by the tile loop.
 
+    ``normalizer``: the run's normalisation; each tile is denormalised and upsampled once for all
+    the classical candidates (they run in radiometric units).
+
     ``consistency``: per band, the MS bands' MTF gain for the consistency step
     (``core.wald.consistent``) after the weights, None for a band left as it is; None: no step.
     The step reads about 4 MS px around each pixel, inside the network's own margin.
     """
 
     def __init__(self, base: Any, classical_preds: Sequence[ClassicalPredictor | None],
-                 calibration: Calibration, ratio: int, margin: int = 0, net_margin: int = 0,
+                 calibration: Calibration, normalizer: Normalizer, ratio: int, margin: int = 0, net_margin: int = 0,
                  consistency: Sequence[float | None] | None = None) -> None:
         self.base = base
+        self.normalizer = normalizer
         self.classical = list(classical_preds)
         self.calibration = calibration
         self.ratio = int(ratio)
@@ -111,15 +115,20 @@ class CalibratedPredictor:
                                     np.ascontiguousarray(pan[:, :, tr:-tr, tr:-tr]))
         else:
             net = self.base.predict(ms, pan)
-        others = [None if cp is None else cp.predict(ms, pan) for cp in self.classical]  # None: weight 0
+        norm = self.normalizer
         fused = []
         for i in range(ms.shape[0]):
-            lms = upsample_bicubic(ms[i], self.ratio)
+            # the candidates share the tile's denormalised inputs and upsampled MS (one bicubic a tile)
+            ms_p, pan_p = norm.denorm_ms(ms[i]), norm.denorm_pan(pan[i])
+            up = upsample_bicubic(ms_p, self.ratio)
+            lms = norm.norm_ms(up)
             net_i = net[i]
             if t:  # the network's output in the tile's frame; the ring outside it is never used
                 net_i = lms.copy()
                 net_i[:, tr:-tr, tr:-tr] = net[i]
-            out = self.calibration.combine(lms, [net_i] + [lms if o is None else o[i] for o in others])
+            # None: weight 0
+            others = [lms if cp is None else norm.norm_ms(cp.fuse(ms_p, pan_p, up)) for cp in self.classical]
+            out = self.calibration.combine(lms, [net_i, *others])
             if self.consistency is not None:
                 out = project(out, ms[i], self.ratio, self.consistency)
             fused.append(out)
@@ -299,8 +308,9 @@ def fit_calibration(inputs: RasterInputs, base: Any, normalizer: Normalizer, sen
         core = (slice(None), slice(m, m + hh), slice(m, m + ww))
         net = base.predict(normalizer.norm_ms(w.ms_lr)[None], normalizer.norm_pan(w.pan_lr)[None])[0]
         full = [normalizer.denorm_ms(net)]
-        full += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st) for mth, st in zip(candidates, stats, strict=True)]
-        full.append(upsample_bicubic(w.ms_lr, r))
+        up = upsample_bicubic(w.ms_lr, r)  # once for all the candidates
+        full += [classical.apply(mth, w.ms_lr, w.pan_lr, r, st, up) for mth, st in zip(candidates, stats, strict=True)]
+        full.append(up)
         if steps is not None:
             full = [project(o, w.ms_lr, r, steps) for o in full]
         *outs, lms = (o[core] for o in full)
@@ -381,7 +391,7 @@ def calibrated(inputs: RasterInputs, base: Any, normalizer: Normalizer, sample: 
                 "give back its MS (one back-projection step; bands with PAN detail only).")
     # the MTF gain of each band's consistency step (None: no step for that band), or None
     report["consistency"] = consistency
-    return CalibratedPredictor(base, preds, cal, inputs.ratio, outer, margin, consistency), report
+    return CalibratedPredictor(base, preds, cal, normalizer, inputs.ratio, outer, margin, consistency), report
 
 
 def _shared_windows(normalizer: Normalizer, inputs: RasterInputs, sample: tuple, margin: int,
@@ -434,7 +444,7 @@ def check_calibration(inputs: RasterInputs, normalizer: Normalizer, sample: tupl
                                                         intensity_bands=intensity, windows=windows)
                          for m in CANDIDATES])
         scores = cal.metrics["cross_fitted"]
-        return (CalibratedPredictor(base, made[0], cal, inputs.ratio, consistency=steps),
+        return (CalibratedPredictor(base, made[0], cal, normalizer, inputs.ratio, consistency=steps),
                 {"ERGAS_reduced": scores["ERGAS"], "SAM_reduced": scores["SAM"]})
 
     return judge

@@ -87,14 +87,16 @@ class ClassicalPredictor:
         """(B, C, h, w), (B, 1, H, W) normalised -> (B, C, H, W) normalised float32."""
         out = []
         for b in range(ms.shape[0]):
-            ms_p = self.normalizer.denorm_ms(ms[b])
-            pan_p = self.normalizer.denorm_pan(pan[b])
-            if self.stats is None:
-                fused = self.fn(ms_p, pan_p, self.ratio)
-            else:
-                fused = classical.apply(self.method, ms_p, pan_p, self.ratio, self.stats)
-            out.append(self.normalizer.norm_ms(np.asarray(fused, dtype=np.float32)))
+            fused = self.fuse(self.normalizer.denorm_ms(ms[b]), self.normalizer.denorm_pan(pan[b]))
+            out.append(self.normalizer.norm_ms(fused))
         return np.stack(out)
+
+    def fuse(self, ms: np.ndarray, pan: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+        """One tile in radiometric units: (C, h, w), (1, H, W) -> (C, H, W) float32. ``up``: the
+        tile's bicubic-upsampled MS when the caller has it (``core.classical.apply``)."""
+        if self.stats is None:
+            return np.asarray(self.fn(ms, pan, self.ratio), dtype=np.float32)
+        return np.asarray(classical.apply(self.method, ms, pan, self.ratio, self.stats, up), dtype=np.float32)
 
 
 #: What :func:`statistics_windows` returns: MS windows, PAN windows, counted-pixel masks and where

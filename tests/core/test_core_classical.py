@@ -112,6 +112,20 @@ def test_one_call_is_fit_then_apply(name: str, pair: tuple[np.ndarray, np.ndarra
 
 
 @pytest.mark.parametrize("name", sorted(K.FITTED))
+def test_apply_with_the_callers_upsampled_ms_is_the_same(name: str, pair: tuple[np.ndarray, np.ndarray, np.ndarray]
+                                                          ) -> None:
+    """Several methods on one tile share one bicubic upsampling: same output, the shared array untouched."""
+    _, ms, pan = pair
+    stats = K.fit(name, ms, pan, RATIO)
+    up = upsample_bicubic(ms, RATIO)
+    kept = up.copy()
+    np.testing.assert_array_equal(K.apply(name, ms, pan, RATIO, stats, up), K.apply(name, ms, pan, RATIO, stats))
+    np.testing.assert_array_equal(up, kept)
+    with pytest.raises(PSDNetInputError, match="upsampled ms has shape"):
+        K.apply(name, ms, pan, RATIO, stats, up[:, :-4])
+
+
+@pytest.mark.parametrize("name", sorted(K.FITTED))
 def test_apply_is_local_so_tiles_agree(name: str, pair: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
     """With global stats a crop's result equals the whole image's result away from the crop
     border (MTF filter + bicubic reach < 8 MS px): no seams in the tiled engine."""

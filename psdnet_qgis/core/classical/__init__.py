@@ -131,14 +131,15 @@ def fit(method: str, ms: Windows, pan: Windows, ratio: int, sensor: str | None =
 
 
 def apply(method: str, ms: np.ndarray, pan: np.ndarray, ratio: int,
-          stats: GSAStats | HPMStats | FSStats | BDSDStats | None = None) -> np.ndarray:
+          stats: GSAStats | HPMStats | FSStats | BDSDStats | None = None, up: np.ndarray | None = None) -> np.ndarray:
     """Run ``method`` on one tile with global ``stats`` from :func:`fit`.
 
     ``stats=None`` for a fitted method estimates them from this tile (the one-call form:
-    right for a whole image, seams for tiles).
+    right for a whole image, seams for tiles). ``up``: ``upsample_bicubic(ms, ratio)`` when the
+    caller has it (several methods on one tile); used by the fitted methods with ``stats``.
     """
     if method not in METHODS:
         raise PSDNetInputError(f"Classical method {method!r} is unknown; use one of {', '.join(METHODS)}.")
     if method not in FITTED or stats is None:
         return METHODS[method](ms, pan, ratio)
-    return FITTED[method][1](ms, pan, ratio, stats)
+    return FITTED[method][1](ms, pan, ratio, stats, up)

@@ -21,10 +21,12 @@ so each comes in three call forms, documented here once:
   ``ratio x ratio`` PAN blocks, enter the statistics (e.g. False on window margins or
   nodata); filtering runs over the whole window first. Returns the method's small frozen
   dataclass of coefficients (``to_dict()`` for logs and tests).
-* ``method_apply(ms, pan, ratio, stats)``: one image or tile with the ``stats`` fitted on the
-  whole raster; local given them (pointwise, MTF filter and bicubic support), so a tiled run
-  equals a whole-image run up to float rounding. Returns (C, H, W) float32; ``stats`` fitted
-  for another band count raise :class:`~psdnet_qgis.errors.PSDNetInputError`.
+* ``method_apply(ms, pan, ratio, stats, up=None)``: one image or tile with the ``stats`` fitted
+  on the whole raster; local given them (pointwise, MTF filter and bicubic support), so a tiled
+  run equals a whole-image run up to float rounding. ``up``: the bicubic-upsampled ``ms`` when
+  the caller has it (several methods on one tile upsample it once; not changed). Returns (C, H,
+  W) float32; ``stats`` fitted for another band count raise
+  :class:`~psdnet_qgis.errors.PSDNetInputError`.
 """
 
 from __future__ import annotations
@@ -74,19 +76,27 @@ def check_inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str) -> tu
     return m, p, ratio
 
 
-def apply_inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str, stats: FittedStats
-                 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+def apply_inputs(ms: np.ndarray, pan: np.ndarray, ratio: int, method: str, stats: FittedStats,
+                 up: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
     """The start of every ``*_apply``: :func:`check_inputs`, the band check of ``stats``, ms_up.
+
+    ``up``: ``upsample_bicubic(ms, ratio)`` when the caller has it already (several methods on one
+    tile upsample it once); a copy is returned, the caller's array is not changed.
 
     Returns:
         ``(ms, pan, ratio, ms_up)``: as :func:`check_inputs`, and the bicubic-upsampled MS
-        (C, H, W) float32.
+        (C, H, W) float32, the caller's own array.
     """
     m, p, ratio = check_inputs(ms, pan, ratio, method)
     c = m.shape[0]
     if not stats.matches(c):
         raise PSDNetInputError(f"{method}: stats were fitted for {stats.bands} bands, ms has {c}; refit them.")
-    return m, p, ratio, upsample_bicubic(m, ratio)
+    if up is None:
+        return m, p, ratio, upsample_bicubic(m, ratio)
+    if up.shape != (c, *p.shape):
+        raise PSDNetInputError(f"{method}: the upsampled ms has shape {up.shape}, expected {(c, *p.shape)}; "
+                               "pass upsample_bicubic(ms, ratio).")
+    return m, p, ratio, np.array(up, dtype=np.float32)
 
 
 def _mask(v: np.ndarray | None, m: np.ndarray, method: str) -> np.ndarray | None:

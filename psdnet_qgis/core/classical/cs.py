@@ -147,9 +147,10 @@ def gsa_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = None,
                     pan_mean=float(np.mean(p_all, dtype=np.float64)), pan_std=std64(p_all), gains=gains)
 
 
-def gsa_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: GSAStats) -> np.ndarray:
+def gsa_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: GSAStats,
+              up: np.ndarray | None = None) -> np.ndarray:
     """GSA with given coefficients (from :func:`gsa_stats`): bicubic support and pointwise."""
-    m, p, ratio, up = apply_inputs(ms, pan, ratio, "gsa", stats)
+    m, p, ratio, up = apply_inputs(ms, pan, ratio, "gsa", stats, up)
     c = m.shape[0]
     if stats.intensity_std <= 0.0 or stats.pan_std <= 0.0:
         return up  # flat PAN or intensity: no detail to inject
@@ -269,9 +270,10 @@ def bdsd_pc_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None = No
     return BDSDStats(gamma=gamma)
 
 
-def bdsd_pc_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: BDSDStats) -> np.ndarray:
+def bdsd_pc_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: BDSDStats,
+                  up: np.ndarray | None = None) -> np.ndarray:
     """BDSD-PC with given coefficients (from :func:`bdsd_pc_stats`): pointwise on ms_up."""
-    m, p, ratio, up = apply_inputs(ms, pan, ratio, "bdsd_pc", stats)
+    m, p, ratio, up = apply_inputs(ms, pan, ratio, "bdsd_pc", stats, up)
     gamma = np.asarray(stats.gamma, dtype=np.float32)
     out = up.copy()
     for b in range(m.shape[0]):

@@ -110,9 +110,10 @@ def mtf_glp_hpm_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None 
 HPM_MAX_MODULATION = 4.0
 
 
-def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMStats) -> np.ndarray:
+def mtf_glp_hpm_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: HPMStats,
+                      up: np.ndarray | None = None) -> np.ndarray:
     """MTF-GLP-HPM with given coefficients (from :func:`mtf_glp_hpm_stats`)."""
-    _, p, ratio, up = apply_inputs(ms, pan, ratio, "mtf_glp_hpm", stats)
+    _, p, ratio, up = apply_inputs(ms, pan, ratio, "mtf_glp_hpm", stats, up)
     # Low-pass of the zero-mean PAN; the matching below is affine, so it commutes.
     p0 = p - np.float32(stats.pan_mean)
     lps = _lowpass(p0, stats.gnyq, ratio)
@@ -193,9 +194,10 @@ def mtf_glp_fs_stats(ms: Windows, pan: Windows, ratio: int, sensor: str | None =
     return FSStats(gains=gains, gnyq=gnyq)
 
 
-def mtf_glp_fs_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: FSStats) -> np.ndarray:
+def mtf_glp_fs_apply(ms: np.ndarray, pan: np.ndarray, ratio: int, stats: FSStats,
+                     up: np.ndarray | None = None) -> np.ndarray:
     """MTF-GLP-FS with given gains (from :func:`mtf_glp_fs_stats`)."""
-    _, p, ratio, up = apply_inputs(ms, pan, ratio, "mtf_glp_fs", stats)
+    _, p, ratio, up = apply_inputs(ms, pan, ratio, "mtf_glp_fs", stats, up)
     lps = _lowpass(p, stats.gnyq, ratio)
     for b in range(up.shape[0]):
         up[b] += np.float32(stats.gains[b]) * (p - lps[stats.gnyq[b]])
