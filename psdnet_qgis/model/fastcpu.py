@@ -53,6 +53,19 @@ def pad_channels(c: int) -> int:
     return -(-int(c) // CHANNEL_PAD) * CHANNEL_PAD
 
 
+#: The fused copy is used only where the channel padding adds at most this fraction of channels:
+#: width 28 (-> 32, +14 %) runs fused, width 8 (-> 16, twice the channels) runs bf16 autocast.
+#: ``psdnet_vhr4_fast`` on a 2-core Zen 5 (AVX-512 + bf16), 4.2 MPx engine runs: fused 12.3-12.6,
+#: autocast 9.3-9.5, fp32 12.1-12.5 CPU s (docs/RUNTIMES.md, "bf16 autocast for the width-8 models").
+MAX_PAD_FRACTION = 0.25
+
+
+def worth_fusing(width: int) -> bool:
+    """Whether a network of feature ``width`` runs faster as the fused copy than under bf16 autocast
+    (its padded channels are at most :data:`MAX_PAD_FRACTION` more)."""
+    return pad_channels(width) <= (1.0 + MAX_PAD_FRACTION) * int(width)
+
+
 def available() -> bool:
     """True when this torch build has oneDNN's fused convolution ops."""
     try:

@@ -20,7 +20,9 @@ class Measured:
         cpu_class: :func:`psdnet_qgis.model.cpu.cpu_class` of the machine.
         model: bundled model name.
         width: the network's feature width.
-        fp32, bf16: CPU s / MPx of the engine's fp32 (channels-last) and bf16 (fused) paths.
+        fp32, bf16: CPU s / MPx of the engine's fp32 (channels-last) and bf16 paths (the fused
+            copy, or bf16 autocast for the narrow networks ``model.fastcpu.worth_fusing`` leaves
+            unfused).
         source: where the numbers come from (what was run, which caveats).
     """
 
@@ -38,8 +40,12 @@ MEASUREMENTS: tuple[Measured, ...] = (
     Measured("AVX-512 + bf16", "psdnet_landsat3", 28, 28.2, 14.7,
              "docs/BENCHMARKS.md 'PSDNet-Fast' table: predictor, one 96 MS px tile, 2-core Zen 4; fp32 with "
              "oneDNN and ATen restricted to AVX2 (an upper bound of AVX-512 fp32)"),
-    Measured("AVX-512 + bf16", "psdnet_landsat3_fast", 8, 3.5, 4.1,
-             "same table: the width-8 model is slower in bf16 (fused) than in AVX2-restricted fp32"),
+    Measured("AVX-512 + bf16", "psdnet_landsat3_fast", 8, 2.87, 2.04,
+             "docs/RUNTIMES.md 'bf16 autocast for the width-8 models': engine, 4.2 MPx, 1 thread, 2-core "
+             "Zen 5, uncalibrated, worse of two rounds; bf16 fused (channels padded 8 -> 16) was 2.9-3.0, so "
+             "the width-8 models run bf16 autocast (before, on a Zen 4: fused 4.1 against fp32 3.5)"),
+    Measured("AVX-512 + bf16", "psdnet_vhr4_fast", 8, 2.63, 1.97,
+             "same measurement: fp32 2.63-2.74, bf16 autocast 1.96-1.97, bf16 fused 2.54-2.59 CPU s/MPx"),
     Measured("AVX-512 + AMX", "psdnet_vhr4", 28, 15.9, 5.3,
              "docs/RUNTIMES.md section 2: one 144 MS px tile, bf16 fused; fp32 about 3x that"),
 )

@@ -93,8 +93,9 @@ class TorchPredictor:
             only). On the CPU, "bf16" runs a PSDNet as the fused bf16 copy of
             :func:`psdnet_qgis.model.fastcpu.fuse_for_cpu` (weights converted once, oneDNN
             fused convolutions; about 3x faster than fp32 on CPUs with AMX, outputs differ
-            by ~2e-3 mean in normalised units); other modules, or torch builds without
-            oneDNN, use bf16 autocast. On CUDA, "bf16"/"fp16" are autocast.
+            by ~2e-3 mean in normalised units); narrow networks whose padded channels would
+            cost more than fusing saves (``fastcpu.worth_fusing``: width 8), other modules, or
+            torch builds without oneDNN, use bf16 autocast. On CUDA, "bf16"/"fp16" are autocast.
 
     Attributes:
         device: the torch device used.
@@ -145,7 +146,7 @@ class TorchPredictor:
         if self.device.type == "cpu" and self.precision == "bf16":
             from psdnet_qgis.model import fastcpu
 
-            if isinstance(self.model, PSDNet) and fastcpu.available():
+            if isinstance(self.model, PSDNet) and fastcpu.available() and fastcpu.worth_fusing(self.model.width):
                 self.runner = fastcpu.fuse_for_cpu(self.model, torch.bfloat16)
                 self._autocast = None
         #: The CPU/GPU code path, named in the log. In fp32 the fused copy is not used: it was

@@ -33,3 +33,17 @@ def test_automatic_precision_runs_the_path_this_cpu_has(tmp_path, monkeypatch: p
     d = np.abs(_read(tmp_path / "auto.tif") - _read(tmp_path / "fp32.tif"))
     # uint16 output of 11-bit data: bf16 rounding moves a pixel by a few DN (measured mean 0.8, max 7)
     assert d.mean() < 2.0 and d.max() < 40, (d.mean(), d.max())
+
+
+def test_the_fast_model_runs_bf16_autocast_where_the_cpu_has_native_bf16(tmp_path, monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:
+    """Width 8 pads to 16 channels in the fused copy: bf16 autocast instead (measured faster)."""
+    if not cpu.native_bf16():
+        pytest.skip(f"{cpu.cpu_class()}: no native bf16, the fast model runs fp32 here")
+    monkeypatch.setenv("PSDNET_THREADS", "1")
+    pan, ms = make_pair(tmp_path, ms_shape=(24, 24), bands=4, ratio=4, seed=3)
+    bf16 = pansharpen(pan, ms, tmp_path / "bf16.tif", model="psdnet_vhr4_fast", device="cpu", precision="bf16")
+    pansharpen(pan, ms, tmp_path / "fp32.tif", model="psdnet_vhr4_fast", device="cpu", precision="fp32")
+    assert bf16.device.endswith("bf16 autocast"), bf16.device
+    d = np.abs(_read(tmp_path / "bf16.tif") - _read(tmp_path / "fp32.tif"))
+    assert d.mean() < 2.0 and d.max() < 40, (d.mean(), d.max())
