@@ -71,6 +71,7 @@ def available() -> bool:
     try:
         return bool(torch.backends.mkldnn.is_available()
                     and hasattr(_MK, "_convolution_pointwise")
+                    and hasattr(_MK, "_convolution_pointwise_")
                     and hasattr(_MK, "_convolution_transpose_pointwise"))
     except Exception:  # noqa: BLE001 - any odd build: no fused path
         return False
@@ -146,7 +147,9 @@ class FusedConv(nn.Module):
         #: oneDNN post-op without scalars ("none" or "sigmoid") when there is no PReLU.
         self.post = "none"
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, other: torch.Tensor | None = None, into: bool = False) -> torch.Tensor:
+        """``into``: add the convolution into ``other`` itself (the caller's own buffer) instead of
+        a new output: one map fewer alive, and fewer buffers of that size for the heap to keep."""
         attr, scal = ("leaky_relu", [self.slope]) if self.slope is not None else (self.post, [])
         if x.shape[1] == 1:
             x = _cl1(x)
@@ -158,9 +161,14 @@ class FusedConv(nn.Module):
             return _MK._convolution_pointwise(x, self.weight, self.bias, self.padding, self.stride,
                                               self.dilation, 1, attr, scal, "")
         assert not self.transposed
-        y = _MK._convolution_pointwise.binary(x, other, self.weight, self.bias, self.padding,
-                                              self.stride, self.dilation, 1, "add", None,
-                                              None, [], None)
+        if into:
+            y = _MK._convolution_pointwise_.binary(other, x, self.weight, self.bias, self.padding,
+                                                   self.stride, self.dilation, 1, "add", None,
+                                                   None, [], None)
+        else:
+            y = _MK._convolution_pointwise.binary(x, other, self.weight, self.bias, self.padding,
+                                                  self.stride, self.dilation, 1, "add", None,
+                                                  None, [], None)
         if self.slope is not None:
             y = F.leaky_relu_(y, self.slope)
         return y
@@ -200,7 +208,7 @@ class FusedCatConv(nn.Module):
     def forward(self, *xs: torch.Tensor) -> torch.Tensor:
         y = self.parts[0](xs[0])
         for part, x in zip(self.parts[1:], xs[1:], strict=False):
-            y = part(x, y)
+            y = part(x, y, into=True)  # y is this block's own sum
         if self.slope is not None:
             y = F.leaky_relu_(y, self.slope)
         return y
