@@ -17,9 +17,14 @@ Runtimes (each one skipped, with the reason, where its package is missing or it 
 * ``eager-bf16``: bf16 autocast (``torch.autocast("cpu", torch.bfloat16)``) of the same module. On a
   CPU without AVX-512 BW/VL/DQ or AVX-NE-CONVERT oneDNN refuses bf16 convolutions, so torch runs
   them with oneDNN disabled (ATen's own kernels, bf16 emulated in fp32 arithmetic); the row says so;
-* ``compile``: ``torch.compile`` (inductor, CPU C++ code generation; Linux only here);
+* ``fused-bf16``: the engine's bf16 path for networks of width 16 and more on CPUs with native bf16
+  (``model.fastcpu.fuse_for_cpu``: oneDNN fused convolutions, bf16 weights, padded channels);
+  not measured elsewhere;
+* ``compile`` / ``compile-bf16``: ``torch.compile`` (inductor, CPU C++ code generation; Linux only
+  here), the second under bf16 autocast;
 * ``ort``: ONNX Runtime (CPU execution provider) on ``torch.onnx.export`` of the network;
-* ``openvino``: OpenVINO (CPU plugin, fp32 inference precision) on the same ONNX file;
+* ``openvino`` / ``openvino-bf16``: OpenVINO (CPU plugin, inference precision hint f32 / bf16; on
+  a CPU without native bf16 OpenVINO runs the bf16 hint in f32) on the same ONNX file;
 * ``ort-int8``: ONNX Runtime on a static int8 (QDQ, per-channel weights) quantisation of the ONNX
   file, calibrated on the input itself (``--int8``; an upper bound on what int8 gives).
 
@@ -47,8 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 RATIO, BANDS = 4, 4
-RUNTIMES = ("eager-fp32", "eager-bf16", "compile", "ort", "openvino", "ort-int8")
-DEFAULT_RUNTIMES = ("eager-fp32", "eager-bf16", "compile", "ort", "openvino")
+RUNTIMES = ("eager-fp32", "eager-bf16", "fused-bf16", "compile", "compile-bf16", "ort", "openvino",
+            "openvino-bf16", "ort-int8")
+DEFAULT_RUNTIMES = ("eager-fp32", "eager-bf16", "fused-bf16", "compile", "ort", "openvino", "openvino-bf16")
 
 
 def _inputs(pan_px: int):
@@ -103,6 +109,7 @@ def _export_onnx(module, ms, pan, path: Path) -> str:
 
 def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
     """One (model, runtime) measurement, in its own process."""
+    import psdnet_qgis.model  # noqa: F401, I001  (before torch, as in the engine: huge pages)
     import numpy as np
     import torch
 
@@ -121,15 +128,28 @@ def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
     t_prep = time.process_time()
     module = _Out3.wrap(net)
 
-    if runtime in ("eager-fp32", "eager-bf16", "compile"):
+    if runtime == "fused-bf16":
+        from psdnet_qgis.model import fastcpu
+
+        if not cpu.native_bf16():
+            raise SystemExit(f"the fused bf16 copy runs only with native bf16 ({cpu.bf16_missing_reason()})")
+        fused = fastcpu.fuse_for_cpu(net, torch.bfloat16)
+        ms_t = torch.from_numpy(ms).contiguous(memory_format=torch.channels_last)
+        pan_t = torch.from_numpy(pan).contiguous(memory_format=torch.channels_last)
+
+        def run() -> np.ndarray:
+            with torch.inference_mode():
+                return fused.infer(ms_t, pan_t).float().numpy()
+    elif runtime in ("eager-fp32", "eager-bf16", "compile", "compile-bf16"):
         module = module.to(memory_format=torch.channels_last)
         ms_t = torch.from_numpy(ms).contiguous(memory_format=torch.channels_last)
         pan_t = torch.from_numpy(pan).contiguous(memory_format=torch.channels_last)
         run_mod = module
         mkldnn_on = True
-        if runtime == "compile":
+        bf16 = runtime in ("eager-bf16", "compile-bf16")
+        if runtime.startswith("compile"):
             run_mod = torch.compile(module, backend="inductor", dynamic=False)
-        if runtime == "eager-bf16":
+        if bf16:
             if not cpu.bf16_runnable():
                 mkldnn_on = False
                 res["note"] = f"emulated: oneDNN cannot run bf16 here ({cpu.bf16_missing_reason()}), ATen kernels"
@@ -139,7 +159,7 @@ def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
         def run() -> np.ndarray:
             torch.backends.mkldnn.enabled = mkldnn_on  # (mkldnn.flags() fails in torch 2.13 CPU builds)
             with torch.inference_mode(), torch.autocast(
-                    "cpu", dtype=torch.bfloat16, enabled=runtime == "eager-bf16"):
+                    "cpu", dtype=torch.bfloat16, enabled=bf16):
                 return run_mod(ms_t, pan_t).float().numpy()
     elif runtime in ("ort", "ort-int8"):
         import onnxruntime as ort
@@ -170,14 +190,15 @@ def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
 
         def run() -> np.ndarray:
             return sess.run(None, {"ms": ms, "pan": pan})[0]
-    elif runtime == "openvino":
+    elif runtime in ("openvino", "openvino-bf16"):
         import openvino as ov
 
         onnx_path = work / f"{model_name}_{args.pan}.onnx"
         res["note"] = f"openvino {ov.__version__}, exporter " + _export_onnx(module, ms, pan, onnx_path)
         core = ov.Core()
         compiled = core.compile_model(core.read_model(str(onnx_path)), "CPU", {
-            "INFERENCE_NUM_THREADS": args.threads, "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_NUM_THREADS": args.threads,
+            "INFERENCE_PRECISION_HINT": "bf16" if runtime == "openvino-bf16" else "f32",
             "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
         req = compiled.create_infer_request()
 

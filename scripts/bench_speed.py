@@ -150,6 +150,8 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     """One measurement, run inside its own process."""
     import numpy as np
 
+    import psdnet_qgis.model  # noqa: F401  (before torch, as in the engine: huge pages, model/__init__)
+
     pan_p, ms_p = make_rasters(folder, size)
     if args.threads:
         os.environ["PSDNET_THREADS"] = str(args.threads)  # the engine's predictor reads it
@@ -237,6 +239,9 @@ def worker(mode: str, size: int, folder: Path, args: argparse.Namespace) -> dict
     res["out_mpx"] = out_mpx
     res["rss_start_mb"] = rss0
     res["peak_rss_mb"] = _rss_mb()
+    from psdnet_qgis.model import cpu
+
+    res["huge_pages"] = cpu.huge_pages()
     return res
 
 
@@ -292,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     fast_sizes = [int(s) for s in args.fast_sizes.split(",") if s]
     modes = ["engine"] if args.memory else [m for m in args.modes.split(",") if m]
     models = [m for m in args.models.split(",") if m] or [None]
+    import psdnet_qgis.model  # noqa: F401  (before torch: the workers inherit its allocator settings)
+
     try:
         import torch
 
@@ -322,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from psdnet_qgis.model import cpu
 
-    print(f"CPU: {cpu.cpu_class()}, {os.cpu_count()} logical CPUs\n")
+    pages = sorted({str(r.get("huge_pages")) for r in rows}) or [cpu.huge_pages()]
+    print(f"CPU: {cpu.cpu_class()}, {os.cpu_count()} logical CPUs; huge pages: {'; '.join(pages)}\n")
     print("| PAN px | path | model | tiles (tile/overlap MS px) | device | wall s | output MPx/s | "
           "CPU s / MPx | peak RSS MB |")
     print("|---|---|---|---|---|---|---|---|---|")

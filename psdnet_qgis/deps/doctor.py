@@ -79,6 +79,7 @@ def _section_torch(target: Path | None) -> tuple[list[str], object | None]:
     if "torch" not in sys.modules and importlib.util.find_spec("torch") is None:
         return ["torch: not importable (run 'Install PyTorch…' in the PSDNet menu, or psdnet:install_pytorch)"], None
     try:
+        from .. import model  # noqa: F401, I001  (before torch: its allocator settings)
         import torch
     except (ImportError, OSError) as err:
         return [f"torch: found but does not import: {err}"], None

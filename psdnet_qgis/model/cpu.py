@@ -75,3 +75,32 @@ def bf16_missing_reason() -> str:
                 "AVX-512 BW/VL/DQ or AVX-NE-CONVERT")
     return (f"this CPU ({cpu_class()}) has no native bf16: none of "
             f"{', '.join(NATIVE_BF16_FLAGS)} in its flags")
+
+
+def _thp_mode() -> str:
+    """The kernel's transparent huge page mode (``always``, ``madvise``, ``never``), else ''."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled", encoding="ascii") as fh:
+            text = fh.read()
+    except OSError:
+        return ""
+    return text.split("[", 1)[1].split("]", 1)[0] if "[" in text else ""
+
+
+def huge_pages() -> str:
+    """Whether torch's big CPU buffers get transparent huge pages here (``model/__init__``), for
+    logs and benchmark tables: "on (THP madvise)", else "off: <why>"."""
+    import os
+
+    from psdnet_qgis import model
+
+    if not sys.platform.startswith("linux"):
+        return "off: not Linux"
+    mode = _thp_mode()
+    if mode == "never" or not mode:
+        return "off: the kernel's transparent huge pages are " + (mode or "unavailable")
+    if os.environ.get("THP_MEM_ALLOC_ENABLE", "") != "1":
+        why = "set to " + os.environ["THP_MEM_ALLOC_ENABLE"] if "THP_MEM_ALLOC_ENABLE" in os.environ else (
+            "not set: torch was imported before psdnet_qgis.model")
+        return f"off: THP_MEM_ALLOC_ENABLE {why}"
+    return f"on (THP {mode}{'' if model.HUGE_PAGES_REQUESTED else ', set by the user'})"

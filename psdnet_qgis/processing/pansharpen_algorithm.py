@@ -116,6 +116,7 @@ class PansharpenAlgorithm(FusionAlgorithmBase):
 
     def engineArguments(self, parameters, context) -> dict[str, Any]:
         try:
+            import psdnet_qgis.model  # noqa: F401, I001  (before torch: its allocator settings)
             import torch  # noqa: F401  (find_spec passed; a broken install fails here)
         except (ImportError, OSError) as err:
             raise QgsProcessingException(torch_broken_message(err)) from None

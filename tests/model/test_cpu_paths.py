@@ -47,3 +47,44 @@ def test_the_fast_model_runs_bf16_autocast_where_the_cpu_has_native_bf16(tmp_pat
     assert bf16.device.endswith("bf16 autocast"), bf16.device
     d = np.abs(_read(tmp_path / "bf16.tif") - _read(tmp_path / "fp32.tif"))
     assert d.mean() < 2.0 and d.max() < 40, (d.mean(), d.max())
+
+
+_HG_PROBE = """
+import sys
+import psdnet_qgis.model, torch
+t = torch.ones(3 << 20, dtype=torch.uint8)  # 3 MB: over torch's 2 MB huge-page size
+p = t.data_ptr()
+flags, inside = "", False
+for line in open("/proc/self/smaps"):
+    if "-" in line.split(" ")[0] and ":" not in line.split(" ")[0]:
+        lo, hi = (int(v, 16) for v in line.split(" ")[0].split("-"))
+        inside = lo <= p < hi
+    elif inside and line.startswith("VmFlags:"):
+        flags = line.split(":", 1)[1].split()
+from psdnet_qgis.model import cpu
+print("hg" in flags, cpu.huge_pages())
+"""
+
+
+@pytest.mark.parametrize("user_value", [None, "0"])
+def test_big_torch_buffers_get_huge_pages_unless_the_user_says_no(user_value) -> None:
+    """Importing the model layer before torch asks torch for huge pages (the full model's bf16 heap
+    stayed at a fraction of its fragmented size, docs/RUNTIMES.md); THP_MEM_ALLOC_ENABLE=0 wins."""
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or cpu._thp_mode() not in ("always", "madvise"):
+        pytest.skip(f"transparent huge pages are not available here ({cpu._thp_mode() or 'no sysfs entry'})")
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    if user_value is not None:
+        env["THP_MEM_ALLOC_ENABLE"] = user_value
+    root = str(__import__("pathlib").Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = subprocess.run([sys.executable, "-c", _HG_PROBE], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    madvised, report = out.stdout.strip().split(" ", 1)
+    if user_value is None:
+        assert madvised == "True" and report.startswith("on (THP "), out.stdout
+    else:
+        assert madvised == "False" and report == "off: THP_MEM_ALLOC_ENABLE set to 0", out.stdout

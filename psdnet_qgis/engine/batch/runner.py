@@ -255,6 +255,7 @@ def run_job(job: Job, threads: int | None = None) -> dict:
         n = _threads_for_scene(threads)
         os.environ["PSDNET_THREADS"] = str(n)  # the engine's predictor sets torch's pool from it
         if options.get("method", "psdnet") == "psdnet":
+            import psdnet_qgis.model  # noqa: F401, I001  (before torch: its allocator settings)
             import torch
 
             torch.set_num_threads(n)
