@@ -42,12 +42,61 @@ def _cubic_taps(n_in: int, ratio: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _apply_axis(x: np.ndarray, axis: int, ratio: int) -> np.ndarray:
-    idx, wgt = _cubic_taps(x.shape[axis], ratio)
+    n = x.shape[axis]
+    idx, wgt = _cubic_taps(n, ratio)
+    first = _phase_offsets(idx, wgt, n, ratio)
+    if first is not None:
+        return _apply_axis_by_phase(x, axis, ratio, wgt, first)
     shape = [1] * x.ndim
     shape[axis] = -1
     out = np.take(x, idx[0], axis=axis) * wgt[0].reshape(shape)
     for k in range(1, 4):
         out += np.take(x, idx[k], axis=axis) * wgt[k].reshape(shape)
+    return out
+
+
+def _phase_offsets(idx: np.ndarray, wgt: np.ndarray, n: int, ratio: int) -> np.ndarray | None:
+    """Per output phase ``p`` (outputs ``j * ratio + p``), the offset ``d_p`` such that the taps
+    read source pixels ``j + d_p - 1 .. j + d_p + 2`` (clamped) with the same four weights for
+    every ``j``; None where that does not hold (then the gather runs): the float32 phases are
+    exact for ratios 2, 4 and 8, while at 3 or 5 a phase's weights vary in their last bits, as
+    torch's do."""
+    j = np.arange(n)
+    f = np.float32
+    d = np.floor((np.arange(ratio, dtype=f) + f(0.5)) / f(ratio) - f(0.5)).astype(np.int64)  # floor(src) - j
+    w = wgt.reshape(4, n, ratio)
+    expect = np.clip(j[:, None] + d[None, :] + np.arange(-1, 3)[:, None, None], 0, n - 1)
+    if not (np.array_equal(idx.reshape(4, n, ratio), expect) and np.array_equal(w, np.broadcast_to(w[:, :1], w.shape))):
+        return None
+    return d
+
+
+def _apply_axis_by_phase(x: np.ndarray, axis: int, ratio: int, wgt: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """:func:`_apply_axis` as ``ratio`` phases of four shifted views of the edge-padded input: the
+    same products summed in the same order as the gather (identical output), without copying
+    each tap (2-4x faster on the engine's tiles)."""
+    n = x.shape[axis]
+    lo = int(max(0, 1 - d.min()))  # pad so that j + d_p - 1 >= 0 for j = 0
+    hi = int(max(0, d.max() + 2))  # and j + d_p + 2 <= n - 1 + hi for j = n - 1
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (lo, hi)
+    xp = np.pad(x, pad, mode="edge")
+    shape = list(x.shape)
+    shape[axis] = n * ratio
+    out = np.empty(shape, np.float32)
+    at = [slice(None)] * x.ndim
+    for p in range(ratio):
+        acc = None
+        for k in range(4):
+            start = int(d[p]) + k - 1 + lo
+            at[axis] = slice(start, start + n)
+            term = xp[tuple(at)] * wgt[k, p]
+            if acc is None:
+                acc = term
+            else:
+                acc += term
+        at[axis] = slice(p, None, ratio)
+        out[tuple(at)] = acc
     return out
 
 

@@ -35,3 +35,27 @@ def test_bad_ratio() -> None:
         upsample_bicubic(np.zeros((1, 4, 4)), 0)
     with pytest.raises(PSDNetInputError):
         upsample_bicubic(np.zeros((1, 4, 4)), 2.5)
+
+
+@pytest.mark.parametrize("ratio", [2, 3, 4, 5, 8])
+@pytest.mark.parametrize("shape", [(4, 37, 25), (3, 1, 1), (2, 1, 7), (1, 2, 3)])
+def test_phase_views_give_the_gathers_numbers_exactly(ratio: int, shape: tuple[int, int, int]) -> None:
+    """The per-phase shifted views (the fast path) sum the same products in the same order as the
+    gather of the four taps: identical output, bit for bit; where the phases are not exact the
+    gather itself runs."""
+    from psdnet_qgis.core import resample
+
+    x = np.random.default_rng(ratio).random(shape, dtype=np.float32) * 2047
+    for axis in (1, 2):
+        n = shape[axis]
+        idx, wgt = resample._cubic_taps(n, ratio)
+        first = resample._phase_offsets(idx, wgt, n, ratio)
+        # powers of two: exact phases in float32, the fast path; 3 and 5: the weights of a phase
+        # differ in their last bits from pixel to pixel (as torch's), so the gather runs
+        assert first is not None or ratio not in (2, 4, 8)
+        view = [1] * 3
+        view[axis] = -1
+        gather = np.take(x, idx[0], axis=axis) * wgt[0].reshape(view)
+        for k in range(1, 4):
+            gather += np.take(x, idx[k], axis=axis) * wgt[k].reshape(view)
+        assert np.array_equal(resample._apply_axis(x, axis, ratio), gather)
