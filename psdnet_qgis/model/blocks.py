@@ -47,6 +47,27 @@ def add_into(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return x + y
 
 
+def channel_max(x: torch.Tensor, keepdim: bool = True) -> torch.Tensor:
+    """``x.amax(dim=1, keepdim=keepdim)``, the same values; on the CPU in bf16 / fp16 eager inference
+    as a tree of pairwise maxima of channel halves.
+
+    torch's reduction over the channels of a bf16 map is slow on the CPU: on a 576 px map in
+    channels-last memory (2-core AMD EPYC, AVX-512 + bf16, one thread) 19.3 ms for 32 channels and
+    3.1 ms for 8, against 4.6 and 2.7 ms for the tree; fp32 and the autograd path keep ``amax``.
+    """
+    if (x.device.type != "cpu" or x.dtype not in (torch.bfloat16, torch.float16) or x.shape[1] < 2
+            or not eager_inference()):
+        return x.amax(dim=1, keepdim=keepdim)
+    y = x
+    while y.shape[1] > 1:
+        c, h = y.shape[1], y.shape[1] // 2
+        m = torch.maximum(y[:, :h], y[:, h:2 * h])
+        if c % 2:
+            m[:, :1] = torch.maximum(m[:, :1], y[:, 2 * h:])
+        y = m
+    return y if keepdim else y[:, 0]
+
+
 def _rows(x: torch.Tensor) -> torch.Tensor | None:
     """``(B, C, H, W)`` in channels-last memory as a ``(B H W, C)`` view; None when it is not."""
     v = x.permute(0, 2, 3, 1)
@@ -153,7 +174,7 @@ class SAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, w, H, W) -> (B, w, H, W)``."""
-        stats = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        stats = torch.cat([x.mean(dim=1, keepdim=True), channel_max(x)], dim=1)
         gate = self.conv(stats)
         if eager_inference() and gate.dtype == x.dtype and gate.shape == x.shape:
             return gate.sigmoid_().mul_(x).add_(x)  # x + x * sigmoid(.) in the gate's buffer

@@ -269,7 +269,7 @@ class FusedSAB(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = _MK._convolution_pointwise(x, self.ones, None, [0, 0], [1, 1], [1, 1], 1, "none", [], "")
-        mx = x[:, :self.width].amax(dim=1)  # not the zero padding channels
+        mx = B.channel_max(x[:, :self.width], keepdim=False)  # not the zero padding channels
         # [mean, max] stacked on the last axis: a (B, 2, H, W) tensor in channels-last memory.
         stats = torch.stack([s[:, 0] * self.inv, mx], dim=-1).permute(0, 3, 1, 2)
         return torch.addcmul(x, x, self.conv(stats))
