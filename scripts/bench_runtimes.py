@@ -180,7 +180,9 @@ def worker(model_name: str, runtime: str, args: argparse.Namespace) -> dict:
             quantize_static(str(onnx_path), str(q_path), Reader(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             onnx_path = q_path
-            res["note"] += ", static int8 QDQ (calibrated on this input; no VNNI on AVX2)"
+            vnni = [f for f in ("avx512_vnni", "avx_vnni", "amx_int8") if f in cpu.cpu_flags()]
+            res["note"] += (", static int8 QDQ (calibrated on this input; "
+                            + (f"the CPU has {', '.join(vnni)})" if vnni else "no VNNI on this CPU)"))
         so = ort.SessionOptions()
         so.intra_op_num_threads = args.threads
         so.inter_op_num_threads = 1
