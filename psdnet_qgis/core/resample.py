@@ -74,7 +74,7 @@ def _phase_offsets(idx: np.ndarray, wgt: np.ndarray, n: int, ratio: int) -> np.n
 def _apply_axis_by_phase(x: np.ndarray, axis: int, ratio: int, wgt: np.ndarray, d: np.ndarray) -> np.ndarray:
     """:func:`_apply_axis` as ``ratio`` phases of four shifted views of the edge-padded input: the
     same products summed in the same order as the gather (identical output), without copying
-    each tap (2-4x faster on the engine's tiles)."""
+    each tap (1.4x faster on the engine's 144 MS px tiles)."""
     n = x.shape[axis]
     lo = int(max(0, 1 - d.min()))  # pad so that j + d_p - 1 >= 0 for j = 0
     hi = int(max(0, d.max() + 2))  # and j + d_p + 2 <= n - 1 + hi for j = n - 1
