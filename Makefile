@@ -86,7 +86,8 @@ bench: deps | $(XDG_RUNTIME_DIR)
 
 # make bench-speed: in a few minutes, the CPU class, engine speed and peak RSS of both vhr4 models
 # (classical "exp" rows: the tile loop's own memory), calibration cost and the runtime table
-# (torch eager, ONNX Runtime, OpenVINO; docs/RUNTIMES.md). BENCH_LONG=1: the issue-23 sizes
+# (torch eager fp32 / bf16, the fused bf16 copy, ONNX Runtime, OpenVINO f32 / bf16; docs/RUNTIMES.md;
+# rows a CPU cannot run say why). BENCH_LONG=1: the issue-23 sizes
 # (1, 16, 100 MPx; the 100 MPx fast-model run takes about 12 minutes of one core, the 16 MPx
 # full-model one 14) and the 1024 px runtime tile with torch.compile too.
 # onnxruntime / openvino are not project dependencies: they go to BENCH_RT_PATH (pip --target).
@@ -95,7 +96,8 @@ BENCH_LONG ?=
 BENCH_RT_PATH ?= build/bench-runtimes
 BENCH_SIZES := $(if $(BENCH_LONG),1024$(,)4096,1024)
 BENCH_FAST_SIZES := $(if $(BENCH_LONG),10240,2048)
-BENCH_RT_FLAGS ?= $(if $(BENCH_LONG),--pan 1024 --runtimes eager-fp32$(,)compile$(,)ort$(,)openvino,--pan 576 --repeat 1 --runtimes eager-fp32$(,)ort$(,)openvino)
+BENCH_RT_LIST := eager-fp32$(,)eager-bf16$(,)fused-bf16$(,)ort$(,)openvino$(,)openvino-bf16
+BENCH_RT_FLAGS ?= $(if $(BENCH_LONG),--pan 1024 --runtimes $(BENCH_RT_LIST)$(,)compile,--pan 576 --repeat 1 --runtimes $(BENCH_RT_LIST))
 bench-speed: deps
 	@$(PY) -c "import onnxruntime, openvino" 2>/dev/null || PYTHONPATH=$(BENCH_RT_PATH) $(PY) -c "import onnxruntime, openvino" 2>/dev/null || \
 		$(PY) -m pip install -q --target $(BENCH_RT_PATH) "numpy==$$($(PY) -c 'import numpy; print(numpy.__version__)')" \
