@@ -7,7 +7,9 @@ switches it off). Every buffer of 2 MB or more (the network's feature maps) is t
 ``madvise``d for huge pages: a freed map's memory is reused in 2 MB pages instead of being
 split among smaller buffers, which kept the full model's bf16 heap from growing to three times
 its live maps (docs/RUNTIMES.md, "Huge pages"). Where the kernel's THP mode is ``never``, or
-torch was imported before this package, nothing changes.
+torch was imported before this package, nothing changes. With the kernel's THP defrag setting
+``madvise`` a fault in such a buffer may compact memory first when no free huge page is at hand
+(a cost on a machine short of free memory; ``THP_MEM_ALLOC_ENABLE=0`` avoids it).
 """
 
 from __future__ import annotations
