@@ -44,9 +44,9 @@ def _cubic_taps(n_in: int, ratio: int) -> tuple[np.ndarray, np.ndarray]:
 def _apply_axis(x: np.ndarray, axis: int, ratio: int) -> np.ndarray:
     n = x.shape[axis]
     idx, wgt = _cubic_taps(n, ratio)
-    first = _phase_offsets(idx, wgt, n, ratio)
-    if first is not None:
-        return _apply_axis_by_phase(x, axis, ratio, wgt, first)
+    offsets = _phase_offsets(idx, wgt, n, ratio)
+    if offsets is not None:
+        return _apply_axis_by_phase(x, axis, ratio, wgt, offsets)
     shape = [1] * x.ndim
     shape[axis] = -1
     out = np.take(x, idx[0], axis=axis) * wgt[0].reshape(shape)

@@ -12,9 +12,12 @@ with a clear message where oneDNN cannot run it (:func:`bf16_runnable`).
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import torch
+
+import psdnet_qgis.model as _package
 
 #: /proc/cpuinfo flags that give native bf16 arithmetic to oneDNN's convolutions.
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "avx_ne_convert")
@@ -90,10 +93,6 @@ def _thp_mode() -> str:
 def huge_pages() -> str:
     """Whether torch's big CPU buffers get transparent huge pages here (``model/__init__``), for
     logs and benchmark tables: "on (THP madvise)", else "off: <why>"."""
-    import os
-
-    from psdnet_qgis import model
-
     if not sys.platform.startswith("linux"):
         return "off: not Linux"
     mode = _thp_mode()
@@ -103,4 +102,4 @@ def huge_pages() -> str:
         why = "set to " + os.environ["THP_MEM_ALLOC_ENABLE"] if "THP_MEM_ALLOC_ENABLE" in os.environ else (
             "not set: torch was imported before psdnet_qgis.model")
         return f"off: THP_MEM_ALLOC_ENABLE {why}"
-    return f"on (THP {mode}{'' if model.HUGE_PAGES_REQUESTED else ', set by the user'})"
+    return f"on (THP {mode}{'' if _package.HUGE_PAGES_REQUESTED else ', set by the user'})"

@@ -49,10 +49,10 @@ def test_phase_views_give_the_gathers_numbers_exactly(ratio: int, shape: tuple[i
     for axis in (1, 2):
         n = shape[axis]
         idx, wgt = resample._cubic_taps(n, ratio)
-        first = resample._phase_offsets(idx, wgt, n, ratio)
+        offsets = resample._phase_offsets(idx, wgt, n, ratio)
         # powers of two: exact phases in float32, the fast path; 3 and 5: the weights of a phase
         # differ in their last bits from pixel to pixel (as torch's), so the gather runs
-        assert first is not None or ratio not in (2, 4, 8)
+        assert offsets is not None or ratio not in (2, 4, 8)
         view = [1] * 3
         view[axis] = -1
         gather = np.take(x, idx[0], axis=axis) * wgt[0].reshape(view)
